@@ -103,3 +103,14 @@ class Finding:
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Context:
+    """What every check gets: the tree under test (read-only: checks never
+    write into it), the blocks the pages render, and where the Flux schemas
+    are (``--flux-schemas`` or ``$FLUX_SCHEMAS``; CI uses ../shared/flux/schemas)."""
+
+    root: Path
+    blocks: list[Block]
+    flux_schemas: Path | None = None
