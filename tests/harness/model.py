@@ -72,12 +72,28 @@ class Block:
     mode: Mode = Mode.NONE
     options: dict[str, str] = field(default_factory=dict)  # from the metadata comment
     included: list[str] = field(default_factory=list)  # tree files the block includes
+    # The page line each text line is shown from: the line itself, or the
+    # ``--8<--`` line that included it. One per line of ``text`` (may be empty
+    # for blocks built by hand; then the fence position is used).
+    page_lines: list[int] = field(default_factory=list)
+    # Problems with the block's metadata comment (unknown mode, skip without a
+    # reason, ...); reported by the ``metadata`` check.
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n") if self.text else []
 
     def location(self, offset: int = 0) -> Location:
         """The location of line ``offset`` (0-based) of the block's text."""
         if 0 <= offset < len(self.origins):
             origin = self.origins[offset]
-            page_line = self.fence.line + 1 + offset if origin.path != self.page else origin.line
+            if offset < len(self.page_lines):
+                page_line = self.page_lines[offset]
+            elif origin.path == self.page:
+                page_line = origin.line
+            else:
+                page_line = self.fence.line + 1 + offset
             return Location(Origin(self.page, page_line), origin)
         return Location(self.fence)
 
@@ -85,7 +101,8 @@ class Block:
 class Outcome(enum.Enum):
     PASSED = "passed"
     FAILED = "failed"
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # the message says why (skip metadata, missing tool, ...)
+    WARNING = "warning"  # reported, does not fail the run (e.g. a section no page uses)
 
 
 @dataclass
@@ -114,3 +131,9 @@ class Context:
     root: Path
     blocks: list[Block]
     flux_schemas: Path | None = None
+    # ``--page docs/x.md``: blocks are already limited to that page; checks of
+    # the whole tree (scripts, unused sections, tree YAML) may skip themselves.
+    only_page: str | None = None
+    # Problems found while extracting (missing include, macro error), as
+    # FAILED findings; the snippets check reports them.
+    problems: list[Finding] = field(default_factory=list)
