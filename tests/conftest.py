@@ -1,0 +1,87 @@
+"""pytest wiring of the docs-test harness.
+
+- ``context``: the blocks every page renders (``harness.extract.collect``),
+  the Flux schema folder, and ``--page`` when given;
+- ``report``: collects findings; its summary prints at the end of the run.
+
+Options: ``--page docs/x.md`` runs the checks of one page only;
+``--flux-schemas DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
+(default ``../shared/flux/schemas`` when it exists).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import extract
+from harness.model import PROJECT_ROOT, Context
+from harness.report import Report
+
+REPORT_KEY = pytest.StashKey[Report]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("docs-test")
+    group.addoption("--page", default=None, metavar="docs/x.md", help="run the checks of this page only")
+    group.addoption(
+        "--flux-schemas",
+        default=None,
+        metavar="DIR",
+        help="folder of Flux JSON schemas ({group}/{kind}_{version}.json); default $FLUX_SCHEMAS, "
+        "else ../shared/flux/schemas when it exists",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[REPORT_KEY] = Report()
+
+
+def flux_schemas(config: pytest.Config) -> Path | None:
+    chosen = config.getoption("--flux-schemas") or os.environ.get("FLUX_SCHEMAS")
+    if chosen:
+        path = Path(chosen)
+        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    default = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
+    return default if default.is_dir() else None
+
+
+def selected_page(config: pytest.Config) -> str | None:
+    page = config.getoption("--page")
+    if page is None:
+        return None
+    rel = os.path.relpath(Path(page).resolve(), PROJECT_ROOT) if Path(page).exists() else page
+    if not (PROJECT_ROOT / rel).is_file():
+        raise pytest.UsageError(f"--page {page}: no such page (give a path like docs/promotion/platform.md)")
+    return rel
+
+
+@pytest.fixture(scope="session")
+def report(request: pytest.FixtureRequest) -> Report:
+    return request.config.stash[REPORT_KEY]
+
+
+@pytest.fixture(scope="session")
+def context(request: pytest.FixtureRequest, report: Report) -> Context:
+    page = selected_page(request.config)
+    problems: list = []
+    blocks = extract.collect(PROJECT_ROOT, problems=problems, page=page)
+    report.blocks = blocks
+    return Context(
+        root=PROJECT_ROOT,
+        blocks=blocks,
+        flux_schemas=flux_schemas(request.config),
+        only_page=page,
+        problems=problems,
+    )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    report = config.stash.get(REPORT_KEY, None)
+    if report is None or not (report.blocks or report.findings):
+        return
+    terminalreporter.section("docs-test report")
+    for line in report.lines():
+        terminalreporter.write_line(line)

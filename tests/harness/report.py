@@ -1,0 +1,140 @@
+"""Collect findings and print the summary a reader acts on.
+
+Per page: blocks found, which checks tested them, how many passed, failed or
+were skipped (with the reason), then the coverage figure
+``blocks tested / blocks shown`` and every check skipped for a missing tool.
+A block counts as *tested* when at least one check that looks at its content
+passed or failed on it (resolving its include or reading its metadata does
+not count).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from harness.model import Block, Finding, Mode, Outcome
+
+# Checks that look at how a block is written, not at what it says.
+BOOKKEEPING = {"metadata", "snippets", "macros"}
+# How a skip for a missing tool reads (see harness.tools.missing_reason).
+MISSING_TOOL_WORDS = ("not found in", "not installed", "missing tool")
+
+
+def fail_on(findings: list[Finding]) -> None:
+    """``pytest.fail`` with every FAILED finding, one per line as
+    ``LOCATION: [check] message``; nothing when none failed."""
+    failed = [f for f in findings if f.outcome is Outcome.FAILED]
+    if failed:
+        import pytest
+
+        lines = [str(f) for f in failed]
+        pytest.fail(f"{len(failed)} failed:\n" + "\n".join(lines), pytrace=False)
+
+
+def block_key(block: Block) -> tuple[str, int]:
+    return block.page, block.index
+
+
+class Report:
+    def __init__(self, blocks: list[Block] | None = None) -> None:
+        self.blocks: list[Block] = list(blocks or [])
+        self.findings: list[Finding] = []
+
+    def add(self, findings: list[Finding]) -> list[Finding]:
+        self.findings.extend(findings)
+        return findings
+
+    # -- summarising -----------------------------------------------------------
+
+    def by_block(self) -> dict[tuple[str, int], list[Finding]]:
+        grouped: dict[tuple[str, int], list[Finding]] = defaultdict(list)
+        for finding in self.findings:
+            if finding.block is not None:
+                grouped[block_key(finding.block)].append(finding)
+        return grouped
+
+    @staticmethod
+    def tested(findings: list[Finding]) -> bool:
+        return any(
+            f.outcome in (Outcome.PASSED, Outcome.FAILED) and f.check not in BOOKKEEPING for f in findings
+        )
+
+    @staticmethod
+    def why_untested(block: Block, findings: list[Finding]) -> str:
+        if block.mode is Mode.SKIP:
+            return f"skip: {block.options.get('reason', '(no reason given)')}"
+        skipped = [f for f in findings if f.outcome is Outcome.SKIPPED]
+        if skipped:
+            return f"[{skipped[0].check}] {skipped[0].message}"
+        if block.mode is Mode.NONE:
+            return f"{block.lang or 'plain'} blocks are not tested"
+        if block.mode is Mode.CLUSTER:
+            return "run by the cluster tier only"
+        return f"no check ran on this {block.mode.value} block"
+
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        grouped = self.by_block()
+        pages: dict[str, list[Block]] = defaultdict(list)
+        for block in self.blocks:
+            pages[block.page].append(block)
+        tested_total = 0
+        untested_reasons: Counter[str] = Counter()
+        for page in sorted(pages):
+            blocks = pages[page]
+            checks: Counter[str] = Counter()
+            counts: Counter[str] = Counter()
+            details: list[str] = []
+            for block in blocks:
+                findings = grouped.get(block_key(block), [])
+                for check in sorted({f.check for f in findings if f.outcome is not Outcome.SKIPPED}):
+                    checks[check] += 1
+                failed = [f for f in findings if f.outcome is Outcome.FAILED]
+                if self.tested(findings):
+                    tested_total += 1
+                    counts["tested"] += 1
+                    counts["failed" if failed else "passed"] += 1
+                elif failed:
+                    counts["failed"] += 1
+                    untested_reasons["failed before any content check (see FAILED above)"] += 1
+                else:
+                    reason = self.why_untested(block, findings)
+                    skipped = block.mode is Mode.SKIP or any(f.outcome is Outcome.SKIPPED for f in findings)
+                    kind = "skipped" if skipped else "not tested"
+                    counts[kind] += 1
+                    untested_reasons[f"{kind}: {reason}" if skipped else f"{kind}: {block.lang or 'plain'}: {reason}"] += 1
+                    details.append(f"    {kind.upper():10} {block.fence} {block.lang or 'plain'}: {reason}")
+                for f in failed:
+                    details.append(f"    FAILED     {f}")
+                for f in findings:
+                    if f.outcome is Outcome.WARNING:
+                        details.append(f"    WARNING    {f}")
+            by = ", ".join(f"{c} {n}" for c, n in sorted(checks.items())) or "no check"
+            out.append(
+                f"{page}: {len(blocks)} blocks, {counts['tested']} tested ({by}); "
+                f"{counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped, {counts['not tested']} not tested"
+            )
+            out.extend(details)
+
+        tree = [f for f in self.findings if f.block is None]
+        if tree:
+            tally = Counter(f.outcome.value for f in tree)
+            out.append("tree files and pages as a whole: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())))
+            for f in tree:
+                if f.outcome in (Outcome.FAILED, Outcome.WARNING):
+                    out.append(f"    {f.outcome.value.upper():10} {f}")
+
+        shown = len(self.blocks)
+        percent = f" ({100 * tested_total / shown:.0f}%)" if shown else ""
+        out.append(f"coverage: {tested_total}/{shown} blocks tested{percent}")
+        for reason, n in sorted(untested_reasons.items()):
+            out.append(f"    {n:3} {reason}")
+
+        skipped = Counter((f.check, f.message) for f in self.findings if f.outcome is Outcome.SKIPPED)
+        missing = {k: n for k, n in skipped.items() if any(w in k[1] for w in MISSING_TOOL_WORDS)}
+        if missing:
+            out.append("checks skipped for a missing tool:")
+            for (check, message), n in sorted(missing.items()):
+                out.append(f"    [{check}] {message} ({n}x)")
+        return out
