@@ -1,0 +1,241 @@
+"""YAML with line numbers, and the index of the tree's YAML files that every
+manifest check shares (parsed once per run).
+
+Mappings load as ``LineDict`` and sequences as ``LineList``: plain ``dict`` and
+``list`` subclasses that also remember the 0-based line of every key / item,
+so a check can point at the line of the field that is wrong.
+
+Before parsing, text goes through Flux post-build substitution with defaults
+(``flux_substitute``), since that is what the cluster applies; substitution
+keeps lines where they are.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.checks import flux_substitute
+from harness.model import Block, Location, Origin
+
+# Top-level directories that are never part of the tree under test.
+SKIP_DIRS = {
+    ".git", ".github", ".nox", ".tools", ".venv", "venv", "site", "node_modules",
+    "__pycache__", ".pytest_cache", "artifacts", "tests",
+}
+# Files that are YAML but not the tree's (mkdocs.yml uses python tags).
+SKIP_FILES = {"mkdocs.yml", "mkdocs.yaml"}
+# The directories of the reference tree (each needs a README.md).
+TREE_DIRS = ("clusters", "platform", "apps", "create", "snippets")
+
+
+class LineDict(dict):
+    line: int = 0  # 0-based line of the mapping's first key
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[Any, int] = {}
+
+
+class LineList(list):
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present
+    """SafeLoader that records lines and refuses duplicate keys (the API
+    server's YAML decoder refuses them too)."""
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode):
+    data = LineDict()
+    data.line = node.start_mark.line
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in data:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {key!r}", key_node.start_mark,
+            )
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.lines[key] = key_node.start_mark.line
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode):
+    data = LineList()
+    data.line = node.start_mark.line
+    yield data
+    for item in node.value:
+        data.append(loader.construct_object(item, deep=True))
+        data.lines.append(item.start_mark.line)
+
+
+def _construct_timestamp(loader: _Loader, node: yaml.ScalarNode) -> str:
+    # JSON has no timestamps: Kubernetes sees the text.
+    return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
+@dataclass
+class Doc:
+    """One YAML document: its data and the 0-based line it starts on."""
+
+    data: Any
+    line: int  # 0-based line of the document's content in the text
+
+    @property
+    def is_object(self) -> bool:
+        return isinstance(self.data, dict) and "apiVersion" in self.data and "kind" in self.data
+
+    def ident(self) -> str:
+        data = self.data
+        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        name = meta.get("name", "?")
+        ns = meta.get("namespace")
+        return f"{data.get('kind')} {ns + '/' if ns else ''}{name}"
+
+
+@dataclass
+class ParseError:
+    line: int  # 0-based
+    message: str
+
+
+def parse(text: str) -> tuple[list[Doc], ParseError | None]:
+    """Every non-empty document of ``text``, or the first parse error."""
+    docs: list[Doc] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append(Doc(data, node.start_mark.line))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line if mark is not None else 0
+        problem = getattr(error, "problem", None) or str(error)
+        context = getattr(error, "context", None)
+        return docs, ParseError(line, f"{context + ': ' if context else ''}{problem}")
+    finally:
+        loader.dispose()
+    return docs, None
+
+
+def line_of(data: Any, path: list | tuple, fallback: int = 0) -> int:
+    """The 0-based line of the field at ``path`` (JSON-schema style: keys and
+    indexes), or of its nearest ancestor that has one."""
+    line = getattr(data, "line", fallback)
+    node = data
+    for step in path:
+        if isinstance(node, LineDict) and step in node:
+            line = node.lines.get(step, line)
+            node = node[step]
+        elif isinstance(node, LineList) and isinstance(step, int) and 0 <= step < len(node):
+            line = node.lines[step]
+            node = node[step]
+        else:
+            break
+    return line
+
+
+# -- the tree ------------------------------------------------------------------
+
+
+@dataclass
+class TreeFile:
+    path: str  # relative to the root
+    text: str  # after substitution
+    docs: list[Doc]
+    error: ParseError | None
+    missing_vars: list[flux_substitute.Problem] = field(default_factory=list)
+
+    def origin(self, line0: int) -> Origin:
+        return Origin(self.path, line0 + 1)
+
+
+def yaml_files(root: Path) -> list[str]:
+    """The tree's YAML files, relative to ``root``, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        if rel_dir == ".":
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
+        else:
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+        for name in filenames:
+            if name.endswith((".yaml", ".yml")):
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                if rel not in SKIP_FILES:
+                    found.append(rel)
+    return sorted(found)
+
+
+def _stamp(root: Path, files: list[str]) -> tuple:
+    stamps = []
+    for rel in files:
+        st = os.stat(root / rel)
+        stamps.append((rel, st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(root: Path, stamp: tuple) -> dict[str, TreeFile]:
+    files: dict[str, TreeFile] = {}
+    for rel, _mtime, _size in stamp:
+        raw = (root / rel).read_text(encoding="utf-8", errors="replace")
+        text, problems = flux_substitute.substitute(raw)
+        docs, error = parse(text)
+        files[rel] = TreeFile(rel, text, docs, error, problems)
+    return files
+
+
+def tree(root: Path) -> dict[str, TreeFile]:
+    """Every YAML file of the tree under ``root``, parsed (cached until a file
+    changes)."""
+    root = Path(root).resolve()
+    files = yaml_files(root)
+    return _load(root, _stamp(root, files))
+
+
+# -- blocks --------------------------------------------------------------------
+
+
+@dataclass
+class BlockDocs:
+    block: Block
+    docs: list[Doc]
+    error: ParseError | None
+    missing_vars: list[flux_substitute.Problem]
+
+    def where(self, line0: int) -> Location:
+        return self.block.location(line0)
+
+
+_block_cache: dict[tuple[str, int, str], BlockDocs] = {}
+
+
+def block_docs(block: Block) -> BlockDocs:
+    """A manifest block's documents (parsed once per run)."""
+    key = (block.page, block.index, block.text)
+    if key not in _block_cache:
+        text, problems = flux_substitute.substitute(block.text)
+        docs, error = parse(text)
+        _block_cache[key] = BlockDocs(block, docs, error, problems)
+    return _block_cache[key]
