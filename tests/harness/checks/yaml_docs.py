@@ -161,7 +161,8 @@ def line_of(data: Any, path: list | tuple, fallback: int = 0) -> int:
 @dataclass
 class TreeFile:
     path: str  # relative to the root
-    text: str  # after substitution
+    raw: str  # as committed
+    text: str  # after substitution with defaults
     docs: list[Doc]
     error: ParseError | None
     missing_vars: list[flux_substitute.Problem] = field(default_factory=list)
@@ -202,7 +203,7 @@ def _load(root: Path, stamp: tuple) -> dict[str, TreeFile]:
         raw = (root / rel).read_text(encoding="utf-8", errors="replace")
         text, problems = flux_substitute.substitute(raw)
         docs, error = parse(text)
-        files[rel] = TreeFile(rel, text, docs, error, problems)
+        files[rel] = TreeFile(rel, raw, text, docs, error, problems)
     return files
 
 
@@ -210,8 +211,43 @@ def tree(root: Path) -> dict[str, TreeFile]:
     """Every YAML file of the tree under ``root``, parsed (cached until a file
     changes)."""
     root = Path(root).resolve()
-    files = yaml_files(root)
-    return _load(root, _stamp(root, files))
+    return _load(root, stamp(root))
+
+
+def stamp(root: Path) -> tuple:
+    """What identifies the tree's current content (paths, mtimes, sizes)."""
+    root = Path(root).resolve()
+    return _stamp(root, yaml_files(root))
+
+
+def by_ident(root: Path) -> dict[tuple[str, str], list[tuple[TreeFile, Doc]]]:
+    """Tree objects by (kind, name), to find where a rendered object came from."""
+    return _by_ident(Path(root).resolve(), stamp(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _by_ident(root: Path, _stamp_value: tuple) -> dict:
+    index: dict[tuple[str, str], list] = {}
+    for tree_file in tree(root).values():
+        for doc in tree_file.docs:
+            if doc.is_object and isinstance(doc.data.get("metadata"), dict):
+                key = (str(doc.data["kind"]), str(doc.data["metadata"].get("name")))
+                index.setdefault(key, []).append((tree_file, doc))
+    return index
+
+
+def source_of(root: Path, data: dict, near: str = "") -> tuple[TreeFile, Doc] | None:
+    """The tree document a rendered object most likely came from: same kind and
+    name, preferring files under ``near``."""
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    candidates = by_ident(root).get((str(data.get("kind")), str(meta.get("name"))), [])
+    if not candidates:
+        return None
+    near = near.rstrip("/") + "/" if near else ""
+    for candidate in candidates:
+        if near and candidate[0].path.startswith(near):
+            return candidate
+    return candidates[0]
 
 
 # -- blocks --------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""Check: every kustomization.yaml in the tree builds with the pinned
+kustomize, and every object it renders validates (``schemas``).
+
+Objects that come out of the build exactly as a tree file has them were
+already validated by the schema check at their file and line; only objects the
+build changed (patches, generators, namespaces, images) are validated again,
+and a failure names the kustomization and, when it can be found, the tree file
+the object came from.
+
+``build`` is shared with the Flux checks: each directory is built once per run
+(kustomize only reads the tree), several at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import tools
+from harness.checks import flux_substitute, schemas, yaml_docs
+from harness.model import Context, Finding, Origin, Outcome
+
+CHECK = "kustomize-build"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+TIMEOUT = 60
+
+
+@dataclass(frozen=True)
+class Build:
+    directory: str  # relative to the root
+    text: str  # the rendered YAML ("" on failure)
+    error: str | None  # kustomize's message when the build failed
+
+
+def kustomization_file(root: Path, directory: str) -> str | None:
+    for name in KUSTOMIZATION_FILES:
+        if (Path(root) / directory / name).is_file():
+            return os.path.normpath(os.path.join(directory, name))
+    return None
+
+
+def kustomization_dirs(root: Path) -> list[str]:
+    """Directories of the tree that hold a kustomization file."""
+    found = set()
+    for rel in yaml_docs.yaml_files(Path(root)):
+        if os.path.basename(rel) in KUSTOMIZATION_FILES:
+            found.add(os.path.dirname(rel) or ".")
+    return sorted(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
+    try:
+        proc = subprocess.run(
+            [kustomize, "build", directory], cwd=root, capture_output=True, text=True,
+            timeout=TIMEOUT, env=dict(os.environ, HOME=os.environ.get("HOME", "/tmp")),
+        )
+    except subprocess.TimeoutExpired:
+        return Build(directory, "", f"kustomize build did not finish in {TIMEOUT}s")
+    if proc.returncode != 0:
+        message = " ".join(proc.stderr.split()) or f"exit status {proc.returncode}"
+        return Build(directory, "", message)
+    return Build(directory, proc.stdout, None)
+
+
+def build(root: Path, directory: str) -> Build | None:
+    """``kustomize build DIRECTORY`` (cached per tree content); None when
+    kustomize is missing."""
+    kustomize = tools.find("kustomize", Path(root))
+    if kustomize is None:
+        return None
+    root = Path(root).resolve()
+    return _build(root, os.path.normpath(directory), yaml_docs.stamp(root), kustomize)
+
+
+def build_many(root: Path, directories: list[str]) -> dict[str, Build | None]:
+    """Build several directories in parallel."""
+    workers = max(2, min(8, os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda d: build(root, d), directories))
+    return dict(zip(directories, results))
+
+
+def _error_origin(root: Path, kfile: str, error: str) -> Origin:
+    """Point at the entry of the kustomization file that the error names."""
+    tree_file = yaml_docs.tree(root).get(kfile)
+    if tree_file is None or not tree_file.docs or not isinstance(tree_file.docs[0].data, dict):
+        return Origin(kfile, 1)
+    data = tree_file.docs[0].data
+    for key in ("resources", "components", "bases", "patches", "patchesStrategicMerge", "configMapGenerator"):
+        entries = data.get(key)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            text = entry if isinstance(entry, str) else (entry.get("path") if isinstance(entry, dict) else None)
+            if isinstance(text, str) and text and text in error:
+                return tree_file.origin(yaml_docs.line_of(data, [key, index]))
+    return tree_file.origin(tree_file.docs[0].line)
+
+
+def _canonical(data) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=8)
+def _validated_in_tree(root: Path, _stamp: tuple) -> frozenset[str]:
+    seen = set()
+    for tree_file in yaml_docs.tree(root).values():
+        for doc in tree_file.docs:
+            if doc.is_object:
+                seen.add(_canonical(doc.data))
+    return frozenset(seen)
+
+
+def run(ctx: Context) -> list[Finding]:
+    root = Path(ctx.root).resolve()
+    flux = Path(ctx.flux_schemas) if ctx.flux_schemas else None
+    directories = kustomization_dirs(root)
+    findings: list[Finding] = []
+    if tools.find("kustomize", root) is None:
+        reason = tools.missing_reason("kustomize", root)
+        return [
+            Finding(CHECK, Outcome.SKIPPED, Origin(kustomization_file(root, d) or d, 1), reason)
+            for d in directories
+        ]
+    already = _validated_in_tree(root, yaml_docs.stamp(root))
+    for directory, result in build_many(root, directories).items():
+        kfile = kustomization_file(root, directory) or directory
+        if result.error is not None:
+            findings.append(Finding(
+                CHECK, Outcome.FAILED, _error_origin(root, kfile, result.error),
+                f"`kustomize build {directory}` failed: {result.error}",
+            ))
+            continue
+        text, _problems = flux_substitute.substitute(result.text)
+        docs, error = yaml_docs.parse(text)
+        if error is not None:
+            findings.append(Finding(CHECK, Outcome.FAILED, Origin(kfile, 1),
+                                    f"the output of `kustomize build {directory}` does not parse: {error.message}"))
+            continue
+        failed = False
+        for doc in docs:
+            if not doc.is_object or _canonical(doc.data) in already:
+                continue
+            result_of = schemas.validate(doc.data, flux)
+            if isinstance(result_of, schemas.Skip) or not result_of:
+                continue
+            failed = True
+            source = yaml_docs.source_of(root, doc.data, directory)
+            for problem in result_of:
+                if source is not None:
+                    tree_file, source_doc = source
+                    where = tree_file.origin(yaml_docs.line_of(source_doc.data, problem.path, source_doc.line))
+                else:
+                    where = Origin(kfile, 1)
+                findings.append(Finding(
+                    CHECK, Outcome.FAILED, where,
+                    f"{doc.ident()} as `kustomize build {directory}` renders it: {problem.message}",
+                ))
+        if not failed:
+            findings.append(Finding(CHECK, Outcome.PASSED, Origin(kfile, 1),
+                                    f"`kustomize build {directory}`: {len(docs)} objects"))
+    return findings
