@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Return a sandbox's changes to the cluster directory it was cloned from, and
+# remove the sandbox directory.
+#
+# The copy leaves out flux-system/gotk-sync.yaml: the target's own file must
+# stay, or the target cluster would reconcile the sandbox's directory. And the
+# target keeps tracking its own branch and name: the sandbox followed its work
+# branch, which must not reach development when the work is merged.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: sandbox-return.sh SANDBOX TARGET [--branch BRANCH] [--root DIR] [--dry-run]
+
+Copy clusters/SANDBOX back over clusters/TARGET (without gotk-sync.yaml), keep
+TARGET on its own platform branch, and remove clusters/SANDBOX.
+
+  SANDBOX          the sandbox directory, e.g. sandbox-a
+  TARGET           the cluster it was cloned from, e.g. development
+  --branch BRANCH  the branch TARGET's platform source follows (default: the
+                   branch it follows now, read from clusters/TARGET)
+  --root DIR       the repository root (default: the root of this script's
+                   repository)
+  --dry-run        print the commands without running them
+  -h, --help       show this help
+USAGE
+}
+
+die() { printf 'sandbox-return: %s\n' "$*" >&2; exit 1; }
+say() { printf '==> %s\n' "$*"; }
+# Print a command so that it can be pasted into a shell.
+show() {
+  local arg out=""
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
+  done
+  printf '+%s\n' "$out"
+}
+DRY_RUN=false
+# run COMMAND...: print it, and run it unless --dry-run.
+run() {
+  show "$@"
+  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
+}
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BRANCH=""
+ARGS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --branch) [[ $# -ge 2 ]] || die "--branch needs a value"; BRANCH="$2"; shift 2 ;;
+    --root) [[ $# -ge 2 ]] || die "--root needs a value"; ROOT="$2"; shift 2 ;;
+    --dry-run) DRY_RUN=true; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option: $1" ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+[[ ${#ARGS[@]} -eq 2 ]] || { usage >&2; die "expected SANDBOX and TARGET"; }
+SANDBOX="${ARGS[0]}"
+TARGET="${ARGS[1]}"
+[[ -z "$BRANCH" || "$BRANCH" =~ ^[A-Za-z0-9._/-]+$ ]] || die "not a branch name this script handles: $BRANCH"
+
+[[ "$SANDBOX" =~ ^sandbox-[a-z0-9][a-z0-9-]*$ ]] || die "SANDBOX must look like sandbox-<name>: $SANDBOX"
+[[ "$TARGET" != sandbox-* ]] || die "TARGET is another sandbox ($TARGET): return to the long-lived cluster it came from"
+SRC_DIR="$ROOT/clusters/$SANDBOX"
+DST_DIR="$ROOT/clusters/$TARGET"
+[[ -f "$SRC_DIR/platform.yaml" ]] || die "no sandbox directory at $SRC_DIR (clusters/$SANDBOX/platform.yaml is missing)"
+[[ -f "$DST_DIR/platform.yaml" ]] || die "no cluster directory at $DST_DIR (clusters/$TARGET/platform.yaml is missing)"
+command -v rsync >/dev/null || die "rsync is not installed"
+
+# The branch TARGET's platform source follows before the copy overwrites it.
+if grep -q '^kind: GitRepository' "$DST_DIR/platform.yaml"; then
+  [[ "$(grep -c '^ *branch: ' "$DST_DIR/platform.yaml")" -eq 1 ]] ||
+    die "expected exactly one 'branch:' line in clusters/$TARGET/platform.yaml"
+  if [[ -z "$BRANCH" ]]; then
+    BRANCH="$(sed -n 's/^ *branch: *//p' "$DST_DIR/platform.yaml")"
+  fi
+elif [[ -n "$BRANCH" ]]; then
+  die "clusters/$TARGET follows platform releases (OCIRepository), not a branch: omit --branch"
+fi
+
+say "copying clusters/$SANDBOX back to clusters/$TARGET, without gotk-sync.yaml"
+# --delete carries over files the sandbox removed; excluded files (the
+# target's own gotk-sync.yaml) are never deleted.
+# --8<-- [start:rsync]
+run rsync -a --delete --exclude='gotk-sync.yaml' "$SRC_DIR/" "$DST_DIR/"
+# --8<-- [end:rsync]
+
+say "the apps on clusters/$TARGET call their cluster $TARGET again"
+run sed -i "s/\${cluster_name:=$SANDBOX}/\${cluster_name:=$TARGET}/" "$DST_DIR/apps.yaml"
+
+if [[ -n "$BRANCH" ]]; then
+  say "the platform source of clusters/$TARGET keeps following branch $BRANCH"
+  # --8<-- [start:branch]
+  run sed -i "s|^\( *branch: \).*|\1$BRANCH|" "$DST_DIR/platform.yaml"
+  # --8<-- [end:branch]
+fi
+
+say "removing clusters/$SANDBOX"
+run rm -r "$SRC_DIR"
+
+if [[ "$DRY_RUN" == false ]] && git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+  say "what changed in clusters/$TARGET:"
+  git -C "$ROOT" status --short -- "clusters/$TARGET" "clusters/$SANDBOX"
+fi
+cat <<NEXT
+
+Next: review the change to clusters/$TARGET, commit it with the removal of
+clusters/$SANDBOX, and open a pull request to main.
+NEXT
