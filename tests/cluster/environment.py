@@ -1,0 +1,156 @@
+"""Everything a cluster test stands on, made on demand and always taken down.
+
+``TierEnvironment.cluster(target)`` returns a cluster of the tree that Flux
+has bootstrapped from the harness's git server, creating it (and, the first
+time, the git server, the registry and the first platform release) if needed.
+``close()`` deletes all of it unless ``keep`` is set; it runs from the pytest
+fixture's teardown, at interpreter exit and on SIGTERM, so success, failure and
+Ctrl-C all clean up.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from . import gitserver, names, providers, registry, tree
+from .guard import ContextGuard
+from .plan import GIT_PORT, INHERITED_PATH, WORK, Step
+from .preflight import Preflight
+from .providers import Cluster, Endpoints
+from .runner import LiveRunner, Recorder
+
+
+class TierEnvironment:
+    def __init__(self, root: Path, provider_name: str, found: Preflight, live: bool, keep: bool = False,
+                 echo=None):
+        self.root = root
+        self.found = found
+        self.keep = keep
+        self.guard = ContextGuard()
+        self.work = tempfile.mkdtemp(prefix=f"{names.PREFIX}work-") if live else WORK
+        self.runner: Recorder = (
+            LiveRunner(self.guard, found.tool("kubectl"), echo) if live else Recorder(self.guard)
+        )
+        self.provider = providers.get(provider_name, found.tools, self.work, str(root))
+        self.clusters: dict[str, Cluster] = {}
+        self.endpoints: Endpoints | None = None
+        self.registry: registry.Registry | None = None
+        self.git: gitserver.GitServer | None = None
+        self.closed = False
+        if live:
+            atexit.register(self.close)
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+    @property
+    def live(self) -> bool:
+        return self.runner.live
+
+    def tool(self, name: str) -> str:
+        return self.found.tool(name)
+
+    # -- what the tests ask for --------------------------------------------
+
+    def cluster(self, target: str, path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> Cluster:
+        """The cluster ``target``, bootstrapped from ``path`` (default
+        ``clusters/<target>``) on ``branch`` of the served snapshot."""
+        if target in self.clusters:
+            return self.clusters[target]
+        made = self.provider.create(target, self.runner)
+        self.guard.register(made.context, made.kubeconfig)
+        self.clusters[target] = made
+        endpoints = self.ensure_endpoints()
+        self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
+        self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
+        return made
+
+    def ensure_endpoints(self) -> Endpoints:
+        """Git server, registry and the pinned platform release; once."""
+        if self.endpoints is not None:
+            return self.endpoints
+        bind, advertised = self.provider.host_address(self.runner)
+        step = Step(["serve a snapshot of", str(self.root), f"on {bind}:{GIT_PORT} as",
+                     f"http://{advertised}:{GIT_PORT}{names.GIT_REPO_PATH}"],
+                    note="git smart-HTTP server (dulwich) of the working tree, uncommitted changes included",
+                    in_process=True)
+        port = GIT_PORT
+
+        def start() -> None:
+            nonlocal port
+            self.git = gitserver.serve(self.root, host=bind)
+            port = str(self.git.port)
+
+        self.runner.call(step, start)
+        self.registry = registry.start(self.tool("docker"), self.runner)
+        self.endpoints = Endpoints(
+            git_url=f"http://{advertised}:{port}{names.GIT_REPO_PATH}",
+            oci_url=self.registry.cluster_url,
+        )
+        self.release(tree.production_pin(self.root))
+        return self.endpoints
+
+    def checkout(self, label: str) -> Path:
+        """A fresh clone of the served snapshot (with every push so far)."""
+        dest = Path(self.work) / f"clone-{label}"
+        if self.live and dest.exists():
+            shutil.rmtree(dest)
+        self.runner.run(Step(["git", "clone", "--quiet", self.ensure_endpoints().git_url, str(dest)],
+                             note=f"scratch clone of the served snapshot ({label})", timeout=120))
+        return dest
+
+    def release(self, version: str) -> None:
+        """Publish the platform as OCI artifact ``version`` with the tree's own
+        script, from a clone of the served snapshot."""
+        assert self.registry is not None
+        clone = self.checkout(f"release-{version}")
+        self.runner.run(Step(
+            ["bash", "snippets/platform-release.sh", version],
+            note=f"publish platform release {version} (snippets/platform-release.sh)",
+            env={"PLATFORM_OCI_URL": self.registry.push_url, "PATH": self.tool_path()},
+            cwd=str(clone),
+            timeout=300,
+        ))
+
+    def tool_path(self) -> str:
+        """PATH for scripts: the harness's tools first (so scripts get the
+        pinned flux/kubectl), then the inherited PATH."""
+        dirs = [str(Path(p).parent) for p in self.found.tools.values() if os.sep in p]
+        return os.pathsep.join(dict.fromkeys([*dirs, INHERITED_PATH]))
+
+    # -- teardown ----------------------------------------------------------
+
+    def close(self) -> list[str]:
+        """Take everything down (unless ``keep``); returns what was kept."""
+        if self.closed:
+            return []
+        self.closed = True
+        kept: list[str] = []
+        if self.git is not None:
+            self.git.stop()  # a server cannot outlive the test process
+        if self.keep:
+            kept = [f"{c.name} (KUBECONFIG={c.kubeconfig})" for c in self.clusters.values()]
+            if self.registry is not None:
+                kept.append(f"container {names.REGISTRY_CONTAINER}")
+            return kept
+        for cluster in list(self.clusters.values()):
+            try:
+                self.provider.delete(cluster, self.runner)
+            finally:
+                self.guard.forget(cluster.context)
+                self.clusters.pop(cluster.target, None)
+        if self.registry is not None:
+            registry.stop(self.tool("docker"), self.runner)
+            self.registry = None
+        if self.live:
+            shutil.rmtree(self.work, ignore_errors=True)
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+        return kept
+
+
+def _sigterm_as_interrupt(signum, frame):
+    """A terminated run unwinds like Ctrl-C, so fixtures' teardown runs."""
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -1,0 +1,33 @@
+"""Names the cluster tier gives to what it creates. Everything starts with
+``PREFIX`` so it never collides with a reader's own clusters or containers, and
+``nox -s cluster-clean`` can find leftovers by that prefix alone."""
+
+from __future__ import annotations
+
+PREFIX = "gwp-"
+
+# The clusters the tree describes, each made from create/<name>.yaml.
+LONG_LIVED = ("development", "staging", "production")
+SANDBOX = "sandbox"
+ALL_CLUSTERS = (*LONG_LIVED, SANDBOX)
+
+REGISTRY_CONTAINER = f"{PREFIX}registry"
+REGISTRY_PORT_IN_NETWORK = 5000
+KIND_NETWORK = "kind"
+GIT_REPO_PATH = "/gitops-whitepaper.git"
+DEFAULT_BRANCH = "main"
+
+
+def cluster_name(target: str) -> str:
+    """The kind cluster name for a cluster of the tree: ``gwp-staging``."""
+    return f"{PREFIX}{target}"
+
+
+def kube_context(target: str) -> str:
+    """The kubeconfig context kind writes for that cluster."""
+    return f"kind-{cluster_name(target)}"
+
+
+def is_ours(name: str) -> bool:
+    """True for a kind cluster or container the harness made."""
+    return name.startswith(PREFIX) or name.startswith(f"kind-{PREFIX}")

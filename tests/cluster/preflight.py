@@ -1,0 +1,105 @@
+"""Can the cluster tier run here? Finds the CLI tools it needs and checks that a
+Docker engine answers; when something is missing, says exactly what and what
+to do, so the tier is reported as skipped with that reason (never a silent
+pass)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from harness.model import PROJECT_ROOT
+
+# Tools the tier runs, in the order a reader would install them.
+REQUIRED = ("docker", "kind", "kubectl", "flux")
+
+_HINTS = {
+    "docker": "install Docker (Docker Desktop, or docker-ce and its engine)",
+    "kind": "run `nox -s tools` (installs the pinned kind into .tools/bin)",
+    "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/)",
+    "flux": "install the flux CLI at the version versions.yaml pins (flux.version), "
+    "e.g. from https://github.com/fluxcd/flux2/releases, or run `nox -s tools`",
+}
+
+
+def find_tool(name: str) -> str | None:
+    """The path of a CLI tool: the harness's own lookup (.tools/bin first, then
+    PATH) when it is available, else the same rule here."""
+    try:
+        from harness import tools  # the shared lookup; pins come from versions.yaml
+    except ImportError:
+        tools = None
+    if tools is not None and hasattr(tools, "find"):
+        found = tools.find(name)
+        return str(found) if found else None
+    local = PROJECT_ROOT / ".tools" / "bin" / name
+    if local.is_file():
+        return str(local)
+    return shutil.which(name)
+
+
+def _missing_tool_reason(name: str) -> str:
+    try:
+        from harness import tools
+    except ImportError:
+        tools = None
+    if tools is not None and hasattr(tools, "missing_reason"):
+        reason = tools.missing_reason(name)
+        if reason:
+            return str(reason)
+    return f"{name} not found on PATH or in .tools/bin: {_HINTS[name]}"
+
+
+def docker_engine_problem(docker: str, timeout: float = 20) -> str | None:
+    """None when ``docker info`` reaches an engine; otherwise why not."""
+    try:
+        proc = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"Docker engine not reachable ({err}): start Docker and retry"
+    if proc.returncode == 0 and proc.stdout.strip():
+        return None
+    detail = (proc.stderr or proc.stdout).strip().splitlines()
+    first = detail[-1] if detail else f"exit {proc.returncode}"
+    return f"Docker engine not reachable (`docker info`: {first}): start Docker and retry"
+
+
+@dataclass
+class Preflight:
+    """What was found. ``reasons`` is empty when the tier can run."""
+
+    tools: dict[str, str] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    def skip_reason(self) -> str:
+        return "cluster tier cannot run here: " + "; ".join(self.reasons)
+
+    def tool(self, name: str) -> str:
+        """The path to run ``name`` with; the bare name when it was not found
+        (so a printed plan still reads naturally)."""
+        return self.tools.get(name, name)
+
+
+def check(check_engine: bool = True) -> Preflight:
+    """Look for every required tool and, if docker is there, for its engine."""
+    result = Preflight()
+    for name in REQUIRED:
+        path = find_tool(name)
+        if path:
+            result.tools[name] = path
+        else:
+            result.reasons.append(_missing_tool_reason(name))
+    if check_engine and "docker" in result.tools:
+        problem = docker_engine_problem(result.tools["docker"])
+        if problem:
+            result.reasons.insert(0, problem)
+    return result

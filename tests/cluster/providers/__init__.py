@@ -1,0 +1,133 @@
+"""How a cluster is provided: one small interface, so a second way of getting
+a cluster (an existing cloud cluster, k3d, ...) can be added here without
+touching the tests.
+
+A provider creates and deletes clusters and says how a cluster reaches
+services on the test host. Installing Flux and wiring the endpoints are the
+same on every provider (``flux bootstrap git`` and one ConfigMap) and live in
+``Provider``; a provider overrides them only if it must.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import names
+from ..plan import Step
+from ..runner import Recorder
+
+FLUX_NAMESPACE = "flux-system"
+CLUSTER_VARS = "cluster-vars"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster the harness created."""
+
+    target: str  # the tree's name for it: development, staging, production, sandbox
+    name: str  # the provider's name for it: gwp-staging
+    context: str  # the kube context, registered with the guard
+    kubeconfig: str  # a file in the harness's temporary directory
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the cluster variables point at (CONTRIBUTING.md, Cluster variables)."""
+
+    git_url: str  # http://<gateway>:<port>/gitops-whitepaper.git
+    oci_url: str  # oci://gwp-registry:5000/platform, as seen from inside the cluster
+
+
+def kube_args(cluster: Cluster) -> list[str]:
+    """The flags that pin a kubectl/flux command to the harness's cluster."""
+    return [f"--kubeconfig={cluster.kubeconfig}", f"--context={cluster.context}"]
+
+
+class Provider:
+    """The interface. ``create``/``delete``/``host_address`` are the provider's
+    own; the rest has a default every provider shares."""
+
+    name = "abstract"
+
+    def create(self, target: str, runner: Recorder) -> Cluster:
+        raise NotImplementedError
+
+    def delete(self, cluster: Cluster, runner: Recorder) -> None:
+        raise NotImplementedError
+
+    def host_address(self, runner: Recorder) -> tuple[str, str]:
+        """(address to bind the git server on, address clusters use to reach it)."""
+        raise NotImplementedError
+
+    def wire_endpoints(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, kubectl: str) -> None:
+        """Create the ``cluster-vars`` ConfigMap before Flux reconciles anything,
+        so the root Kustomization substitutes the harness's endpoints."""
+        runner.run(
+            Step(
+                [kubectl, *kube_args(cluster), "apply", "--server-side", "-f", "-"],
+                note=f"{cluster.target}: cluster variables (ConfigMap {FLUX_NAMESPACE}/{CLUSTER_VARS})",
+                stdin=cluster_vars_manifest(cluster, endpoints),
+                context=cluster.context,
+                kubeconfig=cluster.kubeconfig,
+                timeout=120,
+            )
+        )
+
+    def install_flux(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, flux: str, path: str | None = None,
+                     branch: str = names.DEFAULT_BRANCH) -> None:
+        """``flux bootstrap git`` against the harness's git server: installs
+        the pinned Flux (the CLI's own embedded manifests), pushes the sync
+        manifests to the snapshot, and waits for the first reconciliation."""
+        runner.run(
+            Step(
+                [
+                    flux, "bootstrap", "git", *kube_args(cluster),
+                    f"--url={endpoints.git_url}",
+                    "--allow-insecure-http=true",
+                    "--token-auth=true",
+                    "--username=git",
+                    "--password=docs-test",
+                    f"--branch={branch}",
+                    f"--path={path or f'clusters/{cluster.target}'}",
+                    "--author-name=docs-test harness",
+                    "--silent",
+                    "--timeout=10m",
+                ],
+                note=f"{cluster.target}: install Flux and tie the cluster to its directory",
+                context=cluster.context,
+                kubeconfig=cluster.kubeconfig,
+                timeout=900,
+            )
+        )
+
+
+def cluster_vars_manifest(cluster: Cluster, endpoints: Endpoints) -> str:
+    """The namespace and ConfigMap, as YAML for ``kubectl apply -f -``."""
+    return f"""apiVersion: v1
+kind: Namespace
+metadata:
+  name: {FLUX_NAMESPACE}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {CLUSTER_VARS}
+  namespace: {FLUX_NAMESPACE}
+data:
+  cluster_name: {cluster.target}
+  platform_git_url: {endpoints.git_url}
+  platform_oci_url: {endpoints.oci_url}
+  platform_oci_insecure: "true"
+"""
+
+
+def get(name: str, tools: dict[str, str], work: str, root: str) -> Provider:
+    """The provider called ``name`` (``--cluster NAME``). ``tools`` maps a
+    tool to its path, ``work`` is the harness's temporary directory, ``root``
+    the tree under test."""
+    from .kind import KindProvider
+
+    known = {KindProvider.name: KindProvider}
+    if name not in known:
+        raise ValueError(f"unknown cluster provider {name!r}; known: {', '.join(sorted(known))}")
+    return known[name](tools, work, root)

@@ -1,0 +1,92 @@
+"""Run steps, or only record them.
+
+``LiveRunner`` executes each step (after the guard agrees, for steps that
+change a cluster) and keeps a transcript; ``Recorder`` collects the steps so
+``plan.render`` can print them. Both expose ``live`` so callers skip waiting
+and asserting when nothing really ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Callable
+
+from .guard import ContextGuard
+from .plan import INHERITED_PATH, Step
+
+
+class StepFailed(RuntimeError):
+    def __init__(self, step: Step, proc: subprocess.CompletedProcess | None, detail: str = ""):
+        self.step, self.proc = step, proc
+        out = ""
+        if proc is not None:
+            out = "\n".join(x for x in (proc.stdout or "", proc.stderr or "") if x).strip()
+            out = "\n".join(out.splitlines()[-40:])
+        super().__init__(
+            f"command failed{f' (exit {proc.returncode})' if proc is not None else ''}: "
+            f"{' '.join(step.argv)}\n{detail or out}"
+        )
+
+
+class Recorder:
+    """Collects steps without running them (``--plan``)."""
+
+    live = False
+
+    def __init__(self, guard: ContextGuard | None = None):
+        self.guard = guard or ContextGuard()
+        self.steps: list[Step] = []
+
+    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+        if step.context:
+            self.guard.check_argv(step.argv, step.context, step.kubeconfig)
+        self.steps.append(step)
+        return subprocess.CompletedProcess(step.argv, 0, step.placeholder or "", "")
+
+    def call(self, step: Step, action: Callable[[], object]) -> None:
+        """A step done by library code (pytest-kind, the git server)."""
+        self.steps.append(step)
+
+
+class LiveRunner(Recorder):
+    """Executes steps; echoes each command so the output shows the sequence."""
+
+    live = True
+
+    def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None):
+        super().__init__(guard)
+        self.kubectl = kubectl
+        self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+        if step.context:
+            self.guard.check_argv(step.argv, step.context, step.kubeconfig)
+            self.guard.check_live(self.kubectl, step.context)
+        self.steps.append(step)
+        self.echo("+ " + " ".join(step.argv))
+        inherited = os.environ.get("PATH", "")
+        env = {**os.environ, **{k: v.replace(INHERITED_PATH, inherited) for k, v in step.env.items()}}
+        if step.kubeconfig:
+            env["KUBECONFIG"] = step.kubeconfig
+        try:
+            proc = subprocess.run(
+                step.argv,
+                input=step.stdin,
+                capture_output=True,
+                text=True,
+                cwd=step.cwd,
+                env=env,
+                timeout=step.timeout,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
+        if check and proc.returncode != 0:
+            raise StepFailed(step, proc)
+        return proc
+
+    def call(self, step: Step, action: Callable[[], object]) -> None:
+        self.steps.append(step)
+        self.echo("+ " + " ".join(step.argv))
+        action()

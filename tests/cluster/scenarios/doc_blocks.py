@@ -1,0 +1,109 @@
+"""Proof 4: every block a page marks ``<!-- test: cluster NAME -->`` runs, in
+page order, against the cluster NAME.
+
+Each page gets one scratch clone of the served snapshot, shared by its blocks
+in order (a later block may rely on an earlier one). A block runs with
+``bash -euo pipefail``, a temporary HOME, the pinned tools first on PATH and
+``KUBECONFIG`` set to a copy of the harness's kubeconfig for that cluster, in
+which the context the pages use (``kind-NAME``) is an alias of the harness's
+cluster (``kind-gwp-NAME``): a page's commands work as printed and still can
+reach no cluster but the harness's own.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+
+from ..guard import RefusedContext
+from ..plan import Step
+from ..providers import Cluster
+
+DEFAULT_TIMEOUT = 600
+_CONTEXT_FLAG = re.compile(r"--context(?:=|\s+)([\w.@:/-]+)")
+_KIND_LIFECYCLE = re.compile(r"\bkind\s+(create|delete)\s+cluster\b")
+
+
+def reader_context(target: str) -> str:
+    """The context the pages use for a cluster (what kind names it)."""
+    return f"kind-{target}"
+
+
+def by_page(blocks) -> "OrderedDict[str, list]":
+    """CLUSTER blocks grouped by page, pages and blocks in their order."""
+    from harness.model import Mode
+
+    pages: OrderedDict[str, list] = OrderedDict()
+    for block in blocks:
+        if block.mode is Mode.CLUSTER:
+            pages.setdefault(block.page, []).append(block)
+    for page in pages.values():
+        page.sort(key=lambda b: b.index)
+    return pages
+
+
+def check_block(block, cluster: Cluster) -> None:
+    """Refuse a block that would reach another cluster or make/delete one."""
+    allowed = {cluster.context, reader_context(cluster.target)}
+    for named in _CONTEXT_FLAG.findall(block.text):
+        if named not in allowed:
+            raise RefusedContext(
+                f"{block.location()}: the block names --context {named}, but it runs against "
+                f"{reader_context(cluster.target)} (<!-- test: cluster {cluster.target} -->); "
+                "fix the context or the cluster in the comment"
+            )
+    if _KIND_LIFECYCLE.search(block.text):
+        raise RefusedContext(
+            f"{block.location()}: a `test: cluster` block must not create or delete clusters (the harness "
+            "provides them); mark it `test: skip reason=...` or split it"
+        )
+
+
+def block_kubeconfig(env, cluster: Cluster, dest: Path) -> str:
+    """A copy of the harness's kubeconfig with the pages' context name added."""
+    path = dest / f"{cluster.target}.kubeconfig"
+    if env.live:
+        shutil.copyfile(cluster.kubeconfig, path)
+    env.runner.run(Step(
+        [env.tool("kubectl"), "config", "set-context", reader_context(cluster.target),
+         f"--cluster={cluster.context}", f"--user={cluster.context}", f"--kubeconfig={path}"],
+        note=f"alias {reader_context(cluster.target)} -> {cluster.context} in a copy of the harness's kubeconfig",
+        timeout=30,
+    ))
+    return str(path)
+
+
+def run_page(env, page: str, blocks) -> None:
+    clone = env.checkout("page-" + page.replace("/", "-"))
+    home = Path(env.work) / f"home-{page.replace('/', '-')}"
+    if env.live:
+        home.mkdir(parents=True, exist_ok=True)
+    for block in blocks:
+        cluster = env.cluster(block.options["cluster"])
+        check_block(block, cluster)
+        kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
+        timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
+        proc = env.runner.run(Step(
+            ["bash", "-euo", "pipefail", "-c", block.text],
+            note=f"{block.location()}: cluster block on {cluster.target}",
+            cwd=str(clone),
+            env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig},
+            timeout=timeout,
+        ), check=False)
+        if env.live and proc.returncode != 0:
+            out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            raise AssertionError(
+                f"{block.location()}: block failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
+                "Rerun with --keep-cluster and try it with the KUBECONFIG printed above."
+            )
+
+
+def run(env, blocks) -> int:
+    """Run every cluster block; returns how many ran."""
+    count = 0
+    for page, page_blocks in by_page(blocks).items():
+        run_page(env, page, page_blocks)
+        count += len(page_blocks)
+    return count
