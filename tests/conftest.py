@@ -37,6 +37,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report()
+    config.addinivalue_line("markers", "last_check: runs after every other test (tree-unchanged check)")
+    import test_site
+
+    test_site.pytest_configure_status(config)
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Tests marked ``last_check`` run last, after everything else ran."""
+    items.sort(key=lambda item: item.get_closest_marker("last_check") is not None)
 
 
 def flux_schemas(config: pytest.Config) -> Path | None:

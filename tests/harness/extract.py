@@ -330,3 +330,15 @@ def collect(root: Path = PROJECT_ROOT, problems: list[Finding] | None = None, pa
     if problems is not None:
         problems.extend(site.problems)
     return blocks
+
+
+UNRESOLVED = re.compile(r"^[ \t]*-+8<-+[ \t]+[\"']")
+
+
+def unresolved_include(block: Block) -> int | None:
+    """Offset of a ``--8<--`` line left in the block's text (its include did
+    not resolve, which the snippets check reports), or None."""
+    for offset, line in enumerate(block.text.split("\n")):
+        if UNRESOLVED.match(line):
+            return offset
+    return None

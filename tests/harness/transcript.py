@@ -1,0 +1,78 @@
+"""Compare what a block printed with the transcript a page shows.
+
+Both sides are normalised before comparing:
+
+- lines that start with a ``$ `` prompt are the commands, not output, and are
+  dropped from the expected side;
+- ages (``5s``, ``3m12s``, ``2d``) become ``<age>``; hex hashes of 7+ digits
+  (git SHAs, ``sha256:...`` digests) become ``<hash>``;
+- runs of spaces become one (column widths follow the ages), trailing blank
+  lines go;
+- with the ``unordered`` option both sides are sorted first;
+- a line ``...`` in the expected output stands for any number of lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from harness.model import Block, Finding, Outcome
+
+AGE = re.compile(r"(?<![\w.:/-])\d+(?:ms|[smhdy])(?:\d+[smh])*(?![\w.:/-])")
+HASH = re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{7,64}(?![0-9a-zA-Z])")
+SPACES = re.compile(r"[ \t]+")
+ELLIPSIS = "..."
+
+
+def normalise(text: str, drop_prompts: bool = False) -> list[str]:
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if drop_prompts and line.startswith("$ "):
+            continue
+        line = HASH.sub("<hash>", line)
+        line = AGE.sub("<age>", line)
+        lines.append(SPACES.sub(" ", line).strip())
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return lines
+
+
+def matches(expected: list[str], actual: list[str]) -> int | None:
+    """None when ``actual`` matches ``expected`` (with ``...`` wildcards),
+    else the index of the first expected line that does not match."""
+    pattern = "\n".join(
+        r"(?:.*\n)*?" if line == ELLIPSIS else re.escape(line) + r"\n" for line in expected
+    )
+    if re.fullmatch(pattern, "".join(a + "\n" for a in actual)):
+        return None
+    for i, (e, a) in enumerate(zip(expected, actual)):
+        if e == ELLIPSIS:
+            return None if i == len(expected) - 1 else i + 1
+        if e != a:
+            return i
+    return min(len(expected), len(actual)) if len(expected) != len(actual) else 0
+
+
+def compare(block: Block, output: str) -> Finding:
+    expected = normalise(block.text, drop_prompts=True)
+    actual = normalise(output)
+    if block.options.get("unordered") == "true":
+        expected, actual = sorted(expected), sorted(actual)
+    # expected lines index -> block text offsets (prompt lines dropped)
+    offsets = [i for i, line in enumerate(block.text.split("\n")) if not line.startswith("$ ")]
+    bad = matches(expected, actual)
+    if bad is None:
+        return Finding("output", Outcome.PASSED, block.location(0), "", block)
+    offset = offsets[bad] if bad < len(offsets) and block.options.get("unordered") != "true" else 0
+    diff = "\n".join(
+        "        " + d for d in difflib.unified_diff(expected, actual, "shown on the page", "printed", lineterm="", n=1)
+    )
+    return Finding(
+        "output", Outcome.FAILED, block.location(offset),
+        "the output shown differs from what the block before it prints (after normalising ages, hashes, "
+        "spacing): update the page's transcript, or mark varying order with 'unordered'\n" + diff,
+        block,
+    )
