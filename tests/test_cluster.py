@@ -1,0 +1,62 @@
+"""The cluster tier: the tree reconciled on real clusters (kind), four proofs.
+
+Requested with ``--cluster kind`` (``nox -s e2e``); where Docker, kind,
+kubectl or flux is missing, every test here is skipped with the precise reason.
+``--plan`` prints the commands instead (see ``cluster/plan.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster import names, preflight, tier
+from cluster.environment import TierEnvironment
+from cluster.scenarios import bootstrap, doc_blocks, promotion, sandbox
+from harness.model import PROJECT_ROOT
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="session")
+def tier_env(request: pytest.FixtureRequest):
+    config = request.config
+    provider = tier.requested_provider(config)
+    if not provider:
+        pytest.skip(tier.NOT_REQUESTED)
+    if config.getoption("--plan", default=False):
+        pytest.skip("--plan: the command sequence is printed at the end of the run; nothing was run")
+    found = preflight.check()
+    if not found.ok:
+        pytest.skip(found.skip_reason())
+    env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
+                          keep=bool(config.getoption("--keep-cluster", default=False)))
+    try:
+        yield env
+    finally:
+        kept = env.close()
+        if kept:
+            print("\n--keep-cluster: kept " + "; ".join(kept) + ". Remove them with `nox -s cluster-clean`.")
+
+
+@pytest.mark.parametrize("target", names.LONG_LIVED)
+def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment, target: str) -> None:
+    with tier.artifacts_on_failure(tier_env, f"bootstrap-{target}"):
+        bootstrap.run(tier_env, target)
+
+
+def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "promotion"):
+        promotion.run(tier_env)
+
+
+def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment) -> None:
+    blocks = tier.cluster_blocks()
+    if not doc_blocks.by_page(blocks):
+        pytest.skip("no page has a <!-- test: cluster NAME --> block")
+    with tier.artifacts_on_failure(tier_env, "cluster-blocks"):
+        doc_blocks.run(tier_env, blocks)
+
+
+def test_sandbox_procedure_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "sandbox"):
+        sandbox.run(tier_env)
