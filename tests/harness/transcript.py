@@ -43,7 +43,7 @@ def normalise(text: str, drop_prompts: bool = False) -> list[str]:
 def matches(expected: list[str], actual: list[str]) -> int | None:
     """None when ``actual`` matches ``expected`` (with ``...`` wildcards),
     else the index of the first expected line that does not match."""
-    pattern = "\n".join(
+    pattern = "".join(
         r"(?:.*\n)*?" if line == ELLIPSIS else re.escape(line) + r"\n" for line in expected
     )
     if re.fullmatch(pattern, "".join(a + "\n" for a in actual)):

@@ -24,6 +24,8 @@ from harness.model import Block, Context, Finding, Location, Mode, Outcome
 DEFAULT_TIMEOUT = 60
 # Variables that could lead a tool to a real cluster or to the user's config.
 DROPPED_ENV = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "FLUX_SYSTEM_NAMESPACE")
+TRAP = "set -E; trap 'echo \"docs-test: command failed at line $((LINENO - 1))\" >&2' ERR"
+FAILED_AT = re.compile(r"^docs-test: command failed at line (?P<line>\d+)$", re.M)
 BASH_LINE = re.compile(r"^(?P<file>[^:\n]+): line (?P<line>\d+): (?P<msg>.*)$", re.M)
 
 
@@ -55,7 +57,9 @@ def environment(root: Path, home: Path) -> dict[str, str]:
 def execute(script: str, cwd: Path, env: dict[str, str], timeout: int, script_path: Path):
     """Run ``script`` with bash -euo pipefail; returns (exit code or None on
     timeout, combined output)."""
-    script_path.write_text(script + "\n", encoding="utf-8")
+    # The first line reports the line of a failing command (set -e exits
+    # silently); it shifts the block's lines by one, which callers undo.
+    script_path.write_text(TRAP + "\n" + script + "\n", encoding="utf-8")
     proc = subprocess.Popen(
         ["bash", "-euo", "pipefail", str(script_path)],
         cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -115,7 +119,9 @@ def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path
         where = block.location(0)
         for m in BASH_LINE.finditer(output):
             if m.group("file") == str(script_path):
-                where = block.location(int(m.group("line")) - 1)
+                where = block.location(int(m.group("line")) - 2)
+        for m in FAILED_AT.finditer(output):
+            where = block.location(int(m.group("line")) - 1)
         findings.append(Finding(
             "local", Outcome.FAILED, where,
             f"exited with status {code} (bash -euo pipefail in a scratch copy of the tree, HOME empty, "
@@ -129,7 +135,7 @@ def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path
             findings.append(Finding("output", Outcome.SKIPPED, expected.location(0),
                                     "the block it shows failed", expected))
         else:
-            findings.append(transcript.compare(expected, output.replace(str(tree), ".")))
+            findings.append(transcript.compare(expected, FAILED_AT.sub("", output).replace(str(tree), ".")))
     return findings
 
 
