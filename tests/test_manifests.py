@@ -1,0 +1,22 @@
+"""Manifests: every YAML parses, every object validates strictly, every
+kustomization builds, Flux references and substitutions hold, and the tree
+follows the project's rules (harness.checks.*)."""
+
+import pytest
+
+from harness.checks import flux_refs, kustomize_build, schemas, substitution, tree_policy, yaml_parse
+from harness.report import fail_on
+
+CHECKS = {
+    "yaml-parse": yaml_parse,
+    "schema": schemas,
+    "kustomize-build": kustomize_build,
+    "substitution": substitution,
+    "flux-refs": flux_refs,
+    "tree-policy": tree_policy,
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_manifests(name, context, report):
+    fail_on(report.add(CHECKS[name].run(context)))
