@@ -33,3 +33,26 @@ def docs_serve(session: nox.Session) -> None:
     """Serve the site with live reload on 127.0.0.1."""
     _install(session)
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
+
+
+# --- cluster tier -----------------------------------------------------------
+
+
+@nox.session(name="e2e")
+def e2e(session: nox.Session) -> None:
+    """Every tier including the cluster tier: kind clusters from create/, Flux
+    bootstrapped from a snapshot of the working tree. Without Docker, kind,
+    kubectl or flux the cluster tests are skipped with the reason and the
+    offline tiers decide the exit status. `-- --plan` prints the commands,
+    `-- --keep-cluster` keeps the clusters for debugging."""
+    _install(session)
+    session.run("pytest", "-p", "cluster.plugin", "--cluster=kind", *session.posargs,
+                env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session(name="cluster-clean")
+def cluster_clean(session: nox.Session) -> None:
+    """Remove the kind clusters and containers an interrupted or kept run left
+    behind (names starting with gwp-). `-- --dry-run` only lists them."""
+    _install(session)
+    session.run("python", "-m", "cluster.clean", *session.posargs, env={"PYTHONPATH": "tests"})
