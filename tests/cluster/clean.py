@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = preflight.check()
     docker, kind = found.tools.get("docker"), found.tools.get("kind")
-    if not docker or not kind or preflight.docker_engine_problem(docker):
+    if not docker or not kind or any(r.startswith("Docker engine") for r in found.reasons):
         print(f"cluster-clean: nothing to clean: {found.skip_reason()}")
         return 0
     run = lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout  # noqa: E731

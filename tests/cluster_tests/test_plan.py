@@ -1,0 +1,136 @@
+"""--plan: the command sequence a run executes, printed without Docker."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster import names, preflight, tier
+from cluster.scenarios import doc_blocks
+from harness.model import PROJECT_ROOT, Block, Mode, Origin
+
+TOOLS = preflight.Preflight(tools={"kind": "/opt/kind", "kubectl": "/opt/kubectl", "flux": "/opt/flux",
+                                   "docker": "/opt/docker"})
+
+
+def cluster_block(page: str, index: int, target: str, text: str) -> Block:
+    return Block(page=page, index=index, lang="bash", attrs="", text=text, origins=[Origin(page, 10 + index)],
+                 fence=Origin(page, 9 + index), mode=Mode.CLUSTER, options={"cluster": target})
+
+
+@pytest.fixture(scope="module")
+def plan_text() -> str:
+    blocks = [cluster_block("docs/example/kind.md", 3, "staging", "flux get kustomizations --context kind-staging"),
+              cluster_block("docs/example/kind.md", 1, "development", "kubectl get ns")]
+    return tier.build_plan(PROJECT_ROOT, "kind", blocks=blocks, found=TOOLS)
+
+
+def commands(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("/opt/", "(cd", "KIND_GATEWAY=", "git "))]
+
+
+def index(lines: list[str], pattern: str) -> int:
+    for i, line in enumerate(lines):
+        if re.search(pattern, line):
+            return i
+    raise AssertionError(f"no command matches {pattern!r} in the plan")
+
+
+def test_clusters_come_from_the_trees_kind_configs(plan_text: str) -> None:
+    for target in names.ALL_CLUSTERS:
+        assert (f"/opt/kind create cluster --name=gwp-{target} \"--kubeconfig=$GWP_WORK/gwp-{target}.kubeconfig\" "
+                f"--config {PROJECT_ROOT}/create/{target}.yaml") in plan_text
+
+
+def test_order_network_then_git_server_then_registry_then_flux(plan_text: str) -> None:
+    lines = commands(plan_text)
+    first = index(lines, r"kind create cluster --name=gwp-development")
+    gateway = index(lines, r"^KIND_GATEWAY=\$\(/opt/docker network inspect kind")
+    registry = index(lines, r"/opt/docker run --detach .*--name=gwp-registry --network=kind .*registry:3$")
+    release = index(lines, r"bash snippets/platform-release.sh 1\.0\.0")
+    wiring = index(lines, r"--context=kind-gwp-development apply --server-side -f -")
+    bootstrap = index(lines, r"/opt/flux bootstrap git .*--context=kind-gwp-development")
+    assert first < gateway < registry < release < wiring < bootstrap
+    assert plan_text.index("(in the test process) serve a snapshot") < plan_text.index("docker run --detach")
+
+
+def test_flux_is_bootstrapped_from_the_local_git_server(plan_text: str) -> None:
+    for target in names.LONG_LIVED:
+        line = next(l for l in plan_text.splitlines() if "bootstrap git" in l and f"gwp-{target}." in l)
+        assert '"--url=http://$KIND_GATEWAY:$GIT_PORT/gitops-whitepaper.git"' in line
+        assert "--allow-insecure-http=true" in line and "--token-auth=true" in line
+        assert f"--path=clusters/{target}" in line and "--branch=main" in line
+    sandbox = next(l for l in plan_text.splitlines() if "bootstrap git" in l and "gwp-sandbox." in l)
+    assert "--path=clusters/sandbox-a" in sandbox and "--branch=docs-test-sandbox" in sandbox
+
+
+def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
+    assert plan_text.count("name: cluster-vars") == len(names.ALL_CLUSTERS)
+    assert "platform_git_url: http://$KIND_GATEWAY:$GIT_PORT/gitops-whitepaper.git" in plan_text
+    assert "platform_oci_url: oci://gwp-registry:5000/platform" in plan_text
+    assert 'platform_oci_insecure: "true"' in plan_text
+
+
+def test_every_cluster_command_is_pinned_to_a_harness_cluster(plan_text: str) -> None:
+    for line in commands(plan_text):
+        if line.startswith(("/opt/kubectl", "/opt/flux")) and "config set-context" not in line:
+            assert re.search(r'"--kubeconfig=\$GWP_WORK/gwp-\w+\.kubeconfig" --context=kind-gwp-\w+', line), line
+    assert "/.kube/" not in plan_text and "KUBECONFIG=~" not in plan_text
+
+
+def test_promotion_pushes_then_moves_the_pin_and_back(plan_text: str) -> None:
+    lines = commands(plan_text)
+    release = index(lines, r"platform-release.sh 1\.1\.0")
+    forward = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.1\.0'")
+    back = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.0\.0'")
+    assert release < forward < back
+    assert "edit clusters/production tag: 1.0.0 -> tag: 1.1.0" in plan_text
+
+
+def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str) -> None:
+    first = plan_text.index("docs/example/kind.md:11: cluster block on development")
+    second = plan_text.index("docs/example/kind.md:13: cluster block on staging")
+    assert first < second
+    assert "/opt/kubectl config set-context kind-staging --cluster=kind-gwp-staging" in plan_text
+
+
+def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> None:
+    lines = commands(plan_text)
+    clone = index(lines, r"bash snippets/sandbox-clone.sh development sandbox-a --branch docs-test-sandbox")
+    boot = index(lines, r"flux bootstrap git .*gwp-sandbox")
+    down = index(lines, r"bash snippets/sandbox-clean-down.sh --context kind-gwp-sandbox")
+    back = index(lines, r"bash snippets/sandbox-return.sh sandbox-a development")
+    assert clone < boot < down < back
+
+
+def test_everything_is_removed_at_the_end(plan_text: str) -> None:
+    tail = commands(plan_text)[-(len(names.ALL_CLUSTERS) + 1):]
+    assert sorted(tail[:-1]) == sorted(
+        f'/opt/kind delete cluster --name=gwp-{t} "--kubeconfig=$GWP_WORK/gwp-{t}.kubeconfig"'
+        for t in names.ALL_CLUSTERS)
+    assert tail[-1] == "/opt/docker rm --force gwp-registry"
+
+
+def test_a_block_aimed_at_another_cluster_is_refused() -> None:
+    from cluster.guard import RefusedContext
+    from cluster.providers import Cluster
+
+    staging = Cluster("staging", "gwp-staging", "kind-gwp-staging", "/tmp/x")
+    bad = cluster_block("docs/x.md", 0, "staging", "kubectl --context kind-production delete ns apps")
+    with pytest.raises(RefusedContext, match="docs/x.md:10.*kind-production"):
+        doc_blocks.check_block(bad, staging)
+    with pytest.raises(RefusedContext, match="must not create or delete clusters"):
+        doc_blocks.check_block(cluster_block("docs/x.md", 0, "staging", "kind delete cluster --name staging"),
+                               staging)
+
+
+def test_plan_command_line_prints_the_plan() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cluster", "--plan"], cwd=PROJECT_ROOT / "tests",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Plan of the cluster tier")
+    assert "create cluster --name=gwp-production" in proc.stdout
