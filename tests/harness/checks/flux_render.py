@@ -169,7 +169,7 @@ def _line_with(root: Path, text: str, token: str, near: str) -> Origin | None:
     """The tree file line (under ``near`` first) that contains ``token``."""
     tree = yaml_docs.tree(root)
     prefix = near.rstrip("/") + "/"
-    ordered = sorted(tree.values(), key=lambda f: (not f.path.startswith(prefix), f.path))
+    ordered = sorted(tree.values(), key=lambda f: (f.path != near and not f.path.startswith(prefix), f.path))
     for tree_file in ordered:
         if token and token in tree_file.raw:
             for number, line in enumerate(tree_file.raw.split("\n")):
