@@ -35,6 +35,21 @@ def docs_serve(session: nox.Session) -> None:
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
 
 
+@nox.session(name="docs-test")
+def docs_test(session: nox.Session) -> None:
+    """The README's test command: the strict site build (tests/test_site.py)
+    and every example checked offline; `-- --page docs/x.md` runs one page."""
+    _install(session)
+    session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session(name="bench")
+def bench(session: nox.Session) -> None:
+    """Time each stage of the offline run and the whole `pytest` run."""
+    _install(session)
+    session.run("python", "tests/bench/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
 # --- cluster tier -----------------------------------------------------------
 
 
@@ -56,3 +71,15 @@ def cluster_clean(session: nox.Session) -> None:
     behind (names starting with gwp-). `-- --dry-run` only lists them."""
     _install(session)
     session.run("python", "-m", "cluster.clean", *session.posargs, env={"PYTHONPATH": "tests"})
+
+
+# --- CLI tools ----------------------------------------------------------------
+
+
+@nox.session(name="tools")
+def tools(session: nox.Session) -> None:
+    """Install the CLI tools versions.yaml pins (`go install MODULE@VERSION`
+    into .tools/bin; needs Go). `-- kustomize kind` installs only those. Prints
+    where each tool was found, and why one is missing."""
+    _install(session)
+    session.run("python", "-m", "harness.tools", *session.posargs, env={"PYTHONPATH": "tests"})
