@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import extract, scratch, transcript
@@ -75,20 +76,26 @@ def execute(script: str, cwd: Path, env: dict[str, str], timeout: int, script_pa
 
 
 def run(ctx: Context, default_timeout: int = DEFAULT_TIMEOUT) -> list[Finding]:
-    findings: list[Finding] = []
     by_page: dict[str, list[Block]] = {}
     for block in ctx.blocks:
         by_page.setdefault(block.page, []).append(block)
-    for page, blocks in by_page.items():
-        local = [b for b in blocks if b.mode is Mode.LOCAL]
-        if not local:
-            continue
-        with tempfile.TemporaryDirectory(prefix="docs-test-local-") as tmp:
-            tree = scratch.snapshot(ctx.root, Path(tmp) / "tree")
-            home = Path(tmp) / "home"
-            home.mkdir()
-            env = environment(ctx.root, home)
-            for block in local:
+    pages = [blocks for blocks in by_page.values() if any(b.mode is Mode.LOCAL for b in blocks)]
+    # Pages are independent (one snapshot each) and mostly wait on
+    # subprocesses: run two at a time.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda blocks: run_page(ctx, blocks, default_timeout), pages))
+    return [finding for page in results for finding in page]
+
+
+def run_page(ctx: Context, blocks: list[Block], default_timeout: int) -> list[Finding]:
+    findings: list[Finding] = []
+    with tempfile.TemporaryDirectory(prefix="docs-test-local-") as tmp:
+        tree = scratch.snapshot(ctx.root, Path(tmp) / "tree")
+        home = Path(tmp) / "home"
+        home.mkdir()
+        env = environment(ctx.root, home)
+        for block in blocks:
+            if block.mode is Mode.LOCAL:
                 findings.extend(run_block(block, blocks, tree, env, Path(tmp), default_timeout))
     return findings
 
@@ -131,9 +138,12 @@ def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path
     else:
         findings.append(Finding("local", Outcome.PASSED, block.location(0), "", block))
     if expected is not None:
-        if code is None or code != 0:
+        if findings[0].outcome is Outcome.SKIPPED:
             findings.append(Finding("output", Outcome.SKIPPED, expected.location(0),
-                                    "the block it shows failed", expected))
+                                    f"the block it shows was skipped: {findings[0].message}", expected))
+        elif code is None or code != 0:
+            findings.append(Finding("output", Outcome.SKIPPED, expected.location(0),
+                                    "the block it shows failed (see [local])", expected))
         else:
             findings.append(transcript.compare(expected, FAILED_AT.sub("", output).replace(str(tree), ".")))
     return findings

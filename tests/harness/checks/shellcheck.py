@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import extract, scratch
@@ -69,21 +70,24 @@ def run(ctx: Context) -> list[Finding]:
         for b in broken
     )
     blocks = [b for b in blocks if b not in broken]
-    with tempfile.TemporaryDirectory(prefix="docs-test-shellcheck-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="docs-test-shellcheck-") as tmp, ThreadPoolExecutor(2) as pool:
         files: dict[str, Block] = {}
         for block in blocks:
             path = Path(tmp) / f"block{len(files):04d}.sh"
             path.write_text(block.text + "\n", encoding="utf-8")
             files[str(path)] = block
-        if files:
-            comments = shellcheck(binary, list(files), ["--shell=bash", f"--exclude={BLOCK_EXCLUDES}"], tmp)
-            for name, block in files.items():
-                found = comments.get(name, [])
-                findings.extend(block_finding(block, c) for c in found)
-                if not found:
-                    findings.append(Finding("shellcheck", Outcome.PASSED, block.location(0), "", block))
-    if script_names:
-        comments = shellcheck(binary, script_names, ["--external-sources", "--source-path=SCRIPTDIR"], ctx.root)
+        # blocks and scripts in two shellcheck runs side by side
+        block_run = pool.submit(shellcheck, binary, list(files), ["--shell=bash", f"--exclude={BLOCK_EXCLUDES}"], tmp)
+        script_run = pool.submit(
+            shellcheck, binary, script_names, ["--external-sources", "--source-path=SCRIPTDIR"], ctx.root
+        )
+        comments = block_run.result() if files else {}
+        for name, block in files.items():
+            found = comments.get(name, [])
+            findings.extend(block_finding(block, c) for c in found)
+            if not found:
+                findings.append(Finding("shellcheck", Outcome.PASSED, block.location(0), "", block))
+        comments = script_run.result() if script_names else {}
         for name in script_names:
             found = comments.get(name, [])
             findings.extend(
@@ -95,6 +99,8 @@ def run(ctx: Context) -> list[Finding]:
 
 
 def shellcheck(binary: str, names: list[str], options: list[str], cwd) -> dict[str, list[dict]]:
+    if not names:
+        return {}
     proc = subprocess.run(
         [binary, "--format=json1", *options, *names], cwd=cwd, capture_output=True, text=True, timeout=120
     )
