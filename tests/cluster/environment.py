@@ -108,9 +108,10 @@ class TierEnvironment:
         assert self.registry is not None
         clone = self.checkout(f"release-{version}")
         self.runner.run(Step(
-            ["bash", "snippets/platform-release.sh", version],
-            note=f"publish platform release {version} (snippets/platform-release.sh)",
-            env={"PLATFORM_OCI_URL": self.registry.push_url, "PATH": self.tool_path()},
+            ["bash", "snippets/platform-release.sh", version, "--registry", self.registry.push_url,
+             "--insecure-registry"],
+            note=f"publish platform release {version} (snippets/platform-release.sh; the tag goes to the snapshot)",
+            env={"PATH": self.tool_path()},
             cwd=str(clone),
             timeout=300,
         ))

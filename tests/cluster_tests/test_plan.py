@@ -96,6 +96,9 @@ def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str)
     second = plan_text.index("docs/example/kind.md:13: cluster block on staging")
     assert first < second
     assert "/opt/kubectl config set-context kind-staging --cluster=kind-gwp-staging" in plan_text
+    block_line = next(l for l in plan_text.splitlines() if "kubectl get ns" in l)
+    assert 'PLATFORM_GIT_URL="http://$KIND_GATEWAY:$GIT_PORT/gitops-whitepaper.git"' in block_line
+    assert "PLATFORM_OCI_URL=oci://gwp-registry:5000/platform" in block_line
 
 
 def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> None:

@@ -4,7 +4,8 @@ page order, against the cluster NAME.
 Each page gets one scratch clone of the served snapshot, shared by its blocks
 in order (a later block may rely on an earlier one). A block runs with
 ``bash -euo pipefail``, a temporary HOME, the pinned tools first on PATH and
-``KUBECONFIG`` set to a copy of the harness's kubeconfig for that cluster, in
+``PLATFORM_GIT_URL``/``PLATFORM_OCI_URL`` exported as the pages ask (the
+harness's git server and registry), ``KUBECONFIG`` set to a copy of the harness's kubeconfig for that cluster, in
 which the context the pages use (``kind-NAME``) is an alias of the harness's
 cluster (``kind-gwp-NAME``): a page's commands work as printed and still can
 reach no cluster but the harness's own.
@@ -75,6 +76,14 @@ def block_kubeconfig(env, cluster: Cluster, dest: Path) -> str:
     return str(path)
 
 
+def exports(env) -> dict[str, str]:
+    """The variables the pages tell a reader to export (docs/example/kind.md),
+    set to the harness's own git server and registry."""
+    endpoints = env.ensure_endpoints()
+    return {"PLATFORM_GIT_URL": endpoints.git_url, "PLATFORM_OCI_URL": endpoints.oci_url,
+            "PLATFORM_OCI_INSECURE": "true"}
+
+
 def run_page(env, page: str, blocks) -> None:
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
@@ -89,7 +98,7 @@ def run_page(env, page: str, blocks) -> None:
             ["bash", "-euo", "pipefail", "-c", block.text],
             note=f"{block.location()}: cluster block on {cluster.target}",
             cwd=str(clone),
-            env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig},
+            env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
             timeout=timeout,
         ), check=False)
         if env.live and proc.returncode != 0:

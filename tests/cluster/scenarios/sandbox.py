@@ -30,7 +30,8 @@ data:
 def script(env, clone: Path, *argv: str, cluster=None, note: str = "") -> None:
     env.runner.run(Step(
         ["bash", *argv], note=note, cwd=str(clone),
-        env={"PATH": env.tool_path(), **({"KUBECONFIG": cluster.kubeconfig} if cluster else {})},
+        env={"PATH": env.tool_path(), "KUBECTL": env.tool("kubectl"), "FLUX": env.tool("flux"),
+             **({"KUBECONFIG": cluster.kubeconfig} if cluster else {})},
         context=cluster.context if cluster else None,
         kubeconfig=cluster.kubeconfig if cluster else None,
         timeout=READY_BOUND,
