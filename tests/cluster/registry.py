@@ -5,14 +5,26 @@ localhost registries as insecure on its own)."""
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
+
+import yaml
+
+from harness.model import PROJECT_ROOT
 
 from . import names
 from .plan import REGISTRY_PORT, Step
 from .runner import Recorder
 
-IMAGE = "registry:3"
+
+
+@functools.lru_cache(maxsize=None)
+def image() -> str:
+    """The registry image versions.yaml pins (``images.registry``)."""
+    with open(PROJECT_ROOT / "versions.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["images"]["registry"]
+
 LABEL = "org.gitops-whitepaper.harness=cluster-tier"
 REPOSITORY = "platform"
 
@@ -46,7 +58,7 @@ def start_step(docker: str, host_port: str) -> Step:
             f"--network={names.KIND_NETWORK}",
             f"--label={LABEL}",
             f"--publish=127.0.0.1:{host_port}:{names.REGISTRY_PORT_IN_NETWORK}",
-            IMAGE,
+            image(),
         ],
         note="local OCI registry on the kind network",
         timeout=300,
