@@ -87,3 +87,17 @@ def tools(session: nox.Session) -> None:
     where each tool was found, and why one is missing."""
     _install(session)
     session.run("python", "-m", "harness.tools", *session.posargs, env={"PYTHONPATH": "tests"})
+
+
+# --- Flux schemas ---------------------------------------------------------------
+
+
+@nox.session(name="flux-schemas")
+def flux_schemas(session: nox.Session) -> None:
+    """Write the JSON schemas of the pinned Flux CRDs to
+    .tools/flux-schemas/<flux.version>/, where docs-test finds them: from the
+    CRDs `flux install --export` prints (the pinned flux CLI in .tools/bin or on
+    PATH), or `-- --crds DIR` from a folder or file of CRDs; `-- --out DIR`
+    writes elsewhere."""
+    _install(session)
+    session.run("python", "-m", "harness.flux_schemas", *session.posargs, env={"PYTHONPATH": "tests"})

@@ -6,7 +6,8 @@
 
 Options: ``--page docs/x.md`` runs the checks of one page only;
 ``--flux-schemas DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
-(default ``../shared/flux/schemas`` when it exists).
+(default: what ``nox -s flux-schemas`` made for the pinned Flux, else
+``../shared/flux/schemas`` when it exists; ``harness.flux_schemas``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import extract
+from harness.flux_schemas import SchemaError, schema_folder
 from harness.model import PROJECT_ROOT, Context
 from harness.report import Report
 
@@ -31,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="folder of Flux JSON schemas ({group}/{kind}_{version}.json); default $FLUX_SCHEMAS, "
-        "else ../shared/flux/schemas when it exists",
+        "else .tools/flux-schemas/<flux.version> (nox -s flux-schemas), else ../shared/flux/schemas",
     )
 
 
@@ -49,12 +51,10 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 
 def flux_schemas(config: pytest.Config) -> Path | None:
-    chosen = config.getoption("--flux-schemas") or os.environ.get("FLUX_SCHEMAS")
-    if chosen:
-        path = Path(chosen)
-        return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
-    default = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
-    return default if default.is_dir() else None
+    try:
+        return schema_folder(config.getoption("--flux-schemas"), os.environ.get("FLUX_SCHEMAS"), PROJECT_ROOT)
+    except SchemaError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def selected_page(config: pytest.Config) -> str | None:
