@@ -6,6 +6,10 @@
 # The artifact holds platform/ at the same path as the repository does, so
 # the clusters' Kustomizations use ./platform/... whichever source they follow.
 set -euo pipefail
+# The helpers the scripts share (SC1091: a page quoting this whole script is
+# checked without lib.sh beside it).
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<'USAGE'
@@ -26,41 +30,23 @@ REGISTRY:VERSION with `flux push artifact`.
 USAGE
 }
 
-die() { printf 'platform-release: %s\n' "$*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
-# Print a command so that it can be pasted into a shell.
-show() {
-  local arg out=""
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
-  done
-  printf '+%s\n' "$out"
-}
-DRY_RUN=false
-# run COMMAND...: print it, and run it unless --dry-run.
-run() {
-  show "$@"
-  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
-}
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REGISTRY=""
 REMOTE=origin
 INSECURE=()
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --registry) [[ $# -ge 2 ]] || die "--registry needs a value"; REGISTRY="$2"; shift 2 ;;
-    --remote) [[ $# -ge 2 ]] || die "--remote needs a value"; REMOTE="$2"; shift 2 ;;
+    --registry) need_value "$@"; REGISTRY="$2"; shift 2 ;;
+    --remote) need_value "$@"; REMOTE="$2"; shift 2 ;;
     --insecure-registry) INSECURE=(--insecure-registry); shift ;;
-    --root) [[ $# -ge 2 ]] || die "--root needs a value"; ROOT="$2"; shift 2 ;;
+    --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    -*) usage >&2; die "unknown option: $1" ;;
+    -*) usage_error "unknown option: $1" ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
-[[ ${#ARGS[@]} -eq 1 ]] || { usage >&2; die "expected one VERSION"; }
+[[ ${#ARGS[@]} -eq 1 ]] || usage_error "expected one VERSION"
 VERSION="${ARGS[0]}"
 [[ "$VERSION" =~ ^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$ ]] ||
   die "VERSION must be MAJOR.MINOR.PATCH without a v (the clusters' semver ranges match these tags): $VERSION"

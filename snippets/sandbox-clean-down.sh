@@ -18,6 +18,10 @@
 # The root stays suspended: resuming it would rebuild everything. Destroy the
 # cluster next.
 set -euo pipefail
+# The helpers the scripts share (SC1091: a page quoting this whole script is
+# checked without lib.sh beside it).
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<'USAGE'
@@ -39,35 +43,18 @@ Environment: KUBECTL and FLUX name the kubectl and flux binaries to use
 USAGE
 }
 
-die() { printf 'sandbox-clean-down: %s\n' "$*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
-# Print a command so that it can be pasted into a shell.
-show() {
-  local arg out=""
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
-  done
-  printf '+%s\n' "$out"
-}
-DRY_RUN=false
-# run COMMAND...: print it, and run it unless --dry-run.
-run() {
-  show "$@"
-  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
-}
-
 CONTEXT=""
 TIMEOUT=15m
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --context) [[ $# -ge 2 ]] || die "--context needs a value"; CONTEXT="$2"; shift 2 ;;
-    --timeout) [[ $# -ge 2 ]] || die "--timeout needs a value"; TIMEOUT="$2"; shift 2 ;;
+    --context) need_value "$@"; CONTEXT="$2"; shift 2 ;;
+    --timeout) need_value "$@"; TIMEOUT="$2"; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) usage >&2; die "unknown argument: $1" ;;
+    *) usage_error "unknown argument: $1" ;;
   esac
 done
-[[ -n "$CONTEXT" ]] || { usage >&2; die "--context is required"; }
+[[ -n "$CONTEXT" ]] || usage_error "--context is required"
 [[ "$TIMEOUT" =~ ^[0-9]+(s|m|h)$ ]] || die "--timeout must look like 90s, 15m or 1h: $TIMEOUT"
 
 LABEL="gitops.example.org/external-state=true"

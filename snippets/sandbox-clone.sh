@@ -6,6 +6,10 @@
 # source follows the platform on a git branch (development), the copy follows
 # BRANCH instead, so the sandbox runs the platform of the branch you work on.
 set -euo pipefail
+# The helpers the scripts share (SC1091: a page quoting this whole script is
+# checked without lib.sh beside it).
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<'EOF'
@@ -29,52 +33,26 @@ Copy clusters/SOURCE to clusters/SANDBOX without flux-system/gotk-sync.yaml.
 EOF
 }
 
-die() { printf 'sandbox-clone: %s\n' "$*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
-# Print a command so that it can be pasted into a shell.
-show() {
-  local arg out=""
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
-  done
-  printf '+%s\n' "$out"
-}
-DRY_RUN=false
-# run COMMAND...: print it, and run it unless --dry-run.
-run() {
-  show "$@"
-  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
-}
-# run_to FILE COMMAND...: the same, with the command's output written to FILE.
-run_to() {
-  local file="$1"
-  shift
-  printf '%s > %s\n' "$(show "$@")" "$file"
-  if [[ "$DRY_RUN" == false ]]; then "$@" >"$file"; fi
-}
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BRANCH=""
 WITH_SYNC=false
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --branch) [[ $# -ge 2 ]] || die "--branch needs a value"; BRANCH="$2"; shift 2 ;;
-    --root) [[ $# -ge 2 ]] || die "--root needs a value"; ROOT="$2"; shift 2 ;;
+    --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
+    --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     --with-sync) WITH_SYNC=true; shift ;;
     --dry-run) DRY_RUN=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    -*) usage >&2; die "unknown option: $1" ;;
+    -*) usage_error "unknown option: $1" ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
-[[ ${#ARGS[@]} -eq 2 ]] || { usage >&2; die "expected SOURCE and SANDBOX"; }
-[[ -z "$BRANCH" || "$BRANCH" =~ ^[A-Za-z0-9._/-]+$ ]] || die "not a branch name this script handles: $BRANCH"
+[[ ${#ARGS[@]} -eq 2 ]] || usage_error "expected SOURCE and SANDBOX"
+check_branch_name "$BRANCH"
 SOURCE="${ARGS[0]}"
 SANDBOX="${ARGS[1]}"
 
-[[ "$SANDBOX" =~ ^sandbox-[a-z0-9][a-z0-9-]*$ ]] ||
-  die "SANDBOX must look like sandbox-<name> (lower case, digits, dashes): $SANDBOX"
+check_sandbox_name "$SANDBOX"
 SRC_DIR="$ROOT/clusters/$SOURCE"
 DST_DIR="$ROOT/clusters/$SANDBOX"
 [[ -f "$SRC_DIR/platform.yaml" ]] || die "no cluster directory at $SRC_DIR (clusters/$SOURCE/platform.yaml is missing)"
@@ -82,10 +60,8 @@ DST_DIR="$ROOT/clusters/$SANDBOX"
 command -v rsync >/dev/null || die "rsync is not installed"
 
 # How does SOURCE track the platform? A branch (GitRepository) or a release (OCIRepository).
-if grep -q '^kind: GitRepository' "$SRC_DIR/platform.yaml"; then
+if follows_a_branch "$SRC_DIR" "$SOURCE"; then
   [[ -n "$BRANCH" ]] || die "clusters/$SOURCE follows a git branch: give the sandbox its branch with --branch"
-  [[ "$(grep -c '^ *branch: ' "$SRC_DIR/platform.yaml")" -eq 1 ]] ||
-    die "expected exactly one 'branch:' line in clusters/$SOURCE/platform.yaml"
 else
   [[ -z "$BRANCH" ]] || die "clusters/$SOURCE follows platform releases (OCIRepository): a sandbox of it runs the same release, so omit --branch"
 fi

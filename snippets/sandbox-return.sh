@@ -7,6 +7,10 @@
 # target keeps tracking its own branch and name: the sandbox followed its work
 # branch, which must not reach development when the work is merged.
 set -euo pipefail
+# The helpers the scripts share (SC1091: a page quoting this whole script is
+# checked without lib.sh beside it).
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat <<'USAGE'
@@ -26,42 +30,24 @@ TARGET on its own platform branch, and remove clusters/SANDBOX.
 USAGE
 }
 
-die() { printf 'sandbox-return: %s\n' "$*" >&2; exit 1; }
-say() { printf '==> %s\n' "$*"; }
-# Print a command so that it can be pasted into a shell.
-show() {
-  local arg out=""
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
-  done
-  printf '+%s\n' "$out"
-}
-DRY_RUN=false
-# run COMMAND...: print it, and run it unless --dry-run.
-run() {
-  show "$@"
-  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
-}
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BRANCH=""
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --branch) [[ $# -ge 2 ]] || die "--branch needs a value"; BRANCH="$2"; shift 2 ;;
-    --root) [[ $# -ge 2 ]] || die "--root needs a value"; ROOT="$2"; shift 2 ;;
+    --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
+    --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
     -h | --help) usage; exit 0 ;;
-    -*) usage >&2; die "unknown option: $1" ;;
+    -*) usage_error "unknown option: $1" ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
-[[ ${#ARGS[@]} -eq 2 ]] || { usage >&2; die "expected SANDBOX and TARGET"; }
+[[ ${#ARGS[@]} -eq 2 ]] || usage_error "expected SANDBOX and TARGET"
 SANDBOX="${ARGS[0]}"
 TARGET="${ARGS[1]}"
-[[ -z "$BRANCH" || "$BRANCH" =~ ^[A-Za-z0-9._/-]+$ ]] || die "not a branch name this script handles: $BRANCH"
+check_branch_name "$BRANCH"
 
-[[ "$SANDBOX" =~ ^sandbox-[a-z0-9][a-z0-9-]*$ ]] || die "SANDBOX must look like sandbox-<name>: $SANDBOX"
+check_sandbox_name "$SANDBOX"
 [[ "$TARGET" != sandbox-* ]] || die "TARGET is another sandbox ($TARGET): return to the long-lived cluster it came from"
 SRC_DIR="$ROOT/clusters/$SANDBOX"
 DST_DIR="$ROOT/clusters/$TARGET"
@@ -70,9 +56,7 @@ DST_DIR="$ROOT/clusters/$TARGET"
 command -v rsync >/dev/null || die "rsync is not installed"
 
 # The branch TARGET's platform source follows before the copy overwrites it.
-if grep -q '^kind: GitRepository' "$DST_DIR/platform.yaml"; then
-  [[ "$(grep -c '^ *branch: ' "$DST_DIR/platform.yaml")" -eq 1 ]] ||
-    die "expected exactly one 'branch:' line in clusters/$TARGET/platform.yaml"
+if follows_a_branch "$DST_DIR" "$TARGET"; then
   if [[ -z "$BRANCH" ]]; then
     BRANCH="$(sed -n 's/^ *branch: *//p' "$DST_DIR/platform.yaml")"
   fi

@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# What the scripts in snippets/ share: messages, printing and running commands
+# (with --dry-run), argument checks. Each script sources it right after
+# `set -euo pipefail` and defines its own usage().
+
+# The script's name without .sh, in front of every error.
+PROG="$(basename "$0" .sh)"
+# The root of this repository: the default of the scripts' --root.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+say() { printf '==> %s\n' "$*"; }
+# usage_error MESSAGE: the usage on stderr, then die.
+usage_error() { usage >&2; die "$@"; }
+# need_value "$@": inside the argument loop, the option $1 must have a value.
+need_value() { [[ $# -ge 2 ]] || die "$1 needs a value"; }
+
+# Print a command so that it can be pasted into a shell.
+show() {
+  local arg out=""
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then out+=" $arg"; else out+=" '${arg//\'/\'\\\'\'}'"; fi
+  done
+  printf '+%s\n' "$out"
+}
+DRY_RUN=false
+# run COMMAND...: print it, and run it unless --dry-run.
+run() {
+  show "$@"
+  if [[ "$DRY_RUN" == false ]]; then "$@"; fi
+}
+# run_to FILE COMMAND...: the same, with the command's output written to FILE.
+run_to() {
+  local file="$1"
+  shift
+  printf '%s > %s\n' "$(show "$@")" "$file"
+  if [[ "$DRY_RUN" == false ]]; then "$@" >"$file"; fi
+}
+
+# check_branch_name BRANCH: empty, or a branch name the sed edits can carry.
+check_branch_name() {
+  [[ -z "$1" || "$1" =~ ^[A-Za-z0-9._/-]+$ ]] || die "not a branch name this script handles: $1"
+}
+# check_sandbox_name NAME
+check_sandbox_name() {
+  [[ "$1" =~ ^sandbox-[a-z0-9][a-z0-9-]*$ ]] ||
+    die "SANDBOX must look like sandbox-<name> (lower case, digits, dashes): $1"
+}
+# follows_a_branch DIR CLUSTER: does the platform source in DIR/platform.yaml
+# (the directory of clusters/CLUSTER) follow a git branch? It does when it is a
+# GitRepository, which must then have exactly one branch: line; an
+# OCIRepository follows platform releases.
+follows_a_branch() {
+  grep -q '^kind: GitRepository' "$1/platform.yaml" || return 1
+  [[ "$(grep -c '^ *branch: ' "$1/platform.yaml")" -eq 1 ]] ||
+    die "expected exactly one 'branch:' line in clusters/$2/platform.yaml"
+}
