@@ -94,9 +94,12 @@ def schema_folder(option: str | None, env: str | None, root: Path = PROJECT_ROOT
 
 # -- CRD -> JSON schema ----------------------------------------------------------------
 
-# Keywords whose value is one schema, a list of schemas, or a map of name -> schema.
-_ONE_SCHEMA = ("items", "additionalProperties", "not")
-_SCHEMA_LIST = ("allOf", "anyOf", "oneOf")
+# Keywords whose value is the schema of a value (``items``, ``additionalProperties``)
+# or a map of field name -> schema. The branches of ``allOf``, ``anyOf``,
+# ``oneOf`` and ``not`` only add conditions on fields the schema around them
+# defines (a structural schema's rule), so they are left open: closing one
+# would reject the fields it does not repeat.
+_ONE_SCHEMA = ("items", "additionalProperties")
 _SCHEMA_MAP = ("properties", "patternProperties")
 
 
@@ -109,9 +112,6 @@ def strict(schema: Any) -> Any:
     for key in _ONE_SCHEMA:
         if isinstance(out.get(key), dict):
             out[key] = strict(out[key])
-    for key in _SCHEMA_LIST:
-        if isinstance(out.get(key), list):
-            out[key] = [strict(item) for item in out[key]]
     for key in _SCHEMA_MAP:
         if isinstance(out.get(key), dict):
             out[key] = {name: strict(sub) for name, sub in out[key].items()}
