@@ -59,7 +59,7 @@ done
 [[ ${#ARGS[@]} -eq 1 ]] || usage_error "expected one CLUSTER"
 CLUSTER="${ARGS[0]}"
 [[ -n "$CONTEXT" ]] || usage_error "--context is required"
-[[ -n "$URL" ]] || usage_error "--url is required"
+[[ -n "$URL" ]] || usage_error "--url is required and must not be empty"
 [[ -n "$BRANCH" ]] || die "--branch must not be empty"
 check_branch_name "$BRANCH"
 [[ -f "$ROOT/clusters/$CLUSTER/platform.yaml" ]] ||

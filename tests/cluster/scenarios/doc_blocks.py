@@ -5,7 +5,8 @@ Each page gets one scratch clone of the served snapshot, shared by its blocks
 in order (a later block may rely on an earlier one). A block runs with
 ``bash -euo pipefail``, a temporary HOME, the pinned tools first on PATH and
 ``PLATFORM_GIT_URL``/``PLATFORM_OCI_URL`` exported as the pages ask (the
-harness's git server and registry), ``KUBECONFIG`` set to a copy of the harness's kubeconfig for that cluster, in
+harness's git server and registry) and ``GIT_PASSWORD`` (the one the harness
+bootstraps with; its git server takes any), ``KUBECONFIG`` set to a copy of the harness's kubeconfig for that cluster, in
 which the context the pages use (``kind-NAME``) is an alias of the harness's
 cluster (``kind-gwp-NAME``): a page's commands work as printed and still can
 reach no cluster but the harness's own.
@@ -76,12 +77,17 @@ def block_kubeconfig(env, cluster: Cluster, dest: Path) -> str:
     return str(path)
 
 
+# The password ``Provider.install_flux`` bootstraps with (--password); the
+# harness's git server accepts any, the pages' bootstrap script requires one.
+GIT_PASSWORD = "docs-test"
+
+
 def exports(env) -> dict[str, str]:
     """The variables the pages tell a reader to export (docs/example/kind.md),
     set to the harness's own git server and registry."""
     endpoints = env.ensure_endpoints()
     return {"PLATFORM_GIT_URL": endpoints.git_url, "PLATFORM_OCI_URL": endpoints.oci_url,
-            "PLATFORM_OCI_INSECURE": "true"}
+            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": GIT_PASSWORD}
 
 
 def run_page(env, page: str, blocks) -> None:
