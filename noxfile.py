@@ -44,6 +44,7 @@ def docs_test(session: nox.Session) -> None:
     # cannot be installed is listed here and its checks are skipped with the
     # reason in the report, never passed.
     session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
