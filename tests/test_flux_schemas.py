@@ -364,6 +364,8 @@ def test_the_schema_folder_the_harness_uses(tmp_path):
     root.mkdir()
     (root / "versions.yaml").write_text('flux:\n  version: "2.9.5"\n')
     assert flux_schemas.schema_folder(None, None, root) is None
+    reason = flux_schemas.missing_reason(root)
+    assert "not found in" in reason and ".tools/flux-schemas/2.9.5" in reason and "`nox -s flux-schemas`" in reason
     shared = tmp_path / "shared" / "flux" / "schemas"
     shared.mkdir(parents=True)
     assert flux_schemas.schema_folder(None, None, root) == shared

@@ -11,7 +11,7 @@ Which folder the harness uses (``schema_folder``): ``--flux-schemas DIR``,
 else ``$FLUX_SCHEMAS``, else ``.tools/flux-schemas/<flux.version>`` when
 ``nox -s flux-schemas`` made it for the Flux version versions.yaml pins, else
 ``../shared/flux/schemas`` next to the repository when it exists, else none
-(Flux objects are then skipped with ``MISSING_REASON``).
+(Flux objects are then skipped with ``missing_reason()``).
 
 ``nox -s flux-schemas`` (``python -m harness.flux_schemas`` with ``tests`` on
 the Python path) writes that folder from the CRDs the pinned flux CLI bundles
@@ -44,10 +44,6 @@ CRD_API_VERSION = "apiextensions.k8s.io/v1"
 FLUX_EXTRA_COMPONENTS = "image-reflector-controller,image-automation-controller"
 SCHEMA_FILE = re.compile(r"^[a-z0-9.-]+/[a-z0-9]+_[a-z0-9]+\.json$")
 
-MISSING_REASON = (
-    "no Flux schema folder: run `nox -s flux-schemas` to make the schemas of the "
-    "pinned Flux CRDs, or pass pytest --flux-schemas DIR (or FLUX_SCHEMAS=DIR)"
-)
 
 
 class SchemaError(Exception):
@@ -71,6 +67,19 @@ def pinned_version(root: Path = PROJECT_ROOT) -> str:
 def generated_folder(root: Path = PROJECT_ROOT) -> Path:
     """Where ``nox -s flux-schemas`` writes the schemas of the pinned Flux."""
     return Path(root) / GENERATED_DIR / pinned_version(root)
+
+
+def missing_reason(root: Path = PROJECT_ROOT) -> str:
+    """Why Flux objects are skipped when ``schema_folder`` finds none, and what
+    to do (the report lists skips whose reason says "not found in")."""
+    try:
+        generated = f"{GENERATED_DIR}/{pinned_version(root)}"
+    except (SchemaError, OSError):
+        generated = f"{GENERATED_DIR}/<flux.version>"
+    return (
+        f"Flux schemas not found in --flux-schemas, $FLUX_SCHEMAS, {generated} or {SHARED_DIR}; "
+        "run `nox -s flux-schemas` to make them from the pinned Flux CRDs"
+    )
 
 
 def schema_folder(option: str | None, env: str | None, root: Path = PROJECT_ROOT) -> Path | None:
