@@ -50,10 +50,7 @@ while [[ $# -gt 0 ]]; do
     --context) need_value "$@"; CONTEXT="$2"; shift 2 ;;
     --url) need_value "$@"; URL="$2"; shift 2 ;;
     --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
-    --dry-run) DRY_RUN=true; shift ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage_error "unknown option: $1" ;;
-    *) ARGS+=("$1"); shift ;;
+    *) common_argument "$1"; shift ;;
   esac
 done
 [[ ${#ARGS[@]} -eq 1 ]] || usage_error "expected one CLUSTER"

@@ -15,6 +15,17 @@ say() { printf '==> %s\n' "$*"; }
 usage_error() { usage >&2; die "$@"; }
 # need_value "$@": inside the argument loop, the option $1 must have a value.
 need_value() { [[ $# -ge 2 ]] || die "$1 needs a value"; }
+# common_argument ARG: what the argument loop does with an argument that is
+# not one of the script's own options: --dry-run, -h/--help, an unknown option
+# (an error), or a positional argument (appended to ARGS).
+common_argument() {
+  case "$1" in
+    --dry-run) DRY_RUN=true ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage_error "unknown option: $1" ;;
+    *) ARGS+=("$1") ;;
+  esac
+}
 
 # Print a command so that it can be pasted into a shell.
 show() {

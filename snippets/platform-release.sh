@@ -40,10 +40,7 @@ while [[ $# -gt 0 ]]; do
     --remote) need_value "$@"; REMOTE="$2"; shift 2 ;;
     --insecure-registry) INSECURE=(--insecure-registry); shift ;;
     --root) need_value "$@"; ROOT="$2"; shift 2 ;;
-    --dry-run) DRY_RUN=true; shift ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage_error "unknown option: $1" ;;
-    *) ARGS+=("$1"); shift ;;
+    *) common_argument "$1"; shift ;;
   esac
 done
 [[ ${#ARGS[@]} -eq 1 ]] || usage_error "expected one VERSION"

@@ -41,10 +41,7 @@ while [[ $# -gt 0 ]]; do
     --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
     --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     --with-sync) WITH_SYNC=true; shift ;;
-    --dry-run) DRY_RUN=true; shift ;;
-    -h | --help) usage; exit 0 ;;
-    -*) usage_error "unknown option: $1" ;;
-    *) ARGS+=("$1"); shift ;;
+    *) common_argument "$1"; shift ;;
   esac
 done
 [[ ${#ARGS[@]} -eq 2 ]] || usage_error "expected SOURCE and SANDBOX"
