@@ -16,6 +16,9 @@ REGISTRY_PORT_IN_NETWORK = 5000
 KIND_NETWORK = "kind"
 GIT_REPO_PATH = "/gitops-whitepaper.git"
 DEFAULT_BRANCH = "main"
+# The password the harness's git server is given by flux bootstrap (token auth
+# over plain HTTP); the server accepts any, and page blocks get it as GIT_PASSWORD.
+GIT_PASSWORD = "docs-test"
 
 
 def cluster_name(target: str) -> str:

@@ -86,7 +86,7 @@ class Provider:
                     "--allow-insecure-http=true",
                     "--token-auth=true",
                     "--username=git",
-                    "--password=docs-test",
+                    f"--password={names.GIT_PASSWORD}",
                     f"--branch={branch}",
                     f"--path={path or f'clusters/{cluster.target}'}",
                     "--author-name=docs-test harness",

@@ -19,6 +19,7 @@ import shutil
 from collections import OrderedDict
 from pathlib import Path
 
+from .. import names
 from ..guard import RefusedContext
 from ..plan import Step
 from ..providers import Cluster
@@ -79,7 +80,6 @@ def block_kubeconfig(env, cluster: Cluster, dest: Path) -> str:
 
 # The password ``Provider.install_flux`` bootstraps with (--password); the
 # harness's git server accepts any, the pages' bootstrap script requires one.
-GIT_PASSWORD = "docs-test"
 
 
 def exports(env) -> dict[str, str]:
@@ -87,7 +87,7 @@ def exports(env) -> dict[str, str]:
     set to the harness's own git server and registry."""
     endpoints = env.ensure_endpoints()
     return {"PLATFORM_GIT_URL": endpoints.git_url, "PLATFORM_OCI_URL": endpoints.oci_url,
-            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": GIT_PASSWORD}
+            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD}
 
 
 def run_page(env, page: str, blocks) -> None:
