@@ -4,6 +4,13 @@ touch the real one.
 A snapshot holds every tracked and untracked-but-not-ignored file as it is on
 disk now (uncommitted changes included) and a copy of ``.git``, so scripts
 that call git see the same history and the same uncommitted changes.
+
+Copying ``.git`` is most of a snapshot's cost. Its object files (under
+``.git/objects``) are written once and never changed in place: git writes a
+new object to a temporary file and renames it, and only ever deletes old ones
+(``gc``, ``prune``). So they are hard-linked when the snapshot is on the same
+filesystem, which is safe for both sides; everything else (index, refs,
+config, HEAD, logs) is copied.
 """
 
 from __future__ import annotations
@@ -38,22 +45,57 @@ def tree_files(root: Path) -> list[str]:
 
 def snapshot(root: Path, dest: Path) -> Path:
     """Copy the working tree of ``root`` into ``dest`` (created; must not
-    exist or be empty) and return ``dest``. ``root`` is only read."""
+    exist or be empty) and return ``dest``. ``root`` is only read; a snapshot
+    can itself be snapshotted (the mutation tests copy one base per test)."""
     root, dest = Path(root).resolve(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    made = {dest}
     for name in tree_files(root):
         source = root / name
-        if not source.exists() and not source.is_symlink():
-            continue  # deleted in the working tree, not yet committed
         target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            os.symlink(os.readlink(source), target)
-        elif source.is_file():
-            shutil.copy2(source, target)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        try:
+            if source.is_symlink():
+                os.symlink(os.readlink(source), target)
+            elif source.is_file():
+                shutil.copy2(source, target)
+        except FileNotFoundError:
+            continue  # deleted in the working tree (not yet committed, or just now)
     git = root / ".git"
     if git.is_dir():
-        shutil.copytree(git, dest / ".git", symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+        copy_git_dir(git, dest / ".git")
     elif git.is_file():  # a worktree: point at the same repository
         shutil.copy2(git, dest / ".git")
     return dest
+
+
+def copy_git_dir(git: Path, dest: Path) -> None:
+    """Copy a ``.git`` folder, hard-linking its object files where possible
+    and leaving out lock files (a commit in progress in the real tree)."""
+    for dirpath, dirnames, filenames in os.walk(git):
+        rel = os.path.relpath(dirpath, git)
+        target_dir = dest / rel
+        target_dir.mkdir(parents=True, exist_ok=True)
+        objects = rel == "objects" or rel.startswith("objects" + os.sep)
+        for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            dirnames.remove(name)
+            os.symlink(os.readlink(os.path.join(dirpath, name)), target_dir / name)
+        for name in filenames:
+            if name.endswith(".lock"):
+                continue
+            source, target = os.path.join(dirpath, name), target_dir / name
+            try:
+                if os.path.islink(source):
+                    os.symlink(os.readlink(source), target)
+                    continue
+                if objects:
+                    try:
+                        os.link(source, target)
+                        continue
+                    except OSError:
+                        pass  # another filesystem, or links not allowed: copy
+                shutil.copy2(source, target)
+            except FileNotFoundError:
+                continue  # removed while we copied (git gc in the real tree)

@@ -68,12 +68,24 @@ SCRIPT_INCLUDE_LINE = 26
 
 
 def make(tmp_path: Path) -> Path:
+    """A snapshot of the project with the fixture files written into it."""
     root = scratch.snapshot(PROJECT_ROOT, tmp_path / "tree")
-    for name, text in FILES.items():
+    write(root, FILES)
+    return root
+
+
+def copy(base: Path, tmp_path: Path) -> Path:
+    """A copy of a tree ``make`` wrote, for one test to mutate (cheaper than
+    ``make``: the project is read once per run)."""
+    return scratch.snapshot(base, tmp_path / "tree")
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (relative name -> text) into ``root``."""
+    for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    return root
 
 
 def edit(root: Path, name: str, old: str, new: str) -> None:

@@ -6,9 +6,8 @@ from harness.model import Mode
 from mutations import fixture
 
 
-def test_blocks_modes_and_origins(tmp_path):
-    root = fixture.make(tmp_path)
-    blocks = fixture.context(root).blocks
+def test_blocks_modes_and_origins(fixture_base):
+    blocks = fixture.context(fixture_base).blocks
     assert [(b.lang, b.mode) for b in blocks] == [
         ("yaml", Mode.MANIFESTS), ("bash", Mode.LOCAL), ("text", Mode.OUTPUT), ("bash", Mode.STATIC)
     ]
@@ -26,14 +25,13 @@ def test_blocks_modes_and_origins(tmp_path):
     assert str(indented.location(1)) == f"{fixture.PAGE}:{fixture.SCRIPT_INCLUDE_LINE} (harness-fixture/greet.sh:5)"
 
 
-def test_text_is_what_the_site_renders(tmp_path):
+def test_text_is_what_the_site_renders(fixture_base):
     """The expanded page equals what mkdocs' own Markdown preprocessing of
     the page produces (macros, then snippets)."""
     from harness import extract
 
-    root = fixture.make(tmp_path)
-    site = extract.load_site(root)
-    page = root / fixture.PAGE
+    site = extract.load_site(fixture_base)
+    page = fixture_base / fixture.PAGE
     ours = [line.text for line in extract.expand_page(site, page)]
     rendered, _, _ = extract.render_macros(site, page)
     site.snippets.seen = set()

@@ -6,12 +6,16 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
+
 from harness.checks import cli_help, metadata, run_local, shellcheck, snippets
 from harness.model import Finding, Outcome
 
 from mutations import fixture
 
 P = fixture.PAGE
+APP = "harness-fixture/app.yaml"
+GREET = "harness-fixture/greet.sh"
 
 
 def failed(findings: list[Finding]) -> list[str]:
@@ -31,82 +35,76 @@ def all_checks(ctx) -> list[Finding]:
     ]
 
 
-def test_unmutated_fixture_passes_and_leaves_tree_unchanged(tmp_path):
-    root = fixture.make(tmp_path)
+def test_unmutated_fixture_passes_and_leaves_tree_unchanged(fixture_base):
     status = ["git", "status", "--porcelain", "--untracked-files=all"]
-    before = subprocess.run(status, cwd=root, capture_output=True, text=True, check=True).stdout
-    findings = all_checks(fixture.context(root))
+    before = subprocess.run(status, cwd=fixture_base, capture_output=True, text=True, check=True).stdout
+    findings = all_checks(fixture.context(fixture_base))
     assert failed(findings) == []
     checks = {(f.check, f.outcome) for f in findings}
     assert {("local", Outcome.PASSED), ("output", Outcome.PASSED), ("shellcheck", Outcome.PASSED)} <= checks
-    after = subprocess.run(status, cwd=root, capture_output=True, text=True, check=True).stdout
+    after = subprocess.run(status, cwd=fixture_base, capture_output=True, text=True, check=True).stdout
     assert after == before
 
 
-def test_renamed_section(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, "harness-fixture/app.yaml", "[start:data]", "[start:values]")
-    fixture.edit(root, "harness-fixture/app.yaml", "[end:data]", "[end:values]")
-    assert_failure(snippets.run(fixture.context(root)), f"{P}:{fixture.YAML_INCLUDE_LINE}", "data")
+# (file, old, new) edits; the check to run; whether it looks at the whole
+# tree or the fixture page only; where it must fail; a word the failure says.
+MUTATIONS = {
+    "renamed section": (
+        [(APP, "[start:data]", "[start:values]"), (APP, "[end:data]", "[end:values]")],
+        snippets, False, f"{P}:{fixture.YAML_INCLUDE_LINE}", "data",
+    ),
+    "unclosed section names the tree line": (
+        [(APP, "# --8<-- [end:data]\n", "")],
+        snippets, True, f"{APP}:5", "[end:data]",
+    ),
+    "shell syntax error": (
+        [(GREET, 'echo "hello, ${name}"', 'if [ -n "$name" ]; then echo "hello, ${name}"')],
+        shellcheck, False, f"{P}:{fixture.SCRIPT_INCLUDE_LINE} ({GREET}:5)", "SC",
+    ),
+    "wrong expected output": (
+        [(P, "in tree\n", "in the tree\n")],
+        run_local, False, f"{P}:{fixture.OUTPUT_FIRST_LINE}", "differs",
+    ),
+    "failing command points at its line": (
+        [(P, "git rev-parse --short HEAD", "git rev-parse --short HEAD\nfalse")],
+        run_local, False, f"{P}:{fixture.LOCAL_FENCE_LINE + 3}", "status 1",
+    ),
+    "unknown flag": (
+        [(P, "git rev-parse --short HEAD", "git rev-parse --short HEAD\ngit switch --creat x")],
+        cli_help, False, f"{P}:{fixture.LOCAL_FENCE_LINE + 3}", "--creat",
+    ),
+    "skip without reason": (
+        [(P, "<!-- test: local timeout=20 -->", "<!-- test: skip -->")],
+        metadata, False, f"{P}:{fixture.LOCAL_FENCE_LINE}", "reason",
+    ),
+}
 
 
-def test_unclosed_section_names_the_tree_line(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, "harness-fixture/app.yaml", "# --8<-- [end:data]\n", "")
-    assert_failure(snippets.run(fixture.context(root, whole_tree=True)), "harness-fixture/app.yaml:5", "[end:data]")
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_mutation_fails_at_its_line(fixture_tree, name):
+    edits, check, whole_tree, where, word = MUTATIONS[name]
+    for path, old, new in edits:
+        fixture.edit(fixture_tree, path, old, new)
+    assert_failure(check.run(fixture.context(fixture_tree, whole_tree=whole_tree)), where, word)
 
 
-def test_unused_section_is_a_warning(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, "harness-fixture/greet.sh", "[end:greet]", "[end:greet]\n# --8<-- [start:spare]\n# --8<-- [end:spare]")
-    findings = snippets.run(fixture.context(root, whole_tree=True))
+def test_unused_section_is_a_warning(fixture_tree):
+    fixture.edit(fixture_tree, GREET, "[end:greet]", "[end:greet]\n# --8<-- [start:spare]\n# --8<-- [end:spare]")
+    findings = snippets.run(fixture.context(fixture_tree, whole_tree=True))
     warnings = [str(f) for f in findings if f.outcome is Outcome.WARNING]
-    assert any(w.startswith("harness-fixture/greet.sh:7:") and "spare" in w for w in warnings), warnings
+    assert any(w.startswith(f"{GREET}:7:") and "spare" in w for w in warnings), warnings
     assert not any("harness-fixture" in f for f in failed(findings))
 
 
-def test_missing_include(tmp_path):
-    root = fixture.make(tmp_path)
-    (root / "harness-fixture/greet.sh").unlink()
-    assert_failure(snippets.run(fixture.context(root)), f"{P}:{fixture.SCRIPT_INCLUDE_LINE}", "greet.sh")
+def test_missing_include(fixture_tree):
+    (fixture_tree / GREET).unlink()
+    assert_failure(snippets.run(fixture.context(fixture_tree)), f"{P}:{fixture.SCRIPT_INCLUDE_LINE}", "greet.sh")
 
 
-def test_shell_syntax_error(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, "harness-fixture/greet.sh", 'echo "hello, ${name}"', 'if [ -n "$name" ]; then echo "hello, ${name}"')
-    findings = shellcheck.run(fixture.context(root))
-    assert_failure(findings, f"{P}:{fixture.SCRIPT_INCLUDE_LINE} (harness-fixture/greet.sh:5)", "SC")
-
-
-def test_block_that_hangs(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, P, "<!-- test: local timeout=20 -->", "<!-- test: local timeout=1 -->")
-    fixture.edit(root, P, 'test -z "${KUBECONFIG:-}"', "sleep 600 &\nsleep 600")
+def test_block_that_hangs(fixture_tree):
+    fixture.edit(fixture_tree, P, "<!-- test: local timeout=20 -->", "<!-- test: local timeout=1 -->")
+    fixture.edit(fixture_tree, P, 'test -z "${KUBECONFIG:-}"', "sleep 600 &\nsleep 600")
     started = time.monotonic()
-    findings = run_local.run(fixture.context(root))
+    findings = run_local.run(fixture.context(fixture_tree))
     assert time.monotonic() - started < 15, "the timeout did not stop the block"
     assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "killed")
-
-
-def test_wrong_expected_output(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, P, "in tree\n", "in the tree\n")
-    assert_failure(run_local.run(fixture.context(root)), f"{P}:{fixture.OUTPUT_FIRST_LINE}", "differs")
-
-
-def test_failing_command_points_at_its_line(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, P, "git rev-parse --short HEAD", "git rev-parse --short HEAD\nfalse")
-    assert_failure(run_local.run(fixture.context(root)), f"{P}:{fixture.LOCAL_FENCE_LINE + 3}", "status 1")
-
-
-def test_unknown_flag(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, P, "git rev-parse --short HEAD", "git rev-parse --short HEAD\ngit switch --creat x")
-    assert_failure(cli_help.run(fixture.context(root)), f"{P}:{fixture.LOCAL_FENCE_LINE + 3}", "--creat")
-
-
-def test_skip_without_reason(tmp_path):
-    root = fixture.make(tmp_path)
-    fixture.edit(root, P, "<!-- test: local timeout=20 -->", "<!-- test: skip -->")
-    assert_failure(metadata.run(fixture.context(root)), f"{P}:{fixture.LOCAL_FENCE_LINE}", "reason")
