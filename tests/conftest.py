@@ -50,6 +50,18 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last_check") is not None)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    import test_site
+
+    test_site.start_site_build(session)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import test_site
+
+    test_site.stop_site_build(config)
+
+
 def flux_schemas(config: pytest.Config) -> Path | None:
     try:
         return schema_folder(config.getoption("--flux-schemas"), os.environ.get("FLUX_SCHEMAS"), PROJECT_ROOT)

@@ -2,47 +2,77 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
+from harness import site_build
 from harness.model import PROJECT_ROOT, Outcome
 
-PAGE_NAME = re.compile(r"(?:docs/)?[\w./-]+\.md")
+SITE_BUILD_KEY = pytest.StashKey[site_build.SiteBuild]()
 
 
-def git_status() -> str:
-    return subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
-    ).stdout
+def tree_state() -> dict[str, str]:
+    """Every changed or untracked file of the working tree: its ``git status``
+    code and the hash of its content (so a change to a file that was already
+    modified when the run started counts too)."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "-z", "--untracked-files=all"],
+        cwd=PROJECT_ROOT, capture_output=True, check=True,
+    ).stdout.decode("utf-8", "replace")
+    records = iter(out.split("\0"))
+    codes: dict[str, str] = {}
+    for record in records:
+        if not record:
+            continue
+        code, path = record[:2], record[3:]
+        if code[0] in "RC":
+            next(records, None)  # the path it was renamed or copied from
+        codes[path] = code
+    present = [p for p in codes if (PROJECT_ROOT / p).is_file()]
+    hashes = subprocess.run(
+        ["git", "hash-object", "--no-filters", "--stdin-paths"], cwd=PROJECT_ROOT,
+        input="\n".join(present) + "\n", capture_output=True, text=True, check=True,
+    ).stdout.split() if present else []
+    content = dict(zip(present, hashes))
+    return {path: f"{code} {content.get(path, '-')}" for path, code in codes.items()}
 
 
 def pytest_configure_status(config) -> None:  # called from conftest
-    config._docs_test_status = git_status()
+    config._docs_test_status = tree_state()
 
 
-def test_site_builds_strict(context):
+def start_site_build(session: pytest.Session) -> None:  # called from conftest
+    """Start the strict build in the background when this run includes
+    ``test_site_builds_strict``; it runs beside the other tests."""
+    if session.config.option.collectonly:
+        return
+    if any(item.originalname == "test_site_builds_strict" for item in session.items):
+        session.config.stash[SITE_BUILD_KEY] = site_build.start(PROJECT_ROOT)
+
+
+def stop_site_build(config) -> None:  # called from conftest
+    build = config.stash.get(SITE_BUILD_KEY, None)
+    if build is not None:
+        build.stop()
+
+
+def test_site_builds_strict(request, context):
     """``mkdocs build --strict`` into a temporary folder: a broken include,
     link or macro fails here as it fails the site."""
-    with tempfile.TemporaryDirectory(prefix="docs-test-site-") as site_dir:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", site_dir],
-            cwd=PROJECT_ROOT, capture_output=True, text=True,
-        )
-    if proc.returncode == 0:
+    build = request.config.stash.get(SITE_BUILD_KEY, None) or site_build.start(PROJECT_ROOT)
+    code, output = build.result()
+    if code == 0:
         return
-    output = (proc.stdout + proc.stderr).strip().splitlines()
+    lines = output.strip().splitlines()
     # mkdocs names the page for link and nav problems but not when an include
     # raises; the extraction's findings name page:line for those.
     located = [str(p) for p in context.problems if p.outcome is Outcome.FAILED]
-    messages = [ln for ln in output if ln.startswith(("WARNING", "ERROR", "Error", "Aborted"))]
-    tail = messages or output[-5:]
+    messages = [ln for ln in lines if ln.startswith(("WARNING", "ERROR", "Error", "Aborted"))]
+    tail = messages or lines[-5:]
+    what = "did not finish in {}s".format(site_build.TIMEOUT) if code is None else "failed"
     pytest.fail(
-        "mkdocs build --strict failed:\n"
+        f"mkdocs build --strict {what}:\n"
         + "\n".join(tail + located)
         + "\nRun `nox -s docs` to see the full build output.",
         pytrace=False,
@@ -52,12 +82,32 @@ def test_site_builds_strict(context):
 @pytest.mark.last_check
 def test_working_tree_unchanged(request):
     """Nothing the harness ran changed the working tree (it only runs in
-    scratch snapshots). Compares ``git status`` with the one taken when the
-    run started."""
+    scratch snapshots). Compares the changed and untracked files, with their
+    content, to what they were when the run started.
+
+    The whole tree is compared, not a list of files the harness is expected
+    to write: the mistake this guards against is a block or tool running in
+    the real tree instead of its snapshot, and that can write anywhere. The
+    price: a file someone edits while the run is going (on a shared checkout)
+    shows up here too; CI never does that, and the message says so."""
     before = request.config._docs_test_status
-    after = git_status()
-    if before != after:
-        old, new = set(before.splitlines()), set(after.splitlines())
-        changes = [f"  now: {ln}" for ln in sorted(new - old)] + [f"  was: {ln}" for ln in sorted(old - new)]
-        pytest.fail("the run changed the working tree (git status --porcelain):\n" + "\n".join(changes),
-                    pytrace=False)
+    after = tree_state()
+    if before == after:
+        return
+    changes = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path):
+            continue
+        was, now = before.get(path), after.get(path)
+        if was is None:
+            changes.append(f"  {path}: new ({now[:2].strip()})")
+        elif now is None:
+            changes.append(f"  {path}: back to its committed content")
+        else:
+            changes.append(f"  {path}: changed during the run ({was[:2].strip()} -> {now[:2].strip()})")
+    pytest.fail(
+        "the run changed the working tree (git status, with content):\n" + "\n".join(changes)
+        + "\nThe harness must only write into scratch snapshots (harness.scratch). If you or an editor "
+        "changed these files while the run was going, run it again.",
+        pytrace=False,
+    )
