@@ -4,6 +4,7 @@
     nox -s docs-serve  live preview on http://127.0.0.1:8000
     nox -s docs-test   the README's test command: site build + offline harness
     nox -s tools       install the pinned CLI tools (versions.yaml) into .tools/bin
+    nox -s docs-screenshots  every diagram drawn in headless Chromium; PNGs in artifacts/screenshots/
 """
 
 from __future__ import annotations
@@ -102,3 +103,16 @@ def flux_schemas(session: nox.Session) -> None:
     writes elsewhere."""
     _install(session)
     session.run("python", "-m", "harness.flux_schemas", *session.posargs, env={"PYTHONPATH": "tests"})
+
+
+# --- diagrams in a browser ------------------------------------------------------
+
+
+@nox.session(name="docs-screenshots")
+def docs_screenshots(session: nox.Session) -> None:
+    """Build the site, open every page with diagrams in headless Chromium
+    (light and dark palette), fail if a diagram is not drawn, and save
+    screenshots into artifacts/screenshots/. Needs Chromium ($CHROMIUM or
+    /usr/bin/chromium) and node; `-- --page docs/x.md` opens one page."""
+    _install(session)
+    session.run("python", "tests/screenshots/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})

@@ -1,0 +1,135 @@
+// Open pages of the built site in headless Chromium and wait for every
+// diagram to be drawn; save a full-page screenshot of each page and one of
+// each diagram.
+//
+//   node render.mjs NODE_MODULES_DIR < job.json  ->  results JSON on stdout
+//
+// job.json: {"chromium": PATH, "base": "http://127.0.0.1:PORT/", "outDir": DIR,
+//            "schemes": ["light", "dark"], "timeoutMs": 20000,
+//            "pages": [{"page": "docs/x.md", "url": "x/", "shot": "x", "expected": N}]}
+//
+// Material replaces each <pre class="mermaid"> with a <div class="mermaid">
+// and draws the diagram's <svg> into a closed shadow root of that div. An init
+// script keeps a reference to every shadow root the page attaches (the roots
+// stay closed to the page itself) so the drawn svg can be found and measured.
+// Material loads mermaid.js from its CDN; that request is answered with the
+// pinned mermaid, and every other request off the local server is aborted
+// (there is no network, and the result must not depend on one).
+
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+
+const modules = process.argv[2];
+const require = createRequire(join(modules, "..", "package.json"));
+const { chromium } = require("playwright-core");
+const mermaidFile = require.resolve("mermaid/dist/mermaid.min.js");
+
+const job = JSON.parse(readFileSync(0, "utf8"));
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run",
+];
+
+function keepShadowRoots() {
+  const roots = [];
+  const attach = Element.prototype.attachShadow;
+  Element.prototype.attachShadow = function (init) {
+    const root = attach.call(this, init);
+    roots.push([this, root]);
+    return root;
+  };
+  window.__diagramRoots = roots;
+}
+
+// In the page: what became of each diagram.
+function measure() {
+  const content = document.querySelector(".md-content__inner") || document.body;
+  const width = content.getBoundingClientRect().width;
+  const left = document.querySelectorAll("pre.mermaid").length;
+  const diagrams = [];
+  for (const [host, root] of window.__diagramRoots || []) {
+    if (!host.isConnected || !host.classList.contains("mermaid")) continue;
+    const svg = root.querySelector("svg");
+    if (!svg) { diagrams.push({ drawn: false }); continue; }
+    const box = svg.getBoundingClientRect();
+    const natural = parseFloat(svg.style.maxWidth) || (svg.viewBox.baseVal && svg.viewBox.baseVal.width) || box.width;
+    diagrams.push({
+      drawn: true,
+      error: svg.getAttribute("aria-roledescription") === "error" || !!root.querySelector(".error-icon"),
+      type: svg.getAttribute("aria-roledescription"),
+      naturalWidth: Math.round(natural),
+      width: Math.round(box.width),
+      height: Math.round(box.height),
+      overflow: Math.round(box.right - content.getBoundingClientRect().right),
+    });
+  }
+  return { left, contentWidth: Math.round(width), diagrams };
+}
+
+const browser = await chromium.launch({ executablePath: job.chromium, args: FLAGS, headless: true });
+const results = [];
+try {
+  for (const scheme of job.schemes) {
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      colorScheme: scheme === "dark" ? "dark" : "light",
+    });
+    await context.addInitScript(keepShadowRoots);
+    await context.route("**/*", (route) => {
+      const url = route.request().url();
+      if (url.startsWith(job.base)) return route.continue();
+      if (/\/mermaid(@[^/]*)?\/dist\/mermaid\.min\.js$/.test(url)) {
+        return route.fulfill({ path: mermaidFile, contentType: "text/javascript" });
+      }
+      return route.abort();
+    });
+    for (const entry of job.pages) {
+      const page = await context.newPage();
+      const errors = [];
+      page.on("pageerror", (error) => errors.push(String(error.message || error)));
+      // Requests off the local server are aborted on purpose (web fonts); a
+      // failed request to the local server is worth reporting.
+      page.on("console", (message) => {
+        if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) errors.push(message.text());
+      });
+      page.on("requestfailed", (request) => {
+        if (request.url().startsWith(job.base)) errors.push(`${request.url()}: ${request.failure()?.errorText}`);
+      });
+      const result = { page: entry.page, scheme, expected: entry.expected, screenshot: null, errors };
+      try {
+        await page.goto(job.base + entry.url, { waitUntil: "load" });
+        try {
+          await page.waitForFunction(
+            (expected) => {
+              const roots = (window.__diagramRoots || []).filter(([h]) => h.isConnected && h.classList.contains("mermaid"));
+              return document.querySelectorAll("pre.mermaid").length === 0
+                && roots.length >= expected && roots.every(([, r]) => r.querySelector("svg"));
+            },
+            entry.expected, { timeout: job.timeoutMs },
+          );
+        } catch (error) {
+          errors.push(`not every diagram was drawn within ${job.timeoutMs} ms`);
+        }
+        await page.evaluate(() => document.fonts && document.fonts.ready);
+        Object.assign(result, await page.evaluate(measure));
+        result.screenshot = join(job.outDir, `${entry.shot}-${scheme}.png`);
+        await page.screenshot({ path: result.screenshot, fullPage: true });
+        // and each diagram on its own, at the size the page shows it
+        const hosts = page.locator("div.mermaid");
+        const count = await hosts.count();
+        for (let n = 0; n < count; n++) {
+          await hosts.nth(n).screenshot({ path: join(job.outDir, `${entry.shot}-${scheme}-${n + 1}.png`) });
+        }
+      } catch (error) {
+        errors.push(String(error.message || error));
+      }
+      results.push(result);
+      await page.close();
+    }
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify({ results }));
