@@ -115,7 +115,9 @@ try {
         Object.assign(result, await page.evaluate(measure));
         result.screenshot = join(job.outDir, `${entry.shot}-${scheme}.png`);
         await page.screenshot({ path: result.screenshot, fullPage: true });
-        // and each diagram on its own, at the size the page shows it
+        // and each diagram on its own, at the size the page shows it (the
+        // sticky header hidden, so it does not cover the top of a diagram)
+        await page.addStyleTag({ content: ".md-header, .md-tabs { visibility: hidden !important; }" });
         const hosts = page.locator("div.mermaid");
         const count = await hosts.count();
         for (let n = 0; n < count; n++) {
