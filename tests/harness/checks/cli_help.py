@@ -19,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import extract
 from harness.metadata import SHELL_LANGS
@@ -240,14 +241,14 @@ def _accepts_args(tool: str, path: tuple[str, ...]) -> bool:
 
 
 def run(ctx: Context) -> list[Finding]:
-    findings: list[Finding] = []
-    for block in ctx.blocks:
-        if block.lang not in SHELL_LANGS or block.mode not in CHECKED_MODES:
-            continue
-        if extract.unresolved_include(block) is not None:
-            continue
-        findings.extend(check_block(block))
-    return findings
+    blocks = [
+        b for b in ctx.blocks
+        if b.lang in SHELL_LANGS and b.mode in CHECKED_MODES and extract.unresolved_include(b) is None
+    ]
+    # Blocks are checked side by side: the time goes into the tools' --help
+    # runs (cached, so each help text is read once per run).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return [finding for found in pool.map(check_block, blocks) for finding in found]
 
 
 def check_block(block: Block) -> list[Finding]:
