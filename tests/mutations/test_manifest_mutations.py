@@ -204,34 +204,61 @@ def test_the_unmutated_tree_passes(tree):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
-def test_broken_yaml(tree):
-    edit(tree, "platform/base/settings.yaml", "  cluster: ", "  cluster: [unclosed ")
-    assert_fails_at(yaml_parse.run(ctx(tree)), "platform/base/settings.yaml", 8, "does not parse")
+SETTINGS, LAYERS_FILE, WEB = "platform/base/settings.yaml", "clusters/test/layers.yaml", "platform/apps/web.yaml"
+
+# One edit (file, old text, new text, replaced once); the check that must
+# fail; where: a line number, or text the failing line holds after the edit;
+# words the failure says.
+MUTATIONS = {
+    "broken yaml": (SETTINGS, "  cluster: ", "  cluster: [unclosed ", yaml_parse, 8, "does not parse"),
+    "unknown field in a flux object": pytest.param(
+        LAYERS_FILE, "  prune: true\n", "  prune: true\n  prunne: true\n", schemas, "prunne",
+        "unknown field `prunne`", marks=needs_flux_schemas),
+    "unknown field in a kubernetes object": (
+        WEB, "          resources:", "          resourcez: {}\n          resources:", schemas, "resourcez",
+        "unknown field `resourcez`"),
+    "wrong kubernetes api version": (
+        WEB, "apiVersion: apps/v1", "apiVersion: apps/v1beta2", schemas, 1, "serves Deployment as apps/v1"),
+    "kustomization path that does not exist": pytest.param(
+        LAYERS_FILE, "path: ./platform/apps", "path: ./platform/missing", flux_refs, "./platform/missing",
+        "does not exist", marks=needs_kustomize),
+    "dependsOn a kustomization that is not applied": pytest.param(
+        LAYERS_FILE, "    - name: base", "    - name: bsae", flux_refs, "name: bsae",
+        "depends on Kustomization flux-system/bsae", marks=needs_kustomize),
+    "sourceRef to a missing source": pytest.param(
+        LAYERS_FILE, "    name: flux-system\n  path: ./platform/base", "    name: platform\n  path: ./platform/base",
+        flux_refs, "sourceRef", "GitRepository flux-system/platform", marks=needs_kustomize),
+    "kustomize build error": pytest.param(
+        "platform/apps/kustomization.yaml", "web.yaml", "gone.yaml", kustomize_build, 2,
+        "kustomize build platform/apps", marks=needs_kustomize),
+    "variable under a kustomization without postBuild": pytest.param(
+        WEB, "name: web\n", "name: ${app:=web}\n", substitution, 4, "has no spec.postBuild", marks=needs_kustomize),
+    "flux kustomization without wait": (
+        LAYERS_FILE, "  wait: true\n", "", tree_policy, 6, "wait: true or healthChecks"),
+    "image tag latest": (WEB, "web:1.2.3", "web:latest", tree_policy, "image:", "uses `latest`"),
+    "image without tag": (WEB, "web:1.2.3", "web", tree_policy, "image:", "has no tag"),
+    "privilege escalation allowed": (
+        WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
+        "allowPrivilegeEscalation: false"),
+    "no resource requests": (
+        WEB, "          resources:\n            requests: {cpu: 10m, memory: 16Mi}\n", "", tree_policy, "- name: web",
+        "resources.requests"),
+}
 
 
-@needs_flux_schemas
-def test_unknown_field_in_a_flux_object(tree):
-    edit(tree, "clusters/test/layers.yaml", "  prune: true\n", "  prune: true\n  prunne: true\n")
-    line = line_of(tree, "clusters/test/layers.yaml", "prunne")
-    assert_fails_at(schemas.run(ctx(tree)), "clusters/test/layers.yaml", line, "unknown field `prunne`")
-
-
-def test_unknown_field_in_a_kubernetes_object(tree):
-    edit(tree, "platform/apps/web.yaml", "          resources:", "          resourcez: {}\n          resources:")
-    line = line_of(tree, "platform/apps/web.yaml", "resourcez")
-    assert_fails_at(schemas.run(ctx(tree)), "platform/apps/web.yaml", line, "unknown field `resourcez`")
+@pytest.mark.parametrize(("rel", "old", "new", "check", "line", "words"), list(MUTATIONS.values()), ids=list(MUTATIONS))
+def test_mutation_fails_at_its_line(tree, rel, old, new, check, line, words):
+    edit(tree, rel, old, new)
+    if isinstance(line, str):
+        line = line_of(tree, rel, line)
+    assert_fails_at(check.run(ctx(tree)), rel, line, words)
 
 
 @needs_flux_schemas
 def test_wrong_flux_api_version(tree):
-    edit(tree, "clusters/test/layers.yaml", "kustomize.toolkit.fluxcd.io/v1\n", "kustomize.toolkit.fluxcd.io/v1beta2\n")
-    assert_fails_at(schemas.run(ctx(tree)), "clusters/test/layers.yaml", 1, "not served by the pinned Flux")
-    assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/layers.yaml", 1, "not one of the Flux API versions")
-
-
-def test_wrong_kubernetes_api_version(tree):
-    edit(tree, "platform/apps/web.yaml", "apiVersion: apps/v1", "apiVersion: apps/v1beta2")
-    assert_fails_at(schemas.run(ctx(tree)), "platform/apps/web.yaml", 1, "serves Deployment as apps/v1")
+    edit(tree, LAYERS_FILE, "kustomize.toolkit.fluxcd.io/v1\n", "kustomize.toolkit.fluxcd.io/v1beta2\n")
+    assert_fails_at(schemas.run(ctx(tree)), LAYERS_FILE, 1, "not served by the pinned Flux")
+    assert_fails_at(tree_policy.run(ctx(tree)), LAYERS_FILE, 1, "not one of the Flux API versions")
 
 
 def test_kind_without_schema(tree):
@@ -242,82 +269,25 @@ def test_kind_without_schema(tree):
 @needs_kustomize
 @needs_flux_schemas
 def test_dependson_cycle(tree):
-    edit(tree, "clusters/test/layers.yaml", "  interval: 10m0s\n", "  dependsOn:\n    - name: apps\n  interval: 10m0s\n")
-    text = (tree / "clusters/test/layers.yaml").read_text().split("\n")
+    edit(tree, LAYERS_FILE, "  interval: 10m0s\n", "  dependsOn:\n    - name: apps\n  interval: 10m0s\n")
+    text = (tree / LAYERS_FILE).read_text().split("\n")
     lines = [n for n, line in enumerate(text, start=1) if "dependsOn" in line]
     findings = flux_refs.run(ctx(tree))
     assert len(lines) == 2
-    assert any(f.startswith(f"clusters/test/layers.yaml:{n}:") and "dependsOn cycle" in f
+    assert any(f.startswith(f"{LAYERS_FILE}:{n}:") and "dependsOn cycle" in f
                for f in failed(findings) for n in lines), failed(findings)
-    assert all(f"clusters/test/layers.yaml:{n}" in " ".join(failed(findings)) for n in lines)
+    assert all(f"{LAYERS_FILE}:{n}" in " ".join(failed(findings)) for n in lines)
     assert any("flux-system/apps -> flux-system/base -> flux-system/apps" in f or
                "flux-system/base -> flux-system/apps -> flux-system/base" in f for f in failed(findings))
 
 
 @needs_kustomize
-def test_kustomization_path_that_does_not_exist(tree):
-    edit(tree, "clusters/test/layers.yaml", "path: ./platform/apps", "path: ./platform/missing")
-    line = line_of(tree, "clusters/test/layers.yaml", "./platform/missing")
-    assert_fails_at(flux_refs.run(ctx(tree)), "clusters/test/layers.yaml", line, "does not exist")
-
-
-@needs_kustomize
-def test_dependson_a_kustomization_that_is_not_applied(tree):
-    edit(tree, "clusters/test/layers.yaml", "    - name: base", "    - name: bsae")
-    line = line_of(tree, "clusters/test/layers.yaml", "name: bsae")
-    assert_fails_at(flux_refs.run(ctx(tree)), "clusters/test/layers.yaml", line, "depends on Kustomization flux-system/bsae")
-
-
-@needs_kustomize
-def test_sourceref_to_a_missing_source(tree):
-    edit(tree, "clusters/test/layers.yaml", "    name: flux-system\n  path: ./platform/base",
-         "    name: platform\n  path: ./platform/base")
-    line = line_of(tree, "clusters/test/layers.yaml", "sourceRef")
-    assert_fails_at(flux_refs.run(ctx(tree)), "clusters/test/layers.yaml", line, "GitRepository flux-system/platform")
-
-
-@needs_kustomize
-def test_kustomize_build_error(tree):
-    edit(tree, "platform/apps/kustomization.yaml", "web.yaml", "gone.yaml")
-    assert_fails_at(kustomize_build.run(ctx(tree)), "platform/apps/kustomization.yaml", 2, "kustomize build platform/apps")
-
-
-@needs_kustomize
 def test_variable_without_value_or_default(tree):
-    edit(tree, "platform/base/settings.yaml", "${cluster_name:=none}", "${cluster_name} in ${region}")
-    line = line_of(tree, "platform/base/settings.yaml", "${region}")
+    edit(tree, SETTINGS, "${cluster_name:=none}", "${cluster_name} in ${region}")
+    line = line_of(tree, SETTINGS, "${region}")
     findings = substitution.run(ctx(tree))
-    assert_fails_at(findings, "platform/base/settings.yaml", line, "variable `region` has no value")
+    assert_fails_at(findings, SETTINGS, line, "variable `region` has no value")
     assert not any("`cluster_name`" in f for f in failed(findings)), "cluster_name has a value in postBuild"
-
-
-@needs_kustomize
-def test_variable_under_a_kustomization_without_postbuild(tree):
-    (tree / "platform/apps/web.yaml").write_text(DEPLOYMENT.replace("name: web\n", "name: ${app:=web}\n", 1))
-    findings = substitution.run(ctx(tree))
-    assert_fails_at(findings, "platform/apps/web.yaml", 4, "has no spec.postBuild")
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "words"),
-    [
-        ("web:1.2.3", "web:latest", "uses `latest`"),
-        ("web:1.2.3", "web", "has no tag"),
-        ("            allowPrivilegeEscalation: false\n", "", "allowPrivilegeEscalation: false"),
-        ("          resources:\n            requests: {cpu: 10m, memory: 16Mi}\n", "", "resources.requests"),
-    ],
-)
-def test_workload_rules(tree, old, new, words):
-    edit(tree, "platform/apps/web.yaml", old, new)
-    line = line_of(tree, "platform/apps/web.yaml", "- name: web")
-    if "latest" in words or "tag" in words:
-        line = line_of(tree, "platform/apps/web.yaml", "image:")
-    assert_fails_at(tree_policy.run(ctx(tree)), "platform/apps/web.yaml", line, words)
-
-
-def test_flux_kustomization_without_wait(tree):
-    edit(tree, "clusters/test/layers.yaml", "  wait: true\n", "")
-    assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/layers.yaml", 6, "wait: true or healthChecks")
 
 
 def test_plaintext_secret_and_private_key(tree):
