@@ -32,7 +32,7 @@ import referencing
 import yaml
 
 from harness.checks import yaml_docs
-from harness.model import PROJECT_ROOT, Context, Finding, Location, Mode, Origin, Outcome
+from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
 
 CHECK = "schema"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
@@ -259,10 +259,8 @@ def _tree_sources(root: Path, block, doc: yaml_docs.Doc) -> list[str]:
 def run(ctx: Context) -> list[Finding]:
     flux = Path(ctx.flux_schemas) if ctx.flux_schemas else None
     findings: list[Finding] = []
-    for block in ctx.blocks:
-        if block.mode is not Mode.MANIFESTS:
-            continue
-        parsed = yaml_docs.block_docs(block)
+    for parsed in yaml_docs.manifest_blocks(ctx.blocks):
+        block = parsed.block
         if parsed.error is not None:
             continue  # the yaml-parse check reports it
         if not parsed.docs:

@@ -14,17 +14,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.checks import flux_render, yaml_docs
-from harness.model import Context, Finding, Mode, Origin, Outcome
+from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "substitution"
 
 
 def run(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
-    for block in ctx.blocks:
-        if block.mode is not Mode.MANIFESTS:
-            continue
-        for problem in yaml_docs.block_docs(block).missing_vars:
+    for parsed in yaml_docs.manifest_blocks(ctx.blocks):
+        block = parsed.block
+        for problem in parsed.missing_vars:
             origin = block.origins[problem.line] if problem.line < len(block.origins) else None
             if origin is not None and origin.path != block.page:
                 continue  # included from the tree: checked where the tree is applied

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from harness.checks import flux_substitute
-from harness.model import Block, Location, Origin
+from harness.model import Block, Location, Mode, Origin
 
 # Top-level directories that are never part of the tree under test.
 SKIP_DIRS = {
@@ -275,3 +275,8 @@ def block_docs(block: Block) -> BlockDocs:
         docs, error = parse(text)
         _block_cache[key] = BlockDocs(block, docs, error, problems)
     return _block_cache[key]
+
+
+def manifest_blocks(blocks: list[Block]) -> list[BlockDocs]:
+    """The parsed documents of every ``test: manifests`` block, in page order."""
+    return [block_docs(block) for block in blocks if block.mode is Mode.MANIFESTS]

@@ -6,17 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.checks import yaml_docs
-from harness.model import Context, Finding, Location, Mode, Outcome
+from harness.model import Context, Finding, Location, Outcome
 
 CHECK = "yaml-parse"
 
 
 def run(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
-    for block in ctx.blocks:
-        if block.mode is not Mode.MANIFESTS:
-            continue
-        parsed = yaml_docs.block_docs(block)
+    for parsed in yaml_docs.manifest_blocks(ctx.blocks):
+        block = parsed.block
         if parsed.error is not None:
             findings.append(Finding(CHECK, Outcome.FAILED, block.location(parsed.error.line),
                                     f"YAML does not parse: {parsed.error.message}", block))
