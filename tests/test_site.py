@@ -100,7 +100,8 @@ def test_working_tree_unchanged(request):
             continue
         was, now = before.get(path), after.get(path)
         if was is None:
-            changes.append(f"  {path}: new ({now[:2].strip()})")
+            what = "a new file" if now.startswith("??") else f"changed (git status {now[:2].strip()})"
+            changes.append(f"  {path}: {what}")
         elif now is None:
             changes.append(f"  {path}: back to its committed content")
         else:
