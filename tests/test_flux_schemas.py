@@ -383,3 +383,16 @@ def test_the_schema_folder_the_harness_uses(tmp_path):
         flux_schemas.schema_folder("nowhere", None, root)
     with pytest.raises(flux_schemas.SchemaError, match="FLUX_SCHEMAS nowhere: no such folder"):
         flux_schemas.schema_folder(None, "nowhere", root)
+
+
+def test_without_schemas_a_flux_object_is_skipped_with_the_advice():
+    kustomization = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": "apps", "namespace": "flux-system"},
+        "spec": {"interval": "10m", "path": "./apps", "prune": True,
+                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+    }
+    result = schemas.validate(kustomization, None)
+    assert isinstance(result, schemas.Skip)
+    assert "nox -s flux-schemas" in result.reason

@@ -32,6 +32,7 @@ import referencing
 import yaml
 
 from harness.checks import yaml_docs
+from harness.flux_schemas import missing_reason as flux_schemas_missing
 from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
 
 CHECK = "schema"
@@ -185,10 +186,7 @@ def validate(data: dict, flux_schemas: Path | None) -> list[Problem] | Skip:
     group, _, version = api_version.rpartition("/")
     if group.endswith(FLUX_GROUP_SUFFIX):
         if flux_schemas is None:
-            return Skip(
-                f"{kind} {api_version}: no Flux schema folder given (pytest --flux-schemas DIR "
-                f"or FLUX_SCHEMAS=DIR; the schemas of the pinned Flux CRDs)"
-            )
+            return Skip(f"{kind} {api_version}: {flux_schemas_missing()}")
         validator = _flux_validator(str(flux_schemas), group, kind, version)
         if validator is None:
             served = _flux_versions_of(str(flux_schemas), group, kind)
