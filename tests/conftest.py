@@ -5,7 +5,7 @@
 - ``report``: collects findings; its summary prints at the end of the run.
 
 Options: ``--page docs/x.md`` runs the checks of one page only;
-``--flux-schemas DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
+``--flux-schemas=DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
 (default: what ``nox -s flux-schemas`` made for the pinned Flux, else
 ``../shared/flux/schemas`` when it exists; ``harness.flux_schemas``).
 """

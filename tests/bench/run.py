@@ -3,7 +3,7 @@
     python tests/bench/run.py                     # stages, then the full pytest run
     python tests/bench/run.py --stages            # stages only
     python tests/bench/run.py --enforce           # exit 1 when the full run is over budget
-    python tests/bench/run.py --flux-schemas DIR  # passed on to the checks and to pytest
+    python tests/bench/run.py --flux-schemas=DIR  # passed on to the checks and to pytest
 
 The budget is 15 s wall for the full offline run (``pytest``, as ``nox -s
 docs-test`` runs it) on a 2-core machine. Stages are timed one after the other

@@ -7,7 +7,7 @@ one file per version a CRD serves. Each file is the version's
 schema that lists its ``properties`` and says nothing about other fields, so
 an unknown field is an error (as ``kubeconform -strict``).
 
-Which folder the harness uses (``schema_folder``): ``--flux-schemas DIR``,
+Which folder the harness uses (``schema_folder``): ``--flux-schemas=DIR``,
 else ``$FLUX_SCHEMAS``, else ``.tools/flux-schemas/<flux.version>`` when
 ``nox -s flux-schemas`` made it for the Flux version versions.yaml pins, else
 ``../shared/flux/schemas`` next to the repository when it exists, else none
