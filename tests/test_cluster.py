@@ -49,14 +49,17 @@ def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEn
         promotion.run(tier_env)
 
 
+# The sandbox proof runs before the page blocks: it makes the sandbox cluster
+# the way the pages do (from a cloned directory on a work branch), and the
+# pages' `cluster sandbox` blocks then run against that cluster.
+def test_sandbox_procedure_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "sandbox"):
+        sandbox.run(tier_env)
+
+
 def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment) -> None:
     blocks = tier.cluster_blocks()
     if not doc_blocks.by_page(blocks):
         pytest.skip("no page has a <!-- test: cluster NAME --> block")
     with tier.artifacts_on_failure(tier_env, "cluster-blocks"):
         doc_blocks.run(tier_env, blocks)
-
-
-def test_sandbox_procedure_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
-    with tier.artifacts_on_failure(tier_env, "sandbox"):
-        sandbox.run(tier_env)

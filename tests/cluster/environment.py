@@ -38,6 +38,7 @@ class TierEnvironment:
         )
         self.provider = providers.get(provider_name, found.tools, self.work, str(root))
         self.clusters: dict[str, Cluster] = {}
+        self.sources: dict[str, tuple[str, str]] = {}  # target -> (path, branch) it was bootstrapped from
         self.endpoints: Endpoints | None = None
         self.registry: registry.Registry | None = None
         self.git: gitserver.GitServer | None = None
@@ -59,7 +60,14 @@ class TierEnvironment:
         """The cluster ``target``, bootstrapped from ``path`` (default
         ``clusters/<target>``) on ``branch`` of the served snapshot."""
         if target in self.clusters:
+            made_from = self.sources[target]
+            if path is not None and made_from != (path, branch):
+                raise AssertionError(
+                    f"the {target} cluster was bootstrapped from {made_from[0]} on {made_from[1]}, "
+                    f"not {path} on {branch}: a test asked for two different {target} clusters"
+                )
             return self.clusters[target]
+        self.sources[target] = (path or f"clusters/{target}", branch)
         made = self.provider.create(target, self.runner)
         self.guard.register(made.context, made.kubeconfig)
         self.clusters[target] = made

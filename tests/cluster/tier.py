@@ -41,8 +41,8 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     for target in names.LONG_LIVED:
         bootstrap.run(env, target)
     promotion.run(env)
+    sandbox.run(env)  # before the page blocks, which use the sandbox it makes
     doc_blocks.run(env, cluster_blocks(root) if blocks is None else blocks)
-    sandbox.run(env)
     env.close()
     return plan.render(env.runner.steps)
 

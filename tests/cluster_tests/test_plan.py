@@ -137,3 +137,16 @@ def test_plan_command_line_prints_the_plan() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# Plan of the cluster tier")
     assert "create cluster --name=gwp-production" in proc.stdout
+
+
+def test_each_cluster_is_bootstrapped_once_the_sandbox_from_its_clone() -> None:
+    # The pages' sandbox blocks come after the sandbox proof has made the
+    # sandbox from a cloned directory on a work branch, and reuse it.
+    blocks = [cluster_block("docs/example/kind.md", 1, "sandbox", "flux get sources git --context kind-sandbox")]
+    text = tier.build_plan(PROJECT_ROOT, "kind", blocks=blocks, found=TOOLS)
+    bootstraps = [line for line in text.splitlines() if line.startswith("/opt/flux bootstrap git")]
+    assert len(bootstraps) == len(names.ALL_CLUSTERS)
+    sandbox = [line for line in bootstraps if "--context=kind-gwp-sandbox" in line]
+    assert len(sandbox) == 1 and "--path=clusters/sandbox-a" in sandbox[0]
+    lines = text.splitlines()
+    assert index(lines, r"--path=clusters/sandbox-a") < index(lines, r"cluster block on sandbox")
