@@ -88,11 +88,7 @@ case "$URL" in
   *) die "--url must start with http://, https:// or ssh:// (write user@host:path as ssh://user@host/path): $URL" ;;
 esac
 
-# The one command without --context: it lists the contexts there are.
-CONTEXTS="$("${KUBECTL:-kubectl}" config get-contexts -o name)"
-if ! grep -qxF -- "$CONTEXT" <<<"$CONTEXTS"; then
-  die "no context '$CONTEXT' in the kubeconfig (${KUBECONFIG:-~/.kube/config}); kubectl config get-contexts lists those there are"
-fi
+require_context "$CONTEXT"
 
 say "bootstrapping Flux on context $CONTEXT: clusters/$CLUSTER on branch $BRANCH of $URL ($HOW)$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 FLUX_CMD=("${FLUX:-flux}" bootstrap git --context "$CONTEXT" --url "$URL" --branch "$BRANCH"

@@ -67,3 +67,11 @@ follows_a_branch() {
   [[ "$(grep -c '^ *branch: ' "$1/platform.yaml")" -eq 1 ]] ||
     die "expected exactly one 'branch:' line in clusters/$2/platform.yaml"
 }
+# require_context CONTEXT: the context must exist in the kubeconfig (the one
+# command without --context: it lists the contexts there are).
+require_context() {
+  local contexts
+  contexts="$("${KUBECTL:-kubectl}" config get-contexts -o name)"
+  grep -qxF -- "$1" <<<"$contexts" ||
+    die "no context '$1' in the kubeconfig (${KUBECONFIG:-~/.kube/config}); kubectl config get-contexts lists those there are"
+}

@@ -1,0 +1,88 @@
+"""snippets/cluster-vars.sh without a cluster: the ConfigMap it applies, and
+what it refuses. kubectl is replaced by ``$KUBECTL``, a script that lists the
+contexts given and records what ``apply`` receives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.model import PROJECT_ROOT
+from test_snippet_scripts import tool
+
+SCRIPT = "snippets/cluster-vars.sh"
+CONTEXT = "kind-staging"
+GIT_URL = "http://git.example.test/gitops-whitepaper.git"
+OCI_URL = "oci://registry.example.test:5000/platform"
+
+FAKE_KUBECTL = """#!/usr/bin/env bash
+case "$*" in
+  "config get-contexts -o name") printf '%s\\n' $CONTEXTS ;;
+  "--context $EXPECT_CONTEXT apply --server-side -f -") cat > "$APPLIED" ;;
+  *) echo "unexpected kubectl call: $*" >&2; exit 3 ;;
+esac
+"""
+
+
+def cluster_vars(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp),
+        "KUBECTL": tool(tmp, "kubectl", FAKE_KUBECTL),
+        "CONTEXTS": CONTEXT,
+        "EXPECT_CONTEXT": CONTEXT,
+        "APPLIED": str(tmp / "applied.yaml"),
+        "PLATFORM_GIT_URL": GIT_URL,
+        "PLATFORM_OCI_URL": OCI_URL,
+    }
+    return subprocess.run(["bash", SCRIPT, *args], cwd=PROJECT_ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_applies_the_namespace_and_the_configmap(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, PLATFORM_OCI_INSECURE="true")
+    assert proc.returncode == 0, proc.stderr
+    namespace, configmap = yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8"))
+    assert namespace == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}
+    assert configmap["metadata"] == {"name": "cluster-vars", "namespace": "flux-system"}
+    assert configmap["data"] == {"cluster_name": "staging", "platform_git_url": GIT_URL,
+                                 "platform_oci_url": OCI_URL, "platform_oci_insecure": "true"}
+
+
+def test_the_variables_are_the_ones_the_tree_uses(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT)
+    assert proc.returncode == 0, proc.stderr
+    configmap = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]
+    tree = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "clusters").rglob("*.yaml"))
+    for name in configmap["data"]:
+        assert "${" + name + ":=" in tree, f"clusters/ never uses the variable {name} that {SCRIPT} sets"
+
+
+def test_dry_run_applies_nothing(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "applied.yaml").exists()
+    assert f"platform_git_url={GIT_URL}" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["staging", "--context", "kind-other"], {}, "no context 'kind-other'"),
+        (["staging"], {}, "--context is required"),
+        (["Staging", "--context", CONTEXT], {}, "CLUSTER must be lower case"),
+        (["staging", "--context", CONTEXT], {"PLATFORM_GIT_URL": ""}, "export PLATFORM_GIT_URL"),
+        (["staging", "--context", CONTEXT], {"PLATFORM_OCI_URL": "https://not-oci"}, "must be an oci:// URL"),
+        (["staging", "--context", CONTEXT], {"PLATFORM_GIT_URL": 'https://x/"y'}, "must be an http(s):// or ssh://"),
+        (["staging", "--context", CONTEXT], {"PLATFORM_OCI_INSECURE": "yes"}, "must be true or false"),
+    ],
+)
+def test_refusals(tmp_path: Path, args: list[str], env: dict[str, str], message: str) -> None:
+    proc = cluster_vars(tmp_path, *args, **env)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert not (tmp_path / "applied.yaml").exists()
