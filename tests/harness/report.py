@@ -124,6 +124,14 @@ class Report:
             for f in tree:
                 if f.outcome in (Outcome.FAILED, Outcome.WARNING):
                     out.append(f"    {f.outcome.value.upper():10} {f}")
+            # Skips are listed too, one line per reason, with where it applied.
+            skips: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for f in tree:
+                if f.outcome is Outcome.SKIPPED:
+                    skips[(f.check, f.message)].append(str(f.where))
+            for (check, message), places in sorted(skips.items()):
+                more = f" and {len(places) - 1} more" if len(places) > 1 else ""
+                out.append(f"    {'SKIPPED':10} {places[0]}{more}: [{check}] {message}")
 
         shown = len(self.blocks)
         percent = f" ({100 * tested_total / shown:.0f}%)" if shown else ""
