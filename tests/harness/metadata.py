@@ -7,6 +7,7 @@ them is allowed) and is invisible on the site::
     <!-- test: output unordered -->
     <!-- test: cluster staging -->
     <!-- test: skip reason="needs a cloud account" -->
+    <!-- test: tree complete -->
 
 Words after the mode are ``key=value`` options (values may be quoted) or bare
 flags (stored with the value ``"true"``); ``cluster`` takes the cluster name
@@ -35,6 +36,7 @@ ALLOWED = {
     Mode.CLUSTER: SHELL_LANGS,
     Mode.STATIC: SHELL_LANGS,
     Mode.OUTPUT: TRANSCRIPT_LANGS,
+    Mode.TREE: {"text", ""},
 }
 # Options each mode understands (anything else is a typo worth failing on).
 KNOWN_OPTIONS = {
@@ -44,6 +46,7 @@ KNOWN_OPTIONS = {
     Mode.STATIC: set(),
     Mode.OUTPUT: {"unordered"},
     Mode.SKIP: {"reason"},
+    Mode.TREE: {"complete"},
 }
 
 

@@ -55,6 +55,7 @@ class Mode(enum.Enum):
     OUTPUT = "output"  # console transcript: expected output of the block before it
     SKIP = "skip"  # not tested; needs a reason
     STATIC = "static"  # shell that is only linted (shellcheck, CLI help checks)
+    TREE = "tree"  # a directory listing (├── name) checked against the repository
     NONE = "none"  # a language the harness does not test (mermaid, text)
 
 
