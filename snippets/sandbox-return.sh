@@ -2,10 +2,14 @@
 # Return a sandbox's changes to the cluster directory it was cloned from, and
 # remove the sandbox directory.
 #
-# The copy leaves out flux-system/gotk-sync.yaml: the target's own file must
-# stay, or the target cluster would reconcile the sandbox's directory. And the
-# target keeps tracking its own branch and name: the sandbox followed its work
-# branch, which must not reach development when the work is merged.
+# The copy leaves out flux-system/gotk-sync.yaml and
+# flux-system/gotk-components.yaml: the target's own files must stay, or the
+# target cluster would reconcile the sandbox's directory and branch, and run
+# the Flux version the sandbox was bootstrapped with. And the target keeps
+# tracking its own branch and name: the sandbox followed its work branch, which
+# must not reach development when the work is merged. The script refuses a
+# sandbox that was not cloned from TARGET: its apps must come from
+# ./apps/TARGET and its platform source must be of TARGET's kind.
 set -euo pipefail
 # The helpers the scripts share (SC1091: a page quoting this whole script is
 # checked without lib.sh beside it).
@@ -16,8 +20,9 @@ usage() {
   cat <<'USAGE'
 Usage: sandbox-return.sh SANDBOX TARGET [--branch BRANCH] [--root DIR] [--dry-run]
 
-Copy clusters/SANDBOX back over clusters/TARGET (without gotk-sync.yaml), keep
-TARGET on its own platform branch, and remove clusters/SANDBOX.
+Copy clusters/SANDBOX back over clusters/TARGET (without the flux-system files
+gotk-sync.yaml and gotk-components.yaml), keep TARGET on its own platform
+branch, and remove clusters/SANDBOX. Refuses a sandbox not cloned from TARGET.
 
   SANDBOX          the sandbox directory, e.g. sandbox-a
   TARGET           the cluster it was cloned from, e.g. development
@@ -52,6 +57,16 @@ DST_DIR="$ROOT/clusters/$TARGET"
 [[ -f "$DST_DIR/platform.yaml" ]] || die "no cluster directory at $DST_DIR (clusters/$TARGET/platform.yaml is missing)"
 command -v rsync >/dev/null || die "rsync is not installed"
 
+# Was the sandbox cloned from TARGET? Its apps come from TARGET's apps
+# directory, and its platform source is of the same kind (a branch or releases).
+apps_path() { sed -n 's|^ *path: *\(\./apps/.*\)$|\1|p' "$1/apps.yaml" | sort -u; }
+source_kind() { sed -n 's/^kind: \(GitRepository\|OCIRepository\)$/\1/p' "$1/platform.yaml"; }
+[[ -n "$(source_kind "$DST_DIR")" ]] || die "clusters/$TARGET/platform.yaml has no GitRepository or OCIRepository"
+[[ "$(apps_path "$SRC_DIR")" == "./apps/$TARGET" ]] ||
+  die "clusters/$SANDBOX/apps.yaml reconciles '$(apps_path "$SRC_DIR")', not ./apps/$TARGET: it was not cloned from $TARGET; return it to the cluster it came from"
+[[ "$(source_kind "$SRC_DIR")" == "$(source_kind "$DST_DIR")" ]] ||
+  die "the platform source of clusters/$SANDBOX is a $(source_kind "$SRC_DIR"), that of clusters/$TARGET a $(source_kind "$DST_DIR"): it was not cloned from $TARGET; return it to the cluster it came from"
+
 # The branch TARGET's platform source follows before the copy overwrites it.
 if follows_a_branch "$DST_DIR" "$TARGET"; then
   if [[ -z "$BRANCH" ]]; then
@@ -61,11 +76,12 @@ elif [[ -n "$BRANCH" ]]; then
   die "clusters/$TARGET follows platform releases (OCIRepository), not a branch: omit --branch"
 fi
 
-say "copying clusters/$SANDBOX back to clusters/$TARGET, without gotk-sync.yaml"
+say "copying clusters/$SANDBOX back to clusters/$TARGET, without gotk-sync.yaml and gotk-components.yaml"
 # --delete carries over files the sandbox removed; excluded files (the
-# target's own gotk-sync.yaml) are never deleted.
+# target's own gotk-sync.yaml and gotk-components.yaml) are never deleted.
 # --8<-- [start:rsync]
-run rsync -a --delete --exclude='gotk-sync.yaml' "$SRC_DIR/" "$DST_DIR/"
+run rsync -a --delete --exclude='/flux-system/gotk-sync.yaml' --exclude='/flux-system/gotk-components.yaml' \
+  "$SRC_DIR/" "$DST_DIR/"
 # --8<-- [end:rsync]
 
 say "the apps on clusters/$TARGET call their cluster $TARGET again"
