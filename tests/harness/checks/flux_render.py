@@ -10,9 +10,14 @@ uses (the ``flux-system`` GitRepository and the platform source, whether a
 GitRepository or an OCIRepository artifact) holds this repository's paths, so
 a Kustomization's ``path`` is resolved from the repository root.
 
-The rendered output of a Kustomization with ``spec.postBuild`` is substituted
-with its inline ``substitute`` values and the defaults (the optional
-``substituteFrom`` ConfigMaps do not exist offline). The result, per cluster,
+The rendered output of a Kustomization is substituted the way
+kustomize-controller does it (``substitution_of``): only with
+``spec.postBuild``, only when a variable is defined or
+``substituteStrategy: Always``, object by object, skipping objects labelled
+or annotated ``kustomize.toolkit.fluxcd.io/substitute: disabled``; with its
+inline ``substitute`` values and the defaults (the optional
+``substituteFrom`` ConfigMaps do not exist offline). A ``${...}`` that Flux
+would apply literally is an issue. The result, per cluster,
 is every object applied (with where it came from) and every problem found on
 the way; ``flux_refs`` and ``substitution`` report them.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +35,7 @@ from harness.checks import flux_substitute, kustomize_build, yaml_docs
 from harness.model import Origin
 
 KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
+SUBSTITUTE_KEY = "kustomize.toolkit.fluxcd.io/substitute"
 
 
 @dataclass
@@ -138,31 +145,116 @@ def _render_text(root: Path, directory: str, render: ClusterRender, where: Origi
     return pieces
 
 
-def _substitute(root: Path, text: str, ks: Applied, near: str, render: ClusterRender) -> str:
-    """Substitute like kustomize-controller for Kustomization ``ks``."""
-    spec = ks.data.get("spec") or {}
+@dataclass
+class Substitution:
+    """Whether kustomize-controller substitutes what a Kustomization applies,
+    and with which values (what ``fluxcd/pkg/kustomize`` SubstituteVariables
+    decides)."""
+
+    runs: bool
+    values: dict[str, str]
+    why_not: str = ""  # when it does not run: the reason, for the message
+
+
+def substitution_of(ks: dict) -> Substitution:
+    """Flux substitutes only when ``spec.postBuild`` is set and at least one
+    variable is defined (inline ``substitute`` or a ``substituteFrom``
+    that resolves), unless ``substituteStrategy: Always``. Offline, an
+    optional ``substituteFrom`` source does not exist, so it defines none; a
+    required one must exist on the cluster (Flux fails without it), so it
+    counts as defining variables (whose values the harness does not know)."""
+    spec = ks.get("spec") or {}
     post_build = spec.get("postBuild")
     if not isinstance(post_build, dict):
-        if "${" in text.replace("$${", ""):
-            line = _line_with(root, text, "${", near)
-            render.issues.append(Issue(
-                "substitution", line or ks.field(["spec"]),
-                f"{ks.kind} {ks.name} applies `${{...}}` but has no spec.postBuild, so Flux applies it "
-                f"literally; add postBuild to {ks.kind} {ks.name} ({ks.origin}) or escape it as `$${{...}}`",
-            ))
-        return text
+        return Substitution(False, {}, "has no spec.postBuild")
     values = {str(k): str(v).replace("\n", "") for k, v in (post_build.get("substitute") or {}).items()}
-    result, problems = flux_substitute.substitute(text, values)
+    refs = [r for r in post_build.get("substituteFrom") or [] if isinstance(r, dict)]
+    required = [r for r in refs if not r.get("optional")]
+    if post_build.get("substituteStrategy") == "Always" or values or required:
+        return Substitution(True, values)
+    optional = ", ".join(f"{r.get('kind')} {r.get('name')}" for r in refs)
+    why = "has spec.postBuild but defines no variable (no postBuild.substitute"
+    why += f", and the optional substituteFrom {optional} defines none where it does not exist)" if optional else ")"
+    return Substitution(False, {}, why)
+
+
+_SEPARATOR = re.compile(r"^---(?:\s|$)")
+_DISABLED = re.compile(re.escape(SUBSTITUTE_KEY) + r"""["']?\s*:\s*["']?disabled\b""")
+
+
+def _documents(text: str) -> list[tuple[int, str]]:
+    """``text`` cut at its ``---`` lines into (first line, text) pieces that
+    join back into ``text`` with newlines."""
     lines = text.split("\n")
-    for problem in problems:
-        snippet = lines[problem.line].strip() if problem.line < len(lines) else ""
-        token = snippet[snippet.find("${"):snippet.find("}", snippet.find("${")) + 1] if "${" in snippet else snippet
-        where = _line_with(root, text, token, near) or ks.field(["spec", "postBuild"])
-        render.issues.append(Issue(
-            "substitution", where,
-            f"{problem.message} (applied by {ks.kind} {ks.name}, {ks.origin})",
-        ))
-    return result
+    pieces, start = [], 0
+    for number, line in enumerate(lines):
+        if number > start and _SEPARATOR.match(line):
+            pieces.append((start, "\n".join(lines[start:number])))
+            start = number
+    pieces.append((start, "\n".join(lines[start:])))
+    return pieces
+
+
+def _disabled(document: str) -> bool:
+    """The object is labelled or annotated ``kustomize.toolkit.fluxcd.io/substitute: disabled``."""
+    if SUBSTITUTE_KEY not in document:
+        return False
+    docs, error = yaml_docs.parse(document)
+    if error is not None:
+        return bool(_DISABLED.search(document))
+    for doc in docs:
+        meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+        if isinstance(meta, dict) and any(
+            isinstance(meta.get(key), dict) and str(meta[key].get(SUBSTITUTE_KEY)) == "disabled"
+            for key in ("labels", "annotations")
+        ):
+            return True
+    return False
+
+
+_REFERENCE = re.compile(r"(?<!\$)\$\{[^}\n]*\}?")
+
+
+def _substitute(root: Path, text: str, ks: Applied, near: str, render: ClusterRender) -> str:
+    """Substitute like kustomize-controller for Kustomization ``ks``: object
+    by object, skipping objects that disable it, and not at all when Flux
+    would not (then every ``${...}`` left is an issue)."""
+    plan = substitution_of(ks.data)
+    out: list[str] = []
+    for first, document in _documents(text):
+        if _disabled(document) or "${" not in document:
+            out.append(document)
+            continue
+        if not plan.runs:
+            tokens = []
+            for line in document.split("\n"):
+                if not line.lstrip().startswith("#"):
+                    tokens += [t for t in _REFERENCE.findall(line) if t not in tokens]
+            for token in tokens:
+                if ks.data.get("spec", {}).get("postBuild") is None:
+                    fix = f"add postBuild to {ks.kind} {ks.name} ({ks.origin}) or escape it as `$${{...}}`"
+                else:
+                    fix = (f"set spec.postBuild.substituteStrategy: Always or define a variable in "
+                           f"{ks.kind} {ks.name} ({ks.field(['spec', 'postBuild'])})")
+                render.issues.append(Issue(
+                    "substitution", _line_with(root, text, token, near) or ks.field(["spec"]),
+                    f"`{token}` is applied literally: {ks.kind} {ks.name} {plan.why_not}, and Flux "
+                    f"substitutes only when a variable is defined; {fix}",
+                ))
+            out.append(document)
+            continue
+        result, problems = flux_substitute.substitute(document, plan.values)
+        lines = document.split("\n")
+        for problem in problems:
+            snippet = lines[problem.line].strip() if problem.line < len(lines) else ""
+            token = snippet[snippet.find("${"):snippet.find("}", snippet.find("${")) + 1] if "${" in snippet else snippet
+            where = _line_with(root, text, token, near) or ks.field(["spec", "postBuild"])
+            render.issues.append(Issue(
+                "substitution", where,
+                f"{problem.message} (applied by {ks.kind} {ks.name}, {ks.origin})",
+            ))
+        out.append(result)
+    return "\n".join(out)
 
 
 def _line_with(root: Path, text: str, token: str, near: str) -> Origin | None:

@@ -14,7 +14,9 @@
   files listed with a reason in ``tests/harness/schemas/allowed-secrets.yaml``;
 - ``readme``: each top-level tree directory has a README.md;
 - ``kind-node-image``: every kind config in create/ pins each node's image to
-  versions.yaml ``kubernetes.kind_node_image``.
+  versions.yaml ``kubernetes.kind_node_image``;
+- ``flux-system-layout``, ``git-auth``, ``flux-timeouts``,
+  ``substitution-quoting``: how Flux runs the tree (``flux_policy``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.checks import yaml_docs
+from harness.checks import flux_policy, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
 ALLOWED_SECRETS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "allowed-secrets.yaml"
@@ -295,6 +297,7 @@ RULES = {
     "plaintext-secret": _secrets,
     "readme": _readmes,
     "kind-node-image": _kind_images,
+    **flux_policy.RULES,
 }
 
 
@@ -304,6 +307,9 @@ def run(ctx: Context) -> list[Finding]:
     for name, rule in RULES.items():
         found = rule(root)
         findings += found
-        if not any(f.outcome is Outcome.FAILED for f in found):
+        # A skip is an allowance for most rules, but a rule that needs what Flux
+        # applies (flux_render) cannot pass when part of it could not be rendered.
+        incomplete = name in flux_policy.NEEDS_RENDER and any(f.outcome is Outcome.SKIPPED for f in found)
+        if not incomplete and not any(f.outcome is Outcome.FAILED for f in found):
             findings.append(Finding(name, Outcome.PASSED, Origin(".", 0), "the tree follows the rule"))
     return findings
