@@ -68,6 +68,7 @@ spec:
   postBuild:
     substitute:
       cluster_name: test
+      quote: '"'
 ---
 apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
@@ -94,7 +95,38 @@ metadata:
   name: settings
   namespace: default
 data:
-  cluster: ${cluster_name:=none}
+  cluster: ${quote}${cluster_name:=none}${quote}
+"""
+
+RELEASE = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: web-chart
+  namespace: default
+spec:
+  interval: 10m0s
+  url: oci://ghcr.io/example/charts/web
+  ref:
+    tag: 1.2.3
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: web
+  namespace: default
+spec:
+  interval: 10m0s
+  timeout: 2m0s
+  chartRef:
+    kind: OCIRepository
+    name: web-chart
+  install:
+    remediation:
+      retries: 1
+  upgrade:
+    remediation:
+      retries: 1
 """
 
 DEPLOYMENT = """\
@@ -129,14 +161,17 @@ flux:
   api:
     source: source.toolkit.fluxcd.io/v1
     kustomize: kustomize.toolkit.fluxcd.io/v1
+    helm: helm.toolkit.fluxcd.io/v2
 kubernetes:
   minimum: "1.35"
   kind_node_image: kindest/node:v1.35.0@sha256:abc
 """,
     "clusters/test/flux-system/gotk-sync.yaml": GOTK_SYNC,
-    "clusters/test/flux-system/kustomization.yaml": "resources:\n  - gotk-sync.yaml\n",
+    "clusters/test/flux-system/gotk-components.yaml": "# replaced by flux bootstrap\n",
+    "clusters/test/flux-system/kustomization.yaml": "resources:\n  - gotk-components.yaml\n  - gotk-sync.yaml\n",
     "clusters/test/layers.yaml": LAYERS,
     "platform/base/settings.yaml": CONFIGMAP,
+    "platform/base/release.yaml": RELEASE,
     "platform/apps/kustomization.yaml": "resources:\n  - web.yaml\n",
     "platform/apps/web.yaml": DEPLOYMENT,
     "create/test.yaml": """\
@@ -205,12 +240,13 @@ def test_the_unmutated_tree_passes(tree):
 
 
 SETTINGS, LAYERS_FILE, WEB = "platform/base/settings.yaml", "clusters/test/layers.yaml", "platform/apps/web.yaml"
+RELEASE_FILE, FLUX_SYSTEM = "platform/base/release.yaml", "clusters/test/flux-system/kustomization.yaml"
 
 # One edit (file, old text, new text, replaced once); the check that must
 # fail; where: a line number, or text the failing line holds after the edit;
 # words the failure says.
 MUTATIONS = {
-    "broken yaml": (SETTINGS, "  cluster: ", "  cluster: [unclosed ", yaml_parse, 8, "does not parse"),
+    "broken yaml": (SETTINGS, "  cluster: ", "  cluster: [unclosed ", yaml_parse, 7, "does not parse"),
     "unknown field in a flux object": pytest.param(
         LAYERS_FILE, "  prune: true\n", "  prune: true\n  prunne: true\n", schemas, "prunne",
         "unknown field `prunne`", marks=needs_flux_schemas),
@@ -240,6 +276,19 @@ MUTATIONS = {
     "privilege escalation allowed": (
         WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
         "allowPrivilegeEscalation: false"),
+    "flux-system kustomization without gotk-components.yaml": (
+        FLUX_SYSTEM, "  - gotk-components.yaml\n", "", tree_policy, "resources:", "does not list gotk-components.yaml"),
+    "flux-system kustomization without gotk-sync.yaml": (
+        FLUX_SYSTEM, "  - gotk-sync.yaml\n", "", tree_policy, "resources:", "does not list gotk-sync.yaml"),
+    "kustomization timeout shorter than its helmrelease's attempts": pytest.param(
+        LAYERS_FILE, "  timeout: 5m0s\n", "  timeout: 3m0s\n", tree_policy, "timeout: 3m0s",
+        "(1 retries + 1) x 2m0s = 4m0s", marks=needs_kustomize),
+    "quotes in the source around a whole-value variable": (
+        SETTINGS, "${quote}${cluster_name:=none}${quote}", '"${cluster_name:=none}"', tree_policy, "cluster:",
+        "dropped by kustomize"),
+    "unquoted whole-value variable": (
+        SETTINGS, "${quote}${cluster_name:=none}${quote}", "${cluster_name:=none}", tree_policy, "cluster:",
+        "becomes a boolean or a number"),
     "no resource requests": (
         WEB, "          resources:\n            requests: {cpu: 10m, memory: 16Mi}\n", "", tree_policy, "- name: web",
         "resources.requests"),
@@ -283,7 +332,7 @@ def test_dependson_cycle(tree):
 
 @needs_kustomize
 def test_variable_without_value_or_default(tree):
-    edit(tree, SETTINGS, "${cluster_name:=none}", "${cluster_name} in ${region}")
+    edit(tree, SETTINGS, "${quote}${cluster_name:=none}${quote}", "${cluster_name} in ${region}")
     line = line_of(tree, SETTINGS, "${region}")
     findings = substitution.run(ctx(tree))
     assert_fails_at(findings, SETTINGS, line, "variable `region` has no value")
@@ -306,3 +355,69 @@ def test_missing_readme_and_kind_image_drift(tree):
     findings = tree_policy.run(ctx(tree))
     assert_fails_at(findings, "apps/README.md", 1, "apps/ has no README.md")
     assert_fails_at(findings, "create/test.yaml", 5, "is not versions.yaml kubernetes.kind_node_image")
+
+
+def test_bootstrap_files_must_exist(tree):
+    (tree / "clusters/test/flux-system/gotk-components.yaml").unlink()
+    assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "- gotk-components.yaml"),
+                    "gotk-components.yaml does not exist")
+
+
+def test_git_repository_without_secret_ref(tree):
+    (tree / "platform/base/source.yaml").write_text(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: other\n"
+        "  namespace: flux-system\nspec:\n  interval: 1m0s\n  url: ssh://git@example.org/other\n")
+    findings = tree_policy.run(ctx(tree))
+    assert_fails_at(findings, "platform/base/source.yaml", 6, "has no spec.secretRef")
+    assert not any("GitRepository flux-system/flux-system" in f for f in failed(findings)), "flux-system is exempt"
+
+
+@needs_kustomize
+def test_kustomization_timeout_defaults_to_interval_minus_30s(tree):
+    edit(tree, LAYERS_FILE, "  timeout: 5m0s\n  prune: true\n  wait: true\n  sourceRef:\n    kind: GitRepository\n"
+         "    name: flux-system\n  path: ./platform/base", "  prune: true\n  wait: true\n  sourceRef:\n"
+         "    kind: GitRepository\n    name: flux-system\n  path: ./platform/base")
+    edit(tree, LAYERS_FILE, "  interval: 10m0s\n", "  interval: 4m0s\n")  # the first: base's
+    findings = tree_policy.run(ctx(tree))
+    assert_fails_at(findings, LAYERS_FILE, 6, "Kustomization base waits 3m30s")  # spec: no timeout to point at
+
+
+@needs_kustomize
+def test_optional_substitute_from_alone_defines_no_variable(tree):
+    """With no inline variable and only an optional ConfigMap that does not
+    exist, Flux does not substitute: the default is applied literally."""
+    edit(tree, LAYERS_FILE, "    substitute:\n      cluster_name: test\n      quote: '\"'\n",
+         "    substituteFrom:\n      - kind: ConfigMap\n        name: cluster-vars\n        optional: true\n")
+    findings = substitution.run(ctx(tree))
+    assert_fails_at(findings, SETTINGS, 7, "substituteStrategy: Always")
+    assert any("defines no variable" in f and "ConfigMap cluster-vars" in f for f in failed(findings))
+
+
+@needs_kustomize
+def test_substitute_strategy_always_substitutes_without_variables(tree):
+    edit(tree, LAYERS_FILE, "    substitute:\n      cluster_name: test\n      quote: '\"'\n",
+         "    substituteStrategy: Always\n")
+    edit(tree, SETTINGS, "${quote}${cluster_name:=none}${quote}", "name-${cluster_name:=none}")
+    assert failed(substitution.run(ctx(tree))) == []
+
+
+@needs_kustomize
+def test_object_with_substitution_disabled_is_left_alone(tree):
+    literal = "  script: echo ${HOME}\n"
+    edit(tree, WEB, "  name: web\n  namespace: default\n",
+         "  name: web\n  namespace: default\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\n")
+    (tree / "platform/base/script.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: script\n  namespace: default\n  labels:\n"
+        "    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n" + literal)
+    assert failed(substitution.run(ctx(tree))) == []
+    # the same object without the label: `${HOME}` has no value under base's postBuild
+    edit(tree, "platform/base/script.yaml", "  labels:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\n", "")
+    assert_fails_at(substitution.run(ctx(tree)), "platform/base/script.yaml", 7, "variable `HOME` has no value")
+
+
+@needs_kustomize
+def test_more_helmrelease_retries_than_the_kustomization_waits_for(tree):
+    edit(tree, RELEASE_FILE, "      retries: 1\n", "      retries: 3\n")  # install; upgrade keeps 1: the larger counts
+    findings = tree_policy.run(ctx(tree))
+    assert_fails_at(findings, LAYERS_FILE, 8, f"HelmRelease default/web ({RELEASE_FILE}:19) may take "
+                    "(3 retries + 1) x 2m0s = 8m0s")
