@@ -5,6 +5,14 @@
 #
 # The artifact holds platform/ at the same path as the repository does, so
 # the clusters' Kustomizations use ./platform/... whichever source they follow.
+# It is made from `git archive` of the commit, so it holds exactly what the
+# commit holds: no ignored or untracked files.
+#
+# A release is immutable: the script refuses a version whose tag exists
+# locally or on the remote, or that the registry already holds from another
+# commit. It pushes the artifact first and tags afterwards, so a failed push
+# leaves nothing behind; a run that stopped after the push (the registry holds
+# the version from this very commit) is resumed at the tag.
 set -euo pipefail
 # The helpers the scripts share (SC1091: a page quoting this whole script is
 # checked without lib.sh beside it).
@@ -15,8 +23,8 @@ usage() {
   cat <<'USAGE'
 Usage: platform-release.sh VERSION --registry oci://HOST/PATH [options]
 
-Tag the current commit platform-vVERSION and push platform/ to
-REGISTRY:VERSION with `flux push artifact`.
+Push platform/ of the current commit to REGISTRY:VERSION with
+`flux push artifact`, then tag the commit platform-vVERSION and push the tag.
 
   VERSION              the release, MAJOR.MINOR.PATCH (e.g. 1.4.0)
   --registry URL       the OCI repository of platform releases
@@ -27,6 +35,8 @@ REGISTRY:VERSION with `flux push artifact`.
                        script's repository)
   --dry-run            print the commands without running them
   -h, --help           show this help
+
+Environment: FLUX names the flux binary to use (default: flux from PATH).
 USAGE
 }
 
@@ -52,36 +62,77 @@ VERSION="${ARGS[0]}"
 [[ -d "$ROOT/platform" ]] || die "no platform/ directory in $ROOT"
 
 TAG="platform-v$VERSION"
+flux=("${FLUX:-flux}")
 cd "$ROOT"
 git rev-parse --git-dir >/dev/null 2>&1 || die "$ROOT is not a git repository"
-# The artifact must be exactly what the tagged commit holds.
+# The release is of a reviewed commit; the working tree must not differ from it.
 [[ -z "$(git status --porcelain -- platform)" ]] ||
   die "platform/ has uncommitted changes: commit them (on main, through review) before releasing"
-! git rev-parse -q --verify "refs/tags/$TAG" >/dev/null ||
-  die "tag $TAG already exists: releases are immutable, pick the next version"
 COMMIT="$(git rev-parse HEAD)"
+REVISION="$TAG@sha1:$COMMIT"
 SOURCE_URL="$(git config --get "remote.$REMOTE.url" || true)"
 if [[ -z "$SOURCE_URL" ]]; then
   [[ "$DRY_RUN" == true ]] || die "git remote $REMOTE has no URL (see --remote)"
   SOURCE_URL="<url of remote $REMOTE>"
 fi
 
-say "tagging ${COMMIT:0:12} as $TAG"
-# --8<-- [start:tag]
-run git tag -a "$TAG" -m "platform $VERSION" "$COMMIT"
-# --8<-- [end:tag]
+# Has VERSION been released? Look at the tags here and on the remote (a clone
+# that has not fetched lately does not know them), and at the registry.
+TAGGED=false
+if git rev-parse -q --verify "refs/tags/$TAG" >/dev/null; then
+  [[ "$(git rev-parse "refs/tags/$TAG^{commit}")" == "$COMMIT" ]] ||
+    die "tag $TAG already exists on another commit: releases are immutable, pick the next version"
+  TAGGED=true
+fi
+if [[ "$SOURCE_URL" != "<url of remote $REMOTE>" ]]; then
+  say "looking for tag $TAG on $REMOTE"
+  status=0
+  git ls-remote --exit-code --tags "$REMOTE" "refs/tags/$TAG" >/dev/null || status=$?
+  case "$status" in
+    0) die "tag $TAG already exists on $REMOTE: releases are immutable, pick the next version (git fetch --tags shows it)" ;;
+    2) ;; # no such tag
+    *) die "could not list the tags of $REMOTE (git ls-remote exited $status)" ;;
+  esac
+fi
+say "looking for $VERSION in $REGISTRY"
+# Tags are listed with their revision; a registry that has never had a release
+# answers NAME_UNKNOWN (the OCI distribution spec's code for an unknown repository).
+PUSHED=false
+if LISTING="$("${flux[@]}" list artifacts "$REGISTRY" --filter-regex "^${VERSION//./\\.}\$" "${INSECURE[@]}" 2>&1)"; then
+  HELD="$(awk -v artifact="${REGISTRY#oci://}:$VERSION" '$1 == artifact { print $NF }' <<<"$LISTING")"
+  if [[ -n "$HELD" ]]; then
+    [[ "$HELD" == "$REVISION" ]] ||
+      die "$REGISTRY:$VERSION already exists (revision $HELD): releases are immutable, pick the next version"
+    say "$REGISTRY:$VERSION already holds $REVISION: an earlier run stopped after the push; going on from there"
+    PUSHED=true
+  fi
+elif [[ "$LISTING" != *NAME_UNKNOWN* ]]; then
+  die "could not list the artifacts in $REGISTRY: $LISTING"
+fi
 
-say "pushing platform/ to $REGISTRY:$VERSION"
-# --ignore-paths replaces flux's default ignore list: ignore everything at the
-# top level except platform/, so the artifact holds ./platform/... only.
-# --8<-- [start:push]
-run flux push artifact "$REGISTRY:$VERSION" \
-  --path=. \
-  --ignore-paths='/*,!/platform/' \
-  --source="$SOURCE_URL" \
-  --revision="$TAG@sha1:$COMMIT" \
-  "${INSECURE[@]}"
-# --8<-- [end:push]
+if [[ "$PUSHED" == false ]]; then
+  say "pushing platform/ of ${COMMIT:0:12} to $REGISTRY:$VERSION"
+  # platform/ exactly as the commit has it, at the same path, in a directory of its own.
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
+  # --8<-- [start:push]
+  run git archive --format=tar --output="$WORK/platform.tar" "$COMMIT" platform
+  run mkdir "$WORK/content"
+  run tar -xf "$WORK/platform.tar" -C "$WORK/content"
+  run "${flux[@]}" push artifact "$REGISTRY:$VERSION" \
+    --path="$WORK/content" \
+    --source="$SOURCE_URL" \
+    --revision="$REVISION" \
+    "${INSECURE[@]}"
+  # --8<-- [end:push]
+fi
+
+if [[ "$TAGGED" == false ]]; then
+  say "tagging ${COMMIT:0:12} as $TAG"
+  # --8<-- [start:tag]
+  run git tag -a "$TAG" -m "platform $VERSION" "$COMMIT"
+  # --8<-- [end:tag]
+fi
 
 say "pushing tag $TAG to $REMOTE"
 run git push "$REMOTE" "refs/tags/$TAG"

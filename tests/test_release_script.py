@@ -1,0 +1,163 @@
+"""snippets/platform-release.sh without a registry: a scratch repository with
+platform/ and a bare git remote, and ``$FLUX`` a script that answers
+``flux list artifacts`` as the test says and records what ``flux push
+artifact`` would push."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.model import PROJECT_ROOT
+from test_snippet_scripts import tool
+
+SCRIPT = str(PROJECT_ROOT / "snippets/platform-release.sh")
+REGISTRY = "oci://registry.example.test/gitops/platform"
+VERSION = "1.1.0"
+TAG = f"platform-v{VERSION}"
+NAME_UNKNOWN = ("✗ listing tags failed: GET https://registry.example.test/v2/gitops/platform/tags/list?n=1000: "
+                "NAME_UNKNOWN: repository name not known to registry; map[name:gitops/platform]")
+
+FAKE_FLUX = """#!/usr/bin/env bash
+printf 'flux %s\\n' "$*" >> "$FLUX_CALLS"
+case "$1 $2" in
+  "list artifacts")
+    if [[ -n "${FLUX_LIST_ERROR:-}" ]]; then echo "$FLUX_LIST_ERROR" >&2; exit 1; fi
+    printf 'ARTIFACT\\tDIGEST\\tSOURCE\\tREVISION\\n%s' "${FLUX_LIST:-}" ;;
+  "push artifact")
+    [[ -z "${FLUX_PUSH_FAIL:-}" ]] || { echo "✗ pushing artifact failed: denied" >&2; exit 1; }
+    for arg; do
+      if [[ "$arg" == --path=* ]]; then (cd "${arg#--path=}" && find . -type f | sort) > "$FLUX_PUSHED"; fi
+    done ;;
+  *) echo "unexpected flux call: $*" >&2; exit 3 ;;
+esac
+"""
+IDENTITY = {"GIT_AUTHOR_NAME": "Release Test", "GIT_AUTHOR_EMAIL": "release@example.test",
+            "GIT_COMMITTER_NAME": "Release Test", "GIT_COMMITTER_EMAIL": "release@example.test"}
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), **IDENTITY}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """platform/ of the working tree, committed, with an ignored file beside
+    it, and a bare remote that has main."""
+    root = tmp_path / "repo"
+    shutil.copytree(PROJECT_ROOT / "platform", root / "platform")
+    (root / "README.md").write_text("not part of a release\n", encoding="utf-8")
+    (root / ".gitignore").write_text("*.local\n", encoding="utf-8")
+    git("init", "--quiet", "--initial-branch", "main", cwd=root)
+    git("add", ".", cwd=root)
+    git("commit", "--quiet", "-m", "platform", cwd=root)
+    (root / "platform/notes.local").write_text("an ignored file: must not ship\n", encoding="utf-8")
+    remote = tmp_path / "remote.git"
+    git("init", "--quiet", "--bare", str(remote), cwd=tmp_path)
+    git("remote", "add", "origin", str(remote), cwd=root)
+    git("push", "--quiet", "origin", "main", cwd=root)
+    return root
+
+
+def release(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    tmp = repo.parent
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LC_ALL": "C.UTF-8", **IDENTITY,
+            "FLUX": tool(tmp, "flux", FAKE_FLUX), "FLUX_CALLS": str(tmp / "flux-calls"),
+            "FLUX_PUSHED": str(tmp / "pushed"), "FLUX_LIST_ERROR": NAME_UNKNOWN}
+    return subprocess.run(["bash", SCRIPT, VERSION, "--registry", REGISTRY, "--root", str(repo), *args],
+                          env={**base, **env}, capture_output=True, text=True, timeout=120)
+
+
+def flux_calls(repo: Path) -> list[str]:
+    path = repo.parent / "flux-calls"
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def pushed(repo: Path) -> bool:
+    return any(c.startswith("flux push artifact") for c in flux_calls(repo))
+
+
+def tags(repo: Path) -> tuple[str, str]:
+    """The release tag here and on the remote ("" where it is missing)."""
+    return (git("tag", "--list", TAG, cwd=repo),
+            git("ls-remote", "--tags", "origin", f"refs/tags/{TAG}", cwd=repo))
+
+
+def listed(revision: str) -> str:
+    return f"registry.example.test/gitops/platform:{VERSION}\tsha256:0123abcd\thttps://git.example.test\t{revision}\n"
+
+
+def said(proc: subprocess.CompletedProcess) -> str:
+    return f"platform-release.sh exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+def test_first_release_pushes_the_commit_platform_then_tags(repo: Path) -> None:
+    proc = release(repo)
+    assert proc.returncode == 0, said(proc)
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    push = next(c for c in flux_calls(repo) if c.startswith("flux push artifact"))
+    assert f"--revision={TAG}@sha1:{commit}" in push and f"{REGISTRY}:{VERSION}" in push, push
+    here, there = tags(repo)
+    assert here == TAG and there.endswith(f"refs/tags/{TAG}"), (
+        "the release tag must exist here and on the remote\n" + said(proc))
+
+
+def test_the_artifact_holds_what_the_commit_has_under_platform(repo: Path) -> None:
+    proc = release(repo)
+    assert proc.returncode == 0, said(proc)
+    content = (repo.parent / "pushed").read_text(encoding="utf-8").splitlines()
+    tracked = sorted("./" + f for f in git("ls-files", "platform", cwd=repo).splitlines())
+    assert content == tracked, (
+        "platform-release.sh: the artifact must hold platform/ of the commit and nothing else (no ignored files, "
+        "nothing outside platform/)\n" + "\n".join(sorted(set(content) ^ set(tracked))))
+
+
+def test_a_failed_push_leaves_no_tag(repo: Path) -> None:
+    proc = release(repo, FLUX_PUSH_FAIL="1")
+    assert proc.returncode != 0, said(proc)
+    assert tags(repo) == ("", ""), "platform-release.sh tagged although the artifact push failed\n" + said(proc)
+    again = release(repo)
+    assert again.returncode == 0, "a rerun after a failed push must work\n" + said(again)
+
+
+def test_refuses_a_tag_that_only_the_remote_has(repo: Path) -> None:
+    git("tag", "-a", TAG, "-m", "released elsewhere", cwd=repo)
+    git("push", "--quiet", "origin", f"refs/tags/{TAG}", cwd=repo)
+    git("tag", "-d", TAG, cwd=repo)
+    proc = release(repo)
+    assert proc.returncode == 1 and f"tag {TAG} already exists on origin" in proc.stderr, said(proc)
+    assert not pushed(repo), "platform-release.sh pushed an artifact although the version was released"
+
+
+def test_refuses_a_version_the_registry_holds_from_another_commit(repo: Path) -> None:
+    proc = release(repo, FLUX_LIST_ERROR="", FLUX_LIST=listed(f"{TAG}@sha1:{'e' * 40}"))
+    assert proc.returncode == 1 and f"{REGISTRY}:{VERSION} already exists" in proc.stderr, said(proc)
+    assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+
+
+def test_resumes_a_run_that_stopped_after_the_push(repo: Path) -> None:
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    proc = release(repo, FLUX_LIST_ERROR="", FLUX_LIST=listed(f"{TAG}@sha1:{commit}"))
+    assert proc.returncode == 0, said(proc)
+    assert not pushed(repo), "platform-release.sh pushed the artifact again\n" + said(proc)
+    here, there = tags(repo)
+    assert here == TAG and there.endswith(f"refs/tags/{TAG}"), said(proc)
+
+
+def test_a_registry_error_stops_the_release(repo: Path) -> None:
+    proc = release(repo, FLUX_LIST_ERROR="✗ listing tags failed: UNAUTHORIZED: authentication required")
+    assert proc.returncode == 1 and "could not list the artifacts" in proc.stderr, said(proc)
+    assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+
+
+def test_dry_run_tags_and_pushes_nothing(repo: Path) -> None:
+    proc = release(repo, "--dry-run")
+    assert proc.returncode == 0, said(proc)
+    assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+    assert "+ git archive" in proc.stdout and "push artifact" in proc.stdout, said(proc)
