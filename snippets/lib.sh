@@ -27,6 +27,20 @@ common_argument() {
   esac
 }
 
+# branch_and_root_arguments "$@": the whole argument loop of a script whose
+# own options are --branch BRANCH and --root DIR: sets BRANCH and ROOT, and
+# appends the positional arguments to ARGS.
+# shellcheck disable=SC2034 # BRANCH and ROOT are read by the calling script
+branch_and_root_arguments() {
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
+      --root) need_value "$@"; ROOT="$2"; shift 2 ;;
+      *) common_argument "$1"; shift ;;
+    esac
+  done
+}
+
 # Print a command so that it can be pasted into a shell.
 show() {
   local arg out=""

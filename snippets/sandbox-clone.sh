@@ -38,13 +38,7 @@ USAGE
 
 BRANCH=""
 ARGS=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
-    --root) need_value "$@"; ROOT="$2"; shift 2 ;;
-    *) common_argument "$1"; shift ;;
-  esac
-done
+branch_and_root_arguments "$@"
 [[ ${#ARGS[@]} -eq 2 ]] || usage_error "expected SOURCE and SANDBOX"
 SOURCE="${ARGS[0]}"
 SANDBOX="${ARGS[1]}"

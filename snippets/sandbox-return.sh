@@ -28,22 +28,16 @@ branch, and remove clusters/SANDBOX. Refuses a sandbox not cloned from TARGET.
   TARGET           the cluster it was cloned from, e.g. development
   --branch BRANCH  the branch TARGET's platform source follows (default: the
                    branch it follows now, read from clusters/TARGET)
-  --root DIR       the repository root (default: the root of this script's
-                   repository)
-  --dry-run        print the commands without running them
+  --root DIR       the repository to work in (default: the one this script
+                   is part of)
+  --dry-run        print the commands, change nothing
   -h, --help       show this help
 USAGE
 }
 
 BRANCH=""
 ARGS=()
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --branch) need_value "$@"; BRANCH="$2"; shift 2 ;;
-    --root) need_value "$@"; ROOT="$2"; shift 2 ;;
-    *) common_argument "$1"; shift ;;
-  esac
-done
+branch_and_root_arguments "$@"
 [[ ${#ARGS[@]} -eq 2 ]] || usage_error "expected SANDBOX and TARGET"
 SANDBOX="${ARGS[0]}"
 TARGET="${ARGS[1]}"
