@@ -40,7 +40,10 @@ def docs(session: nox.Session) -> None:
 def docs_serve(session: nox.Session) -> None:
     """Serve the site with live reload on 127.0.0.1."""
     _install(session)
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs)
+    # Pages include the tree and read versions.yaml: rebuild when they change too.
+    watched = [arg for path in ("clusters", "platform", "apps", "create", "snippets", "versions.yaml")
+               for arg in ("--watch", path)]
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *watched, *session.posargs)
 
 
 @nox.session(name="docs-test")
