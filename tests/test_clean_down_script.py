@@ -110,8 +110,16 @@ def sandbox(**changes_to_make) -> dict:
     return cluster
 
 
-def test_cleans_a_sandbox_down_in_order(tmp_path: Path) -> None:
-    proc = clean_down(tmp_path, sandbox(), "--context", CONTEXT)
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One clean-down of the default sandbox, which several tests read (each
+    run makes some fifty kubectl calls)."""
+    tmp = tmp_path_factory.mktemp("default-run")
+    return tmp, clean_down(tmp, sandbox(), "--context", CONTEXT, "--timeout", "7m")
+
+
+def test_cleans_a_sandbox_down_in_order(default_run) -> None:
+    tmp_path, proc = default_run
     assert proc.returncode == 0, said(proc)
     assert changes(tmp_path)[0] == f"flux --context {CONTEXT} suspend kustomization flux-system -n flux-system"
     order = deleted_kustomizations(tmp_path)
@@ -122,8 +130,8 @@ def test_cleans_a_sandbox_down_in_order(tmp_path: Path) -> None:
     assert "only flux-system is left" in proc.stdout, said(proc)
 
 
-def test_the_kustomization_waits_as_long_as_the_script(tmp_path: Path) -> None:
-    proc = clean_down(tmp_path, sandbox(), "--context", CONTEXT, "--timeout", "7m")
+def test_the_kustomization_waits_as_long_as_the_script(default_run) -> None:
+    tmp_path, proc = default_run
     assert proc.returncode == 0, said(proc)
     patches = [c for c in calls(tmp_path) if " patch kustomization " in c]
     assert patches and all('{"spec":{"deletionPolicy":"WaitForTermination","timeout":"7m"}}' in c for c in patches), (
@@ -148,11 +156,11 @@ def test_an_object_whose_kind_is_gone_is_gone(tmp_path: Path) -> None:
     assert proc.returncode == 0, said(proc)
 
 
-def test_waits_for_volumes_the_driver_deletes(tmp_path: Path) -> None:
-    proc = clean_down(tmp_path, sandbox(), "--context", CONTEXT, "--timeout", "3m")
+def test_waits_for_volumes_the_driver_deletes(default_run) -> None:
+    tmp_path, proc = default_run
     assert proc.returncode == 0, said(proc)
     waits = [c for c in calls(tmp_path) if " wait " in c]
-    assert waits == [f"--context {CONTEXT} wait --for=delete persistentvolume/pvc-data --timeout=3m"], (
+    assert waits == [f"--context {CONTEXT} wait --for=delete persistentvolume/pvc-data --timeout=7m"], (
         f"{SCRIPT}: it must wait (up to --timeout) for the PersistentVolumes with reclaimPolicy Delete, and only "
         f"for those\n{waits}\n" + said(proc))
     kustomization_gone = calls(tmp_path).index(next(c for c in calls(tmp_path) if " delete kustomization " in c))
