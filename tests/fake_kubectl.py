@@ -21,14 +21,26 @@ spaces). The cluster::
 ``-o jsonpath=`` templates are evaluated (range/end, field paths with escaped
 dots, quoted literals), with kubectl's rule that a missing field prints
 nothing. Anything else is an error (exit 3), so a new kind of call shows up.
+
+Tests do not start Python once per call: ``serve(cluster, calls)`` answers
+the calls from a thread of the test process on 127.0.0.1, and ``CLIENT`` is a
+bash kubectl that sends its arguments there (bash's /dev/tcp) and prints the
+answer's stdout and stderr and exits with its status. It does not read its
+stdin, and neither does this fake when run as a script.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socketserver
 import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
 
 KS = "kustomizations.kustomize.toolkit.fluxcd.io"
 HR = "helmreleases.helm.toolkit.fluxcd.io"
@@ -59,7 +71,7 @@ def parse_template(template: str) -> list:
         else:
             stack[-1].append((kind, value))
     if len(stack) != 1:
-        raise SystemExit(f"fake kubectl: unbalanced range/end in {template!r}")
+        fail(f"fake kubectl: unbalanced range/end in {template!r}")
     return root
 
 
@@ -96,9 +108,16 @@ def jsonpath(template: str, obj) -> str:
 
 # -- the cluster ------------------------------------------------------------
 
+class Failed(Exception):
+    """kubectl's error: the message it prints on stderr, its exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
 def fail(message: str, code: int = 1) -> None:
-    sys.stderr.write(message + "\n")
-    raise SystemExit(code)
+    raise Failed(message, code)
 
 
 def take(args: list[str], name: str) -> str | None:
@@ -121,28 +140,99 @@ def flag(args: list[str], name: str) -> bool:
     return False
 
 
-def main(argv: list[str]) -> None:
-    with open(os.environ["FAKE_CALLS"], "a", encoding="utf-8") as calls:
+def answer(argv: list[str], cluster_path: str | Path, calls_path: str | Path) -> tuple[int, str, str]:
+    """One kubectl call: (exit status, stdout, stderr). Appends the call to
+    calls_path and changes the cluster in cluster_path as the call would."""
+    with open(calls_path, "a", encoding="utf-8") as calls:
         calls.write(" ".join(argv) + "\n")
-    path = os.environ["FAKE_CLUSTER"]
-    with open(path, encoding="utf-8") as f:
-        cluster = json.load(f)
-    args = list(argv)
-    if args == ["config", "current-context"]:
-        print(cluster["current_context"])
-        return
-    context = take(args, "--context")
-    if context != cluster["context"]:
-        fail(f"fake kubectl: --context {context!r}, but the cluster is {cluster['context']!r}", 3)
-    namespace = take(args, "-n")
-    output = take(args, "-o")
-    ignore = flag(args, "--ignore-not-found")
-    every_namespace = flag(args, "--all-namespaces")
-    answer = run(cluster, args, namespace, output, ignore, every_namespace)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(cluster, f)
+    try:
+        with open(cluster_path, encoding="utf-8") as f:
+            cluster = json.load(f)
+        args = list(argv)
+        if args == ["config", "current-context"]:
+            return 0, cluster["current_context"] + "\n", ""
+        context = take(args, "--context")
+        if context != cluster["context"]:
+            fail(f"fake kubectl: --context {context!r}, but the cluster is {cluster['context']!r}", 3)
+        namespace = take(args, "-n")
+        output = take(args, "-o")
+        ignore = flag(args, "--ignore-not-found")
+        every_namespace = flag(args, "--all-namespaces")
+        out = run(cluster, args, namespace, output, ignore, every_namespace)
+        with open(cluster_path, "w", encoding="utf-8") as f:
+            json.dump(cluster, f)
+    except Failed as error:
+        return error.code, "", error.message + "\n"
+    except Exception:  # a bug in the fake shows as Python shows it, status 1
+        return 1, "", traceback.format_exc()
     # jsonpath prints exactly the template's text; -o name ends in a newline.
-    sys.stdout.write(answer if not answer or (output or "").startswith("jsonpath=") else answer + "\n")
+    return 0, out if not out or (output or "").startswith("jsonpath=") else out + "\n", ""
+
+
+def main(argv: list[str]) -> None:
+    code, out, err = answer(argv, os.environ["FAKE_CLUSTER"], os.environ["FAKE_CALLS"])
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    raise SystemExit(code)
+
+
+# -- the fake served to a bash client -----------------------------------------
+
+# Sends its arguments as "COUNT\0ARG\0..." and reads "STATUS\0STDOUT\0STDERR\0".
+CLIENT = """#!/usr/bin/env bash
+exec 3<>/dev/tcp/127.0.0.1/{port} || exit 1
+printf '%s\\0' "$#" "$@" >&3
+IFS= read -r -d '' code <&3 && IFS= read -r -d '' out <&3 && IFS= read -r -d '' err <&3 || {{
+  echo "fake kubectl: no answer from 127.0.0.1:{port}" >&2
+  exit 3
+}}
+printf '%s' "$out"
+printf '%s' "$err" >&2
+exit "$code"
+"""
+
+
+def read_field(stream) -> str:
+    data = bytearray()
+    while (byte := stream.read(1)) not in (b"\0", b""):
+        data += byte
+    if not byte:
+        raise EOFError("the client closed the connection before the end of its call")
+    return data.decode("utf-8")
+
+
+class _Server(socketserver.TCPServer):
+    def __init__(self, cluster_path: Path, calls_path: Path) -> None:
+        self.cluster_path, self.calls_path = cluster_path, calls_path
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        count = int(read_field(self.rfile))
+        argv = [read_field(self.rfile) for _ in range(count)]
+        code, out, err = answer(argv, self.server.cluster_path, self.server.calls_path)
+        self.wfile.write(f"{code}\0{out}\0{err}\0".encode("utf-8"))
+
+
+@contextlib.contextmanager
+def serve(cluster_path: Path, calls_path: Path) -> Iterator[str]:
+    """Answer kubectl calls for the cluster in cluster_path from a thread on
+    127.0.0.1 until the block ends; yields the text of the bash kubectl that
+    calls it. Calls are answered one at a time, each reading and writing the
+    cluster file."""
+    server = _Server(cluster_path, calls_path)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                              name="fake-kubectl", daemon=True)
+    thread.start()
+    try:
+        yield CLIENT.format(port=server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def kustomization(cluster, name):

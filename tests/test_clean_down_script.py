@@ -1,7 +1,8 @@
 """snippets/sandbox-clean-down.sh without a cluster: the order it deletes in,
 what it checks after each deletion, the volumes it waits for, and the
-clusters it refuses. kubectl is ``fake_kubectl.py`` (a cluster described in
-JSON, changed by the script's calls); flux records its arguments."""
+clusters it refuses. kubectl is ``fake_kubectl`` (a cluster described in
+JSON, changed by the script's calls), served from this process to a bash
+client; flux records its arguments."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+import fake_kubectl
 from harness.model import PROJECT_ROOT
 from test_snippet_scripts import tool
 
 SCRIPT = "snippets/sandbox-clean-down.sh"
 CONTEXT = "kind-sandbox"
-FAKE = Path(__file__).with_name("fake_kubectl.py")
 
 
 def ks(name: str, *, deps: tuple[str, ...] = (), labelled: bool = False, path: str = "",
@@ -77,13 +77,14 @@ SANDBOX = {
 
 def clean_down(tmp: Path, cluster: dict, *args: str) -> subprocess.CompletedProcess:
     (tmp / "cluster.json").write_text(json.dumps(cluster), encoding="utf-8")
-    kubectl = tool(tmp, "kubectl", f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
     flux = tool(tmp, "flux", '#!/usr/bin/env bash\nprintf "flux %s\\n" "$*" >> "$FAKE_CALLS"\n')
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LC_ALL": "C.UTF-8",
-           "KUBECTL": kubectl, "FLUX": flux, "FAKE_CLUSTER": str(tmp / "cluster.json"),
-           "FAKE_CALLS": str(tmp / "calls")}
-    return subprocess.run(["bash", SCRIPT, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    with fake_kubectl.serve(tmp / "cluster.json", tmp / "calls") as client:
+        kubectl = tool(tmp, "kubectl", client)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LC_ALL": "C.UTF-8",
+               "KUBECTL": kubectl, "FLUX": flux, "FAKE_CLUSTER": str(tmp / "cluster.json"),
+               "FAKE_CALLS": str(tmp / "calls")}
+        return subprocess.run(["bash", SCRIPT, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
 
 
 def calls(tmp: Path) -> list[str]:
