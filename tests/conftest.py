@@ -4,6 +4,9 @@
   the Flux schema folder, and ``--page`` when given;
 - ``report``: collects findings; its summary prints at the end of the run.
 
+With pytest-xdist (``-n 2``) the workers send their findings to the
+controlling process, which prints the one report (``workers``).
+
 Options: ``--page docs/x.md`` runs the checks of one page only;
 ``--flux-schemas=DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
 (default: what ``nox -s flux-schemas`` made for the pinned Flux, else
@@ -41,8 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report()
     config.addinivalue_line("markers", "last_check: runs after every other test (tree-unchanged check)")
     import test_site
+    import workers
 
     test_site.pytest_configure_status(config)
+    workers.register(config, config.stash[REPORT_KEY])
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
@@ -103,6 +108,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     report = config.stash.get(REPORT_KEY, None)
     if report is None or not (report.blocks or report.findings):
         return
+    terminalreporter.ensure_newline()  # else the first line below it is blank after a run's progress
     terminalreporter.section("docs-test report")
     for line in report.lines():
         terminalreporter.write_line(line)

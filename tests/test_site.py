@@ -9,7 +9,11 @@ import pytest
 from harness import site_build
 from harness.model import PROJECT_ROOT, Outcome
 
-SITE_BUILD_KEY = pytest.StashKey[site_build.SiteBuild]()
+SITE_BUILD_KEY = pytest.StashKey["site_build.SiteBuild | site_build.AttachedBuild"]()
+# What the controlling process passes to pytest-xdist workers (``workers``).
+TREE_STATUS_INPUT = "docs_test_tree_status"
+SITE_BUILD_INPUT = "docs_test_site_build"
+TREE_CHECK = "test_working_tree_unchanged"
 
 
 def tree_state() -> dict[str, str]:
@@ -39,16 +43,25 @@ def tree_state() -> dict[str, str]:
 
 
 def pytest_configure_status(config) -> None:  # called from conftest
-    config._docs_test_status = tree_state()
+    """The tree as the run found it; a pytest-xdist worker takes the state the
+    controlling process recorded when the run started (``workers``)."""
+    shared = getattr(config, "workerinput", {}).get(TREE_STATUS_INPUT)
+    config._docs_test_status = shared if shared is not None else tree_state()
 
 
 def start_site_build(session: pytest.Session) -> None:  # called from conftest
     """Start the strict build in the background when this run includes
-    ``test_site_builds_strict``; it runs beside the other tests."""
+    ``test_site_builds_strict``; it runs beside the other tests. On a
+    pytest-xdist worker, attach to the one build the controlling process
+    started (``workers``) instead."""
     if session.config.option.collectonly:
         return
     if any(item.originalname == "test_site_builds_strict" for item in session.items):
-        session.config.stash[SITE_BUILD_KEY] = site_build.start(PROJECT_ROOT)
+        workerinput = getattr(session.config, "workerinput", None)
+        if workerinput is None:
+            session.config.stash[SITE_BUILD_KEY] = site_build.start(PROJECT_ROOT)
+        elif workerinput.get(SITE_BUILD_INPUT):
+            session.config.stash[SITE_BUILD_KEY] = site_build.attach(workerinput[SITE_BUILD_INPUT])
 
 
 def stop_site_build(config) -> None:  # called from conftest
@@ -89,11 +102,20 @@ def test_working_tree_unchanged(request):
     to write: the mistake this guards against is a block or tool running in
     the real tree instead of its snapshot, and that can write anywhere. The
     price: a file someone edits while the run is going (on a shared checkout)
-    shows up here too; CI never does that, and the message says so."""
-    before = request.config._docs_test_status
-    after = tree_state()
+    shows up here too; CI never does that, and the message says so.
+
+    With pytest-xdist the controlling process compares once more after every
+    worker finished, and fails the run with the same message (``workers``)."""
+    message = tree_changes(request.config._docs_test_status, tree_state())
+    if message is not None:
+        pytest.fail(message, pytrace=False)
+
+
+def tree_changes(before: dict[str, str], after: dict[str, str]) -> str | None:
+    """What changed between two ``tree_state``s, as the failure message of
+    ``test_working_tree_unchanged``; None when nothing did."""
     if before == after:
-        return
+        return None
     changes = []
     for path in sorted(set(before) | set(after)):
         if before.get(path) == after.get(path):
@@ -106,9 +128,8 @@ def test_working_tree_unchanged(request):
             changes.append(f"  {path}: back to its committed content")
         else:
             changes.append(f"  {path}: changed during the run ({was[:2].strip()} -> {now[:2].strip()})")
-    pytest.fail(
+    return (
         "the run changed the working tree (git status, with content):\n" + "\n".join(changes)
         + "\nThe harness must only write into scratch snapshots (harness.scratch). If you or an editor "
-        "changed these files while the run was going, run it again.",
-        pytrace=False,
+        "changed these files while the run was going, run it again."
     )

@@ -1,0 +1,148 @@
+"""The harness on several pytest-xdist workers (``pytest -n 2``): the same
+report, one site build, and the tree compared after every worker finished.
+
+- Report: each worker records which test added which findings; when it
+  finishes it sends them, with the blocks, to the controlling process
+  (``config.workeroutput``). The controller puts them back in the order of
+  the collected tests, the order a run in one process adds them in, so the
+  report reads the same.
+- Site build: the controller starts the one strict build as soon as a
+  worker's collection includes ``test_site_builds_strict`` and publishes it;
+  the test attaches to it in whichever worker runs it (``harness.site_build``).
+- Tree: the workers compare against the state the controller recorded when
+  the run started. After every worker finished, the controller compares once
+  more; a change there fails the run as an error of
+  ``test_working_tree_unchanged`` with the test's message, since it may come
+  from a test that ran on another worker after the check.
+
+Without pytest-xdist (or with ``-n 0``) none of this is registered and the
+run is serial, as before.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+
+import pytest
+
+import test_site
+from harness import site_build
+from harness.model import PROJECT_ROOT
+from harness.report import Report
+
+FINDINGS_OUTPUT = "docs_test_findings"
+
+
+def register(config: pytest.Config, report: Report) -> None:
+    """Register the controller's or the worker's half, when the run is
+    distributed; nothing otherwise."""
+    if hasattr(config, "workerinput"):
+        config.pluginmanager.register(Worker(report), "docs-test-worker")
+    elif distributed(config):
+        config.pluginmanager.register(Controller(config, report), "docs-test-controller")
+
+
+def distributed(config: pytest.Config) -> bool:
+    """Whether this process will hand the tests to xdist workers (xdist's own
+    test, read before its plugin registers the distributed session)."""
+    return (not config.option.collectonly and config.getoption("dist", "no") != "no"
+            and bool(config.getoption("tx", None)))
+
+
+class Worker:
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.position: dict[str, int] = {}
+        # (position of the test in the collection, the findings it added)
+        self.added: list[tuple[int, list]] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.position = {item.nodeid: n for n, item in enumerate(session.items)}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
+        first = len(self.report.findings)
+        try:
+            return (yield)
+        finally:
+            added = self.report.findings[first:]
+            if added:
+                self.added.append((self.position.get(item.nodeid, len(self.position)), added))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        counted = sum(len(findings) for _, findings in self.added)
+        if counted < len(self.report.findings):  # added outside any test: after them all
+            self.added.append((len(self.position), self.report.findings[counted:]))
+        session.config.workeroutput[FINDINGS_OUTPUT] = pickle.dumps((self.report.blocks, self.added))
+
+
+class Controller:
+    def __init__(self, config: pytest.Config, report: Report) -> None:
+        self.config = config
+        self.report = report
+        self.added: list[tuple[int, list]] = []
+        self.site_folder = tempfile.TemporaryDirectory(prefix="docs-test-site-")
+        self.site_build_started = False
+        self.tree_check: pytest.TestReport | None = None  # its call phase, when it ran
+
+    # -- what each worker gets, and the one site build ------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[test_site.TREE_STATUS_INPUT] = self.config._docs_test_status
+        node.workerinput[test_site.SITE_BUILD_INPUT] = self.site_folder.name
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        if self.site_build_started or self.config.option.collectonly:
+            return
+        if any(i.split("::")[-1] == "test_site_builds_strict" for i in ids):
+            self.site_build_started = True
+            build = site_build.start(PROJECT_ROOT, folder=self.site_folder)
+            build.publish()
+            self.config.stash[test_site.SITE_BUILD_KEY] = build  # stopped and removed at the end
+
+    # -- findings --------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {}).get(FINDINGS_OUTPUT)
+        if output is None:  # the worker crashed; xdist reports that
+            return
+        blocks, added = pickle.loads(output)
+        if blocks and not self.report.blocks:
+            self.report.blocks = blocks
+        self.added.extend(added)
+        self.added.sort(key=lambda entry: entry[0])  # stable: a worker's own order is kept
+        self.report.findings = [f for _, findings in self.added for f in findings]
+
+    # -- the tree, after every worker finished ----------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.nodeid.split("::")[-1] == test_site.TREE_CHECK:
+            self.tree_check = report
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        try:
+            return (yield)
+        finally:
+            self.compare_tree_again()
+
+    def compare_tree_again(self) -> None:
+        """When the tree check ran and passed on its worker, compare again now
+        that every worker finished; report a change as an error of that test."""
+        if self.tree_check is None or not self.tree_check.passed:
+            return
+        message = test_site.tree_changes(self.config._docs_test_status, test_site.tree_state())
+        if message is None:
+            return
+        self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
+            nodeid=self.tree_check.nodeid, location=self.tree_check.location, keywords={},
+            outcome="failed", longrepr=message, when="teardown", sections=[], duration=0.0,
+        ))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if not self.site_build_started:
+            self.site_folder.cleanup()
