@@ -46,24 +46,32 @@ def docs_serve(session: nox.Session) -> None:
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *watched, *session.posargs)
 
 
+# The offline run's pytest workers (pytest-xdist): two, the cores it is budgeted
+# for (tests/bench/run.py); `-- -n 0` runs everything in one process.
+DOCS_TEST_WORKERS = "2"
+
+
 @nox.session(name="docs-test")
 def docs_test(session: nox.Session) -> None:
     """The README's test command: the strict site build (tests/test_site.py)
-    and every example checked offline; `-- --page docs/x.md` runs one page."""
+    and every example checked offline, on two pytest workers;
+    `-- --page=docs/x.md` runs one page, `-- -n 0` runs in one process."""
     _install(session)
     # Install the pinned CLI tools that are missing (needs Go); a tool that
     # cannot be installed is listed here and its checks are skipped with the
     # reason in the report, never passed.
     session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
-    session.run("pytest", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("pytest", "-n", DOCS_TEST_WORKERS, *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
 @nox.session(name="bench")
 def bench(session: nox.Session) -> None:
-    """Time each stage of the offline run and the whole `pytest` run."""
+    """Time each stage of the offline run and the whole `pytest` run (on the
+    docs-test session's workers; `-- --workers 0` times it in one process)."""
     _install(session)
-    session.run("python", "tests/bench/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, *session.posargs,
+                env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
 # --- cluster tier -----------------------------------------------------------
