@@ -55,14 +55,27 @@ DOCS_TEST_WORKERS = "2"
 def docs_test(session: nox.Session) -> None:
     """The README's test command: the strict site build (tests/test_site.py)
     and every example checked offline, on two pytest workers;
-    `-- --page=docs/x.md` runs one page, `-- -n 0` runs in one process."""
+    `-- --page docs/x.md` runs one page, `-- -n 0` runs in one process."""
     _install(session)
     # Install the pinned CLI tools that are missing (needs Go); a tool that
     # cannot be installed is listed here and its checks are skipped with the
     # reason in the report, never passed.
     session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
-    session.run("pytest", "-n", DOCS_TEST_WORKERS, *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
+                env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def joined_page_option(args: list[str]) -> list[str]:
+    """``--page docs/x.md`` as ``--page=docs/x.md``: pytest reads the option
+    from tests/conftest.py only after it has taken a separate value for a
+    path to collect (and then fails on an unknown option)."""
+    out: list[str] = []
+    words = iter(args)
+    for word in words:
+        value = next(words, None) if word == "--page" else None
+        out.append(word if value is None else f"--page={value}")
+    return out
 
 
 @nox.session(name="bench")
