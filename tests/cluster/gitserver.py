@@ -142,6 +142,8 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 0) -> GitServer:
     except BaseException:
         tmp.cleanup()
         raise
-    thread = threading.Thread(target=server.serve_forever, name="gwp-git-server", daemon=True)
+    # stop() waits for the serving loop to notice, up to poll_interval (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="gwp-git-server", daemon=True)
     thread.start()
     return GitServer(host, server.server_address[1], repo_dir, commit, server, thread, tmp)
