@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness import tools
 from harness.model import PROJECT_ROOT
 
 CLONE = "snippets/sandbox-clone.sh"
@@ -60,9 +61,9 @@ def test_clone_writes_the_sandbox_sync_file(repo: Path) -> None:
 
 
 def test_clone_builds_at_once(repo: Path) -> None:
-    kustomize = shutil.which("kustomize")
+    kustomize = tools.find("kustomize")
     if kustomize is None:
-        pytest.skip("kustomize not on PATH (run with PATH=.tools/bin:$PATH): building the clone needs it")
+        pytest.skip(f"building the clone needs kustomize: {tools.missing_reason('kustomize')}")
     proc = script(repo, CLONE, "development", "sandbox-a")
     assert proc.returncode == 0, said(CLONE, proc)
     built = subprocess.run([kustomize, "build", str(repo / "clusters/sandbox-a")], capture_output=True, text=True,
