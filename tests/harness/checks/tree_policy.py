@@ -212,6 +212,50 @@ def _workloads(root: Path) -> list[Finding]:
     return findings
 
 
+def _walk(node, key=None):
+    """Every (key, value) pair in a nest of mappings and lists."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield k, v
+            yield from _walk(v, k)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk(item, key)
+
+
+def _helm_values(root: Path) -> list[Finding]:
+    """A HelmRelease's values must ask its chart for the same workload settings
+    the tree demands of its own workloads. Value keys differ from chart to
+    chart, so this looks for the settings anywhere in `spec.values`: it cannot
+    tell which workload of the chart a setting reaches (the cluster tier, with
+    the namespaces' restricted Pod Security and the admission policy, can),
+    but it fails when a release drops them."""
+    findings = []
+    for tree_file, doc in _objects(root):
+        if doc.data.get("kind") != "HelmRelease" or not doc.data.get("apiVersion", "").startswith("helm.toolkit"):
+            continue
+        pairs = list(_walk((doc.data.get("spec") or {}).get("values") or {}))
+        missing = []
+        if not any(k == "requests" and isinstance(v, dict) and {"cpu", "memory"} <= set(v) for k, v in pairs):
+            missing.append("resources.requests with cpu and memory")
+        if not any(k == "runAsNonRoot" and v is True for k, v in pairs):
+            missing.append("runAsNonRoot: true")
+        if not any(k == "allowPrivilegeEscalation" and v is False for k, v in pairs):
+            missing.append("allowPrivilegeEscalation: false")
+        if not any(k == "drop" and isinstance(v, list) and "ALL" in v for k, v in pairs):
+            missing.append("capabilities.drop: [ALL]")
+        if not any(k == "seccompProfile" and isinstance(v, dict) and v.get("type") == "RuntimeDefault"
+                   for k, v in pairs):
+            missing.append("seccompProfile.type: RuntimeDefault")
+        if missing:
+            findings.append(Finding(
+                "helm-values-security", Outcome.FAILED, _at(tree_file, doc, ["spec", "values"]),
+                f"{doc.ident()}: its values set no {', '.join(missing)}; set them under the chart's "
+                "resources and securityContext keys (see the chart's values.yaml)",
+            ))
+    return findings
+
+
 def _scanned_files(root: Path):
     for top in SCANNED_DIRS:
         for dirpath, dirnames, filenames in os.walk(root / top):
@@ -294,6 +338,7 @@ RULES = {
     "image-tag": _images,
     "flux-kustomization": _flux_kustomizations,
     "workload-security": _workloads,
+    "helm-values-security": _helm_values,
     "plaintext-secret": _secrets,
     "readme": _readmes,
     "kind-node-image": _kind_images,
