@@ -127,6 +127,15 @@ spec:
   upgrade:
     remediation:
       retries: 1
+  values:
+    resources:
+      requests: {cpu: 10m, memory: 32Mi}
+    podSecurityContext:
+      runAsNonRoot: true
+      seccompProfile: {type: RuntimeDefault}
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL]}
 """
 
 DEPLOYMENT = """\
