@@ -5,9 +5,9 @@
     nox -s docs-test         the README's test command: site build + offline harness
     nox -s bench             time the offline run, stage by stage
     nox -s docs-screenshots  draw every diagram in headless Chromium, save screenshots
-    nox -s e2e               every tier, with the cluster tier on kind
-    nox -s cluster-clean     remove kind clusters and containers a run left behind
-    nox -s tools             install the pinned CLI tools (versions.yaml) into .tools/bin
+    nox -s e2e               every tier, with the cluster tier (kwok without Docker, kind with it)
+    nox -s cluster-clean     remove clusters, processes and containers a run left behind
+    nox -s tools             build the pinned tools (versions.yaml) from source into the per-user cache
     nox -s flux-schemas      write the Flux JSON schemas for the pinned Flux version
 """
 
@@ -57,10 +57,15 @@ def docs_test(session: nox.Session) -> None:
     and every example checked offline, on two pytest workers;
     `-- --page docs/x.md` runs one page, `-- -n 0` runs in one process."""
     _install(session)
-    # Install the pinned CLI tools that are missing (needs Go); a tool that
-    # cannot be installed is listed here and its checks are skipped with the
-    # reason in the report, never passed.
-    session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    # Build the tools the offline tier needs (kustomize, the flux CLI) into
+    # the per-user cache, where every clone finds them (needs Go; the first
+    # time takes minutes, then under a second). A tool that cannot be built
+    # is listed here and its checks are skipped with the reason in the
+    # report, never passed.
+    session.run("python", "-m", "toolchain", "--tier", "offline", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    # The Flux JSON schemas of the pinned Flux, from the built CLI's CRDs.
+    session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
+                success_codes=[0, 1])
     session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
@@ -92,20 +97,44 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(name="e2e")
 def e2e(session: nox.Session) -> None:
-    """Every tier including the cluster tier: kind clusters from create/, Flux
-    bootstrapped from a snapshot of the working tree. Without Docker, kind,
-    kubectl or flux the cluster tests are skipped with the reason and the
-    offline tiers decide the exit status. `-- --plan` prints the commands,
+    """Every tier including the cluster tier, with Flux bootstrapped from a
+    snapshot of the working tree: on kwok (a real control plane and the real
+    Flux controllers as host processes, built by `nox -s tools`) where no
+    Docker engine answers, on kind clusters from create/ where one does.
+    `-- --cluster kind|kwok` chooses, `-- --plan` prints the commands,
     `-- --keep-cluster` keeps the clusters for debugging."""
     _install(session)
-    session.run("pytest", "-p", "cluster.plugin", "--cluster=kind", *session.posargs,
+    provider, args = cluster_option(session.posargs)
+    env = {"PYTHONPATH": "tests"}
+    if provider == "auto":
+        provider = session.run("python", "-c", "from cluster import preflight; print(preflight.default_provider())",
+                               env=env, silent=True).strip()
+    session.run("python", "-m", "toolchain", "--tier", provider, env=env, success_codes=[0, 1])
+    session.run("python", "-m", "harness.flux_schemas", "--if-missing", env=env, success_codes=[0, 1])
+    session.run("python", "-m", "harness.checks.diagrams", env=env, success_codes=[0, 1])
+    session.run("pytest", "-p", "cluster.plugin", f"--cluster={provider}", *args,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+def cluster_option(args: list[str]) -> tuple[str, list[str]]:
+    """(the provider ``--cluster NAME`` or ``--cluster=NAME`` names, default
+    ``auto``; the other arguments)."""
+    provider, rest, words = "auto", [], iter(args)
+    for word in words:
+        if word == "--cluster":
+            provider = next(words, provider)
+        elif word.startswith("--cluster="):
+            provider = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+    return provider, rest
 
 
 @nox.session(name="cluster-clean")
 def cluster_clean(session: nox.Session) -> None:
-    """Remove the kind clusters and containers an interrupted or kept run left
-    behind (names starting with gwp-). `-- --dry-run` only lists them."""
+    """Remove what an interrupted or kept run left behind: kwok clusters and
+    host processes, kind clusters and containers (names starting with gwp-).
+    `-- --dry-run` only lists them."""
     _install(session)
     session.run("python", "-m", "cluster.clean", *session.posargs, env={"PYTHONPATH": "tests"})
 
@@ -115,11 +144,13 @@ def cluster_clean(session: nox.Session) -> None:
 
 @nox.session(name="tools")
 def tools(session: nox.Session) -> None:
-    """Install the CLI tools versions.yaml pins (`go install MODULE@VERSION`
-    into .tools/bin; needs Go). `-- kustomize kind` installs only those. Prints
-    where each tool was found, and why one is missing."""
+    """Build every tool versions.yaml pins from its published source (needs
+    Go) into the per-user cache (~/.cache/gitops-whitepaper/tools/<tool>/<version>/),
+    which every clone reuses. `-- kustomize flux` builds only those,
+    `-- --tier offline|kwok|kind` those a tier needs. Prints where each tool
+    came from and how long it took."""
     _install(session)
-    session.run("python", "-m", "harness.tools", *session.posargs, env={"PYTHONPATH": "tests"})
+    session.run("python", "-m", "toolchain", *session.posargs, env={"PYTHONPATH": "tests"})
 
 
 # --- Flux schemas ---------------------------------------------------------------

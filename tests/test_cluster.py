@@ -13,6 +13,7 @@ from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
 from cluster.scenarios import bootstrap, doc_blocks, promotion, sandbox
 from harness.model import PROJECT_ROOT
+from harness.report import fail_on
 
 pytestmark = pytest.mark.cluster
 
@@ -25,11 +26,13 @@ def tier_env(request: pytest.FixtureRequest):
         pytest.skip(tier.NOT_REQUESTED)
     if config.getoption("--plan", default=False):
         pytest.skip("--plan: the command sequence is printed at the end of the run; nothing was run")
-    found = preflight.check()
+    found = preflight.check(provider=provider)
     if not found.ok:
         pytest.skip(found.skip_reason())
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
+    tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
+                         clusters=env.clusters)
     try:
         yield env
     finally:
@@ -57,9 +60,10 @@ def test_sandbox_procedure_leaves_no_dangling_finalisers(tier_env: TierEnvironme
         sandbox.run(tier_env)
 
 
-def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment) -> None:
+def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report) -> None:
     blocks = tier.cluster_blocks()
     if not doc_blocks.by_page(blocks):
         pytest.skip("no page has a <!-- test: cluster NAME --> block")
     with tier.artifacts_on_failure(tier_env, "cluster-blocks"):
-        doc_blocks.run(tier_env, blocks)
+        findings = report.add(doc_blocks.run(tier_env, blocks))
+        fail_on(findings)

@@ -1,14 +1,14 @@
 """Tests of ``harness.flux_schemas``: the Flux JSON schemas made from the Flux
 CRDs, and which schema folder the harness uses.
 
-- converting the reference CRDs in ``../shared/flux/crds`` gives exactly the
-  reference schemas in ``../shared/flux/schemas`` (skipped where that folder
-  is absent);
+- converting the CRDs of the pinned flux CLI (the toolchain's build) gives
+  one schema per version each Flux kind serves, and the files read back as
+  written;
 - a CRD without a property makes a manifest that sets the field fail the
   schema check, at the field's file and line;
 - the flux CLI path, with a fake ``flux`` that prints CRDs the way
   ``flux install --export`` does;
-- the folder the harness picks: option, variable, generated, shared, none.
+- the folder the harness picks: option, variable, generated, none.
 
 Everything is written under pytest's temporary directory; the tree is never
 touched.
@@ -29,17 +29,41 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import flux_schemas
+from harness import flux_schemas, tools
 from harness.checks import schemas
 from harness.model import PROJECT_ROOT, Context, Outcome
 
-SHARED = (PROJECT_ROOT / ".." / "shared" / "flux").resolve()
-SHARED_CRDS = SHARED / "crds"
-SHARED_SCHEMAS = SHARED / "schemas"
-needs_shared = pytest.mark.skipif(
-    not (SHARED_CRDS.is_dir() and SHARED_SCHEMAS.is_dir()),
-    reason=f"no reference Flux CRDs and schemas at {SHARED} (only where ../shared/flux is checked out)",
-)
+FLUX = tools.find("flux")
+needs_flux = pytest.mark.skipif(FLUX is None, reason=tools.missing_reason("flux"))
+# What the pinned Flux serves (versions.yaml flux.api): one schema per kind
+# and version, the image automation kinds included.
+SERVED = sorted([
+    "helm.toolkit.fluxcd.io/helmrelease_v2.json",
+    "image.toolkit.fluxcd.io/imagepolicy_v1.json",
+    "image.toolkit.fluxcd.io/imagerepository_v1.json",
+    "image.toolkit.fluxcd.io/imageupdateautomation_v1.json",
+    "kustomize.toolkit.fluxcd.io/kustomization_v1.json",
+    "notification.toolkit.fluxcd.io/alert_v1beta3.json",
+    "notification.toolkit.fluxcd.io/provider_v1beta3.json",
+    "notification.toolkit.fluxcd.io/receiver_v1.json",
+    "source.toolkit.fluxcd.io/bucket_v1.json",
+    "source.toolkit.fluxcd.io/externalartifact_v1.json",
+    "source.toolkit.fluxcd.io/gitrepository_v1.json",
+    "source.toolkit.fluxcd.io/helmchart_v1.json",
+    "source.toolkit.fluxcd.io/helmrepository_v1.json",
+    "source.toolkit.fluxcd.io/ocirepository_v1.json",
+])
+
+
+@pytest.fixture(scope="module")
+def flux_crds(tmp_path_factory) -> Path:
+    """The CRDs the pinned flux CLI installs, one file per CRD."""
+    out = tmp_path_factory.mktemp("flux-crds")
+    text = subprocess.run([FLUX, "install", "--export", f"--components-extra={flux_schemas.FLUX_EXTRA_COMPONENTS}"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout
+    for crd, _ in flux_schemas.crds_in(text, "flux install --export"):
+        (out / f"{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd), encoding="utf-8")
+    return out
 
 # A self-made CRD in a Flux group, so the converter and the mutation are tested
 # without the reference data too.
@@ -221,12 +245,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 # -- the conversion ------------------------------------------------------------------------
 
 
-@needs_shared
-def test_the_reference_crds_convert_to_the_reference_schemas():
-    got = flux_schemas.from_crds(SHARED_CRDS)
-    assert differences(got, SHARED_SCHEMAS) == []
-    for rel, schema in got.items():  # and the files are written the same way
-        assert flux_schemas.render(schema) == (SHARED_SCHEMAS / rel).read_text(encoding="utf-8"), rel
+@needs_flux
+def test_the_pinned_flux_crds_convert_to_one_schema_per_served_version(flux_crds, tmp_path):
+    got = flux_schemas.from_crds(flux_crds)
+    assert sorted(got) == SERVED
+    flux_schemas.write(got, tmp_path / "schemas")
+    assert differences(got, tmp_path / "schemas") == []  # and the files read back as written
+    for rel, schema in got.items():
+        assert flux_schemas.render(schema) == (tmp_path / "schemas" / rel).read_text(encoding="utf-8"), rel
+        assert schema["properties"]["spec"].get("additionalProperties") is False, rel
 
 
 def test_every_object_that_lists_its_properties_is_closed(tmp_path):
@@ -284,9 +311,9 @@ def test_a_field_the_crd_does_not_define_fails_validation(tmp_path):
     assert any(f.startswith(where) and "unknown field `timeout`" in f for f in failed(findings)), failed(findings)
 
 
-@needs_shared
-def test_a_field_the_flux_crd_does_not_define_fails_validation(tmp_path):
-    path = SHARED_CRDS / "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
+@needs_flux
+def test_a_field_the_flux_crd_does_not_define_fails_validation(tmp_path, flux_crds):
+    path = flux_crds / "kustomizations.kustomize.toolkit.fluxcd.io.yaml"
     crd = yaml.safe_load(path.read_text(encoding="utf-8"))
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "timeout" in spec["properties"], f"{path}: the mutation target spec.timeout is gone"
@@ -294,7 +321,8 @@ def test_a_field_the_flux_crd_does_not_define_fails_validation(tmp_path):
     (tmp_path / "crds").mkdir()
     (tmp_path / "crds" / path.name).write_text(yaml.safe_dump(crd))
     flux_schemas.write(flux_schemas.from_crds(tmp_path / "crds"), tmp_path / "schemas")
-    passing, _ = schema_findings(tmp_path / "a", KUSTOMIZATION, SHARED_SCHEMAS)
+    flux_schemas.write(flux_schemas.from_crds(flux_crds), tmp_path / "pinned")
+    passing, _ = schema_findings(tmp_path / "a", KUSTOMIZATION, tmp_path / "pinned")
     assert failed(passing) == []
     findings, rel = schema_findings(tmp_path / "b", KUSTOMIZATION, tmp_path / "schemas")
     where = f"{rel}:{line_of(KUSTOMIZATION, 'timeout:')}:"
@@ -304,15 +332,17 @@ def test_a_field_the_flux_crd_does_not_define_fails_validation(tmp_path):
 # -- from the flux CLI ----------------------------------------------------------------------
 
 
-@needs_shared
-def test_the_flux_cli_path_gives_the_reference_schemas(tmp_path):
-    flux = fake_flux(tmp_path, flux_schemas.pinned_version(), sorted(SHARED_CRDS.glob("*.yaml")))
+@needs_flux
+def test_the_flux_cli_path_gives_the_schemas_of_its_crds(tmp_path, flux_crds):
     out = tmp_path / "out" / "schemas"
-    done = run_cli("--flux", str(flux), "--out", str(out))
+    done = run_cli("--flux", FLUX, "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "wrote 14 schemas" in done.stdout
+    assert f"wrote {len(SERVED)} schemas" in done.stdout
     got = {p.relative_to(out).as_posix(): json.loads(p.read_text()) for p in out.rglob("*.json")}
-    assert differences(got, SHARED_SCHEMAS) == []
+    assert sorted(got) == SERVED
+    reference = tmp_path / "from-crds"
+    flux_schemas.write(flux_schemas.from_crds(flux_crds), reference)
+    assert differences(got, reference) == []
 
 
 def test_a_flux_cli_of_another_version_is_refused(tmp_path):
@@ -330,6 +360,7 @@ def test_without_a_flux_cli_the_error_says_what_to_do(tmp_path, monkeypatch, cap
     root.mkdir()
     shutil.copy(PROJECT_ROOT / "versions.yaml", root / "versions.yaml")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
     assert flux_schemas.main([], root=root) == 1
     message = capsys.readouterr().err
     assert "flux not found" in message and "--crds DIR" in message
@@ -359,17 +390,17 @@ def test_writing_replaces_an_old_schema_folder_but_nothing_else(tmp_path):
 # -- which folder the harness uses ----------------------------------------------------------------
 
 
-def test_the_schema_folder_the_harness_uses(tmp_path):
+def test_the_schema_folder_the_harness_uses(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "project"
     root.mkdir()
     (root / "versions.yaml").write_text('flux:\n  version: "2.9.5"\n')
+    (tmp_path / "shared" / "flux" / "schemas").mkdir(parents=True)  # never used: a user's clone has none
     assert flux_schemas.schema_folder(None, None, root) is None
     reason = flux_schemas.missing_reason(root)
-    assert "not found in" in reason and ".tools/flux-schemas/2.9.5" in reason and "`nox -s flux-schemas`" in reason
-    shared = tmp_path / "shared" / "flux" / "schemas"
-    shared.mkdir(parents=True)
-    assert flux_schemas.schema_folder(None, None, root) == shared
-    generated = root / ".tools" / "flux-schemas" / "2.9.5"
+    assert "not found in" in reason and str(tmp_path / "cache" / "flux-schemas" / "2.9.5") in reason
+    assert "`nox -s flux-schemas`" in reason
+    generated = tmp_path / "cache" / "flux-schemas" / "2.9.5"
     generated.mkdir(parents=True)
     assert flux_schemas.schema_folder(None, None, root) == generated
     mine, theirs = tmp_path / "mine", tmp_path / "theirs"

@@ -14,10 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cluster")
     parser.add_argument("--plan", action="store_true", help="print the command sequence")
     parser.add_argument("--preflight", action="store_true", help="can the tier run here?")
-    parser.add_argument("--cluster", default="kind", metavar="PROVIDER")
+    parser.add_argument("--cluster", default="auto", metavar="PROVIDER",
+                        help="kwok, kind, or auto (kind where Docker answers, else kwok)")
     args = parser.parse_args(argv)
+    if args.cluster == "auto":
+        args.cluster = preflight.default_provider()
     if args.preflight:
-        found = preflight.check()
+        found = preflight.check(provider=args.cluster)
+        print(f"provider {args.cluster}: ", end="")
         print("cluster tier can run here" if found.ok else found.skip_reason())
         return 0
     if args.plan:

@@ -1,6 +1,9 @@
 """Remove what earlier runs left behind, by prefix: kind clusters named
-``gwp-*`` and containers named ``gwp-*`` (the registry). ``nox -s
-cluster-clean`` runs this; it never touches anything without the prefix.
+``gwp-*`` and containers named ``gwp-*`` (the registry); for kwok, the host
+processes of a run (control plane, Flux controllers, registry: each names a
+``gwp-work-*`` folder in its command line, working directory or KUBECONFIG)
+and those temporary folders. ``nox -s cluster-clean`` runs this; it never
+touches anything without the prefix.
 
     python -m cluster.clean [--dry-run]
 """
@@ -8,8 +11,11 @@ cluster-clean`` runs this; it never touches anything without the prefix.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from . import names, preflight
 
@@ -31,23 +37,65 @@ def commands(kind: str, docker: str, clusters: list[str], containers: list[str])
     return cmds
 
 
+WORK_MARKER = f"{names.PREFIX}work-"
+
+
+def kwok_leftovers() -> tuple[list[int], list[Path]]:
+    """Processes and temporary folders of kwok runs that did not clean up."""
+    from . import processes
+
+    folders = sorted(Path(tempfile.gettempdir()).glob(f"{WORK_MARKER}*"))
+    return processes.processes_with_marker(WORK_MARKER), folders
+
+
+def clean_kwok(dry_run: bool) -> int:
+    from . import processes
+
+    pids, folders = kwok_leftovers()
+    if not pids and not folders:
+        print(f"cluster-clean: no kwok processes or {WORK_MARKER}* folders left")
+        return 0
+    for pid in pids:
+        print(f"+ kill {pid}  # {_cmdline(pid)[:120]}")
+    for folder in folders:
+        print(f"+ rm -rf {folder}")
+    if dry_run:
+        return 0
+    processes.kill_pids(pids)
+    left = processes.wait_pids_gone(pids, 15)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    if left:
+        print(f"cluster-clean: still running: {', '.join(map(str, left))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="print what would be removed")
     args = parser.parse_args(argv)
+    kwok_status = clean_kwok(args.dry_run)
     found = preflight.check()
     docker, kind = found.tools.get("docker"), found.tools.get("kind")
     if not docker or not kind or any(r.startswith("Docker engine") for r in found.reasons):
-        print(f"cluster-clean: nothing to clean: {found.skip_reason()}")
-        return 0
+        print(f"cluster-clean: no kind clusters to clean: {found.skip_reason()}")
+        return kwok_status
     run = lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout  # noqa: E731
     clusters, containers = leftovers(
         run([kind, "get", "clusters"]), run([docker, "ps", "-a", "--format", "{{.Names}}"])
     )
     if not clusters and not containers:
         print(f"cluster-clean: no {names.PREFIX}* clusters or containers left")
-        return 0
-    status = 0
+        return kwok_status
+    status = kwok_status
     for cmd in commands(kind, docker, clusters, containers):
         print("+ " + " ".join(cmd))
         if not args.dry_run:

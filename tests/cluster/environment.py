@@ -17,7 +17,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from . import gitserver, names, providers, registry, tree
+from . import charts, gitserver, names, providers, registry, tree
 from .guard import ContextGuard
 from .plan import GIT_PORT, INHERITED_PATH, WORK, Step
 from .preflight import Preflight
@@ -71,6 +71,7 @@ class TierEnvironment:
         made = self.provider.create(target, self.runner)
         self.guard.register(made.context, made.kubeconfig)
         self.clusters[target] = made
+        self.provider.wait_ready(made, self.runner)
         endpoints = self.ensure_endpoints()
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
@@ -93,10 +94,13 @@ class TierEnvironment:
             port = str(self.git.port)
 
         self.runner.call(step, start)
-        self.registry = registry.start(self.tool("docker"), self.runner)
+        self.registry = self.provider.start_registry(self.runner)
+        mirrors = charts.publish(self.root, self.registry.push_host, self.tool("helm"), Path(self.work), self.runner) \
+            if self.found.tools.get("helm") else {}
         self.endpoints = Endpoints(
             git_url=f"http://{advertised}:{port}{names.GIT_REPO_PATH}",
             oci_url=self.registry.cluster_url,
+            chart_mirrors={host: self.registry.mirror_url for host in mirrors},
         )
         self.release(tree.production_pin(self.root))
         return self.endpoints
@@ -143,7 +147,7 @@ class TierEnvironment:
         if self.keep:
             kept = [f"{c.name} (KUBECONFIG={c.kubeconfig})" for c in self.clusters.values()]
             if self.registry is not None:
-                kept.append(f"container {names.REGISTRY_CONTAINER}")
+                kept.append(f"registry {self.registry.push_host}")
             return kept
         for cluster in list(self.clusters.values()):
             try:
@@ -152,7 +156,7 @@ class TierEnvironment:
                 self.guard.forget(cluster.context)
                 self.clusters.pop(cluster.target, None)
         if self.registry is not None:
-            registry.stop(self.tool("docker"), self.runner)
+            self.provider.stop_registry(self.runner)
             self.registry = None
         if self.live:
             shutil.rmtree(self.work, ignore_errors=True)

@@ -28,7 +28,7 @@ PLACEHOLDER_NOTES = {
     WORK: "a new temporary directory (mktemp -d); never ~/.kube",
     GATEWAY: "gateway of the docker network `kind` (the docker network inspect step)",
     GIT_PORT: "free port the in-process git server (dulwich) listens on",
-    REGISTRY_PORT: "free host port published by the registry container",
+    REGISTRY_PORT: "free host port of the local registry (the kind container's published port, or the kwok host process)",
 }
 
 

@@ -1,7 +1,7 @@
-"""Can the cluster tier run here? Finds the CLI tools it needs and checks that a
-Docker engine answers; when something is missing, says exactly what and what
-to do, so the tier is reported as skipped with that reason (never a silent
-pass)."""
+"""Can the cluster tier run here? Finds the tools a provider needs (and, for
+kind, checks that a Docker engine answers); when something is missing, says
+exactly what and what to do, so the tier is reported as skipped with that
+reason (never a silent pass)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ from dataclasses import dataclass, field
 
 from harness.model import PROJECT_ROOT
 
-# Tools the tier runs, in the order a reader would install them.
-REQUIRED = ("docker", "kind", "kubectl", "flux")
+# Tools the tier runs with each provider, in the order a reader would install them.
+REQUIRED = ("docker", "kind", "kubectl", "flux", "helm")
+REQUIRED_BY_PROVIDER = {
+    "kind": REQUIRED,
+    "kwok": ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+             "flux", "helm", "registry", "source-controller", "kustomize-controller", "helm-controller",
+             "notification-controller"),
+}
 
 _HINTS = {
     "docker": "install Docker (Docker Desktop, or docker-ce and its engine)",
     "kind": "run `nox -s tools` (installs the pinned kind into .tools/bin)",
     "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/)",
-    "flux": "install the flux CLI at the version versions.yaml pins (flux.version), "
-    "e.g. from https://github.com/fluxcd/flux2/releases, or run `nox -s tools`",
+    "flux": "run `nox -s tools` (builds the flux CLI of versions.yaml flux.version from source)",
 }
 
 
@@ -48,7 +53,7 @@ def _missing_tool_reason(name: str) -> str:
         reason = tools.missing_reason(name)
         if reason:
             return str(reason)
-    return f"{name} not found on PATH or in .tools/bin: {_HINTS[name]}"
+    return f"{name} not found on PATH or in .tools/bin: {_HINTS.get(name, 'run `nox -s tools -- --tier kwok`')}"
 
 
 def docker_engine_problem(docker: str, timeout: float = 20) -> str | None:
@@ -89,16 +94,24 @@ class Preflight:
         return self.tools.get(name, name)
 
 
-def check(check_engine: bool = True) -> Preflight:
-    """Look for every required tool and, if docker is there, for its engine."""
+def default_provider() -> str:
+    """kind where a Docker engine answers, kwok everywhere else."""
+    docker = shutil.which("docker")
+    if docker and docker_engine_problem(docker, timeout=10) is None:
+        return "kind"
+    return "kwok"
+
+
+def check(check_engine: bool = True, provider: str = "kind") -> Preflight:
+    """Look for every tool ``provider`` needs and, for kind, for Docker's engine."""
     result = Preflight()
-    for name in REQUIRED:
+    for name in REQUIRED_BY_PROVIDER.get(provider, REQUIRED):
         path = find_tool(name)
         if path:
             result.tools[name] = path
         else:
             result.reasons.append(_missing_tool_reason(name))
-    if check_engine and "docker" in result.tools:
+    if check_engine and provider == "kind" and "docker" in result.tools:
         problem = docker_engine_problem(result.tools["docker"])
         if problem:
             result.reasons.insert(0, problem)

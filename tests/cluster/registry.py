@@ -1,7 +1,12 @@
-"""A local OCI registry for the platform release flows: the ``registry``
-container on the kind network, so clusters pull from ``gwp-registry:5000``
-while the host pushes to ``localhost:<port>`` (plain HTTP; flux treats
-localhost registries as insecure on its own)."""
+"""A local OCI registry (CNCF Distribution) for the platform releases and the
+charts the tree installs, over plain HTTP.
+
+- kind: the ``registry`` container on the kind network, so clusters pull from
+  ``gwp-registry:5000`` while the host pushes to ``localhost:<port>``.
+- kwok: the same registry, built from source, as a host process on
+  127.0.0.1: the Flux controllers run on the host too, so both sides use one
+  address.
+"""
 
 from __future__ import annotations
 
@@ -32,16 +37,31 @@ REPOSITORY = "platform"
 @dataclass(frozen=True)
 class Registry:
     host_port: str
+    # The address clusters use, when it differs from the host's.
+    in_cluster: str = f"{names.REGISTRY_CONTAINER}:{names.REGISTRY_PORT_IN_NETWORK}"
+
+    @property
+    def push_host(self) -> str:
+        return f"localhost:{self.host_port}" if self.in_cluster != self.host_address else self.host_address
+
+    @property
+    def host_address(self) -> str:
+        return f"127.0.0.1:{self.host_port}"
+
+    @property
+    def mirror_url(self) -> str:
+        """The registry as clusters see it: a chart mirror's cluster variable."""
+        return f"oci://{self.in_cluster}"
 
     @property
     def push_url(self) -> str:
         """Where the host pushes platform releases."""
-        return f"oci://localhost:{self.host_port}/{REPOSITORY}"
+        return f"oci://{self.push_host}/{REPOSITORY}"
 
     @property
     def cluster_url(self) -> str:
         """What the clusters' OCIRepository objects use (``platform_oci_url``)."""
-        return f"oci://{names.REGISTRY_CONTAINER}:{names.REGISTRY_PORT_IN_NETWORK}/{REPOSITORY}"
+        return f"oci://{self.in_cluster}/{REPOSITORY}"
 
 
 def free_port() -> int:
@@ -77,3 +97,43 @@ def start(docker: str, runner: Recorder) -> Registry:
 
 def stop(docker: str, runner: Recorder) -> None:
     runner.run(stop_step(docker), check=False)
+
+
+# -- the registry as a host process (kwok provider) ---------------------------
+
+CONFIG = """version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+def host_start(binary: str, work: str, runner: Recorder):
+    """Start the registry binary on a free loopback port; returns
+    (Registry, HostProcess or None on a plan)."""
+    from pathlib import Path
+
+    from . import processes
+
+    port = str(free_port()) if runner.live else REGISTRY_PORT
+    folder = Path(work) / "registry"
+    config = folder / "config.yml"
+    step = Step([binary, "serve", str(config)], note="local OCI registry (CNCF Distribution) on 127.0.0.1",
+                env={"OTEL_TRACES_EXPORTER": "none"})
+    made = Registry(port, in_cluster=f"127.0.0.1:{port}")
+    if not runner.live:
+        runner.run(step)
+        return made, None
+    folder.mkdir(parents=True, exist_ok=True)
+    config.write_text(CONFIG.format(root=folder / "data", port=port), encoding="utf-8")
+    process = runner.start(step, folder / "registry.log")
+    processes.wait_port(int(port), 30, "the registry", process)
+    return made, process

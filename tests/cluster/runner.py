@@ -49,6 +49,9 @@ class Recorder:
         """A step done by library code (pytest-kind, the git server)."""
         self.steps.append(step)
 
+    def echo(self, line: str) -> None:
+        pass
+
 
 class LiveRunner(Recorder):
     """Executes steps; echoes each command so the output shows the sequence."""
@@ -58,7 +61,10 @@ class LiveRunner(Recorder):
     def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None):
         super().__init__(guard)
         self.kubectl = kubectl
-        self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+
+    def echo(self, line: str) -> None:
+        self._echo(line)
 
     def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
         if step.context:
@@ -66,10 +72,7 @@ class LiveRunner(Recorder):
             self.guard.check_live(self.kubectl, step.context)
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
-        inherited = os.environ.get("PATH", "")
-        env = {**os.environ, **{k: v.replace(INHERITED_PATH, inherited) for k, v in step.env.items()}}
-        if step.kubeconfig:
-            env["KUBECONFIG"] = step.kubeconfig
+        env = self._env(step)
         try:
             proc = subprocess.run(
                 step.argv,
@@ -90,3 +93,33 @@ class LiveRunner(Recorder):
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
         action()
+
+    def _env(self, step: Step) -> dict[str, str]:
+        inherited = os.environ.get("PATH", "")
+        env = {**os.environ, **{k: v.replace(INHERITED_PATH, inherited) for k, v in step.env.items()}}
+        if step.kubeconfig:
+            env["KUBECONFIG"] = step.kubeconfig
+        return env
+
+    def start(self, step: Step, log):
+        """Start ``step`` in the background (output to ``log``); the caller
+        waits for it with ``finish``. Guarded like ``run``."""
+        from . import processes
+
+        if step.context:
+            self.guard.check_argv(step.argv, step.context, step.kubeconfig)
+            self.guard.check_live(self.kubectl, step.context)
+        self.steps.append(step)
+        self.echo("+ " + " ".join(step.argv) + "   (in the background)")
+        return processes.start(step.argv[0].rsplit("/", 1)[-1], step.argv, log, self._env(step),
+                               cwd=step.cwd)
+
+    def finish(self, process, step: Step) -> None:
+        """Wait for a background step; raise as ``run`` does when it fails."""
+        try:
+            code = process.proc.wait(timeout=step.timeout)
+        except subprocess.TimeoutExpired as err:
+            process.stop()
+            raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
+        if code != 0:
+            raise StepFailed(step, None, f"exit {code}:\n{process.tail(40)}")

@@ -17,13 +17,26 @@ from .scenarios import bootstrap, doc_blocks, promotion, sandbox
 
 ENV_PROVIDER = "DOCS_TEST_CLUSTER"  # same as --cluster, for runs without the plugin
 NOT_REQUESTED = (
-    "cluster tier not requested: run `nox -s e2e` (pytest: -p cluster.plugin --cluster kind); "
-    "needs Docker, kind, kubectl and flux"
+    "cluster tier not requested: run `nox -s e2e` (pytest: -p cluster.plugin --cluster kwok|kind|auto); "
+    "kwok needs the toolchain (`nox -s tools -- --tier kwok`), kind needs Docker"
 )
 
 
+# What the last live run used, for the report (set by the test fixture).
+LIVE_RUN: dict = {}
+REAL = ("etcd, kube-apiserver with its admission (Pod Security, ValidatingAdmissionPolicy), "
+        "kube-controller-manager, kube-scheduler, and the Flux controllers: fetching from git and OCI, "
+        "kustomize builds, substitution, server-side apply, health checks, dependsOn, Helm installs and "
+        "upgrades, pruning, finalisers, garbage collection")
+
+
 def requested_provider(config) -> str | None:
-    return config.getoption("--cluster", default=None) or os.environ.get(ENV_PROVIDER) or None
+    """The provider ``--cluster`` (or $DOCS_TEST_CLUSTER) names; ``auto`` is
+    kind where a Docker engine answers and kwok elsewhere."""
+    name = config.getoption("--cluster", default=None) or os.environ.get(ENV_PROVIDER) or None
+    if name == "auto":
+        return preflight.default_provider()
+    return name
 
 
 def cluster_blocks(root: Path = PROJECT_ROOT) -> list:
@@ -36,7 +49,7 @@ def cluster_blocks(root: Path = PROJECT_ROOT) -> list:
 def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list | None = None,
                found: preflight.Preflight | None = None) -> str:
     """The full command sequence of a run, from the same code a run executes."""
-    found = found or preflight.check(check_engine=False)
+    found = found or preflight.check(check_engine=False, provider=provider)
     env = TierEnvironment(root, provider, found, live=False)
     for target in names.LONG_LIVED:
         bootstrap.run(env, target)

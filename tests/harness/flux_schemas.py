@@ -8,15 +8,16 @@ schema that lists its ``properties`` and says nothing about other fields, so
 an unknown field is an error (as ``kubeconform -strict``).
 
 Which folder the harness uses (``schema_folder``): ``--flux-schemas=DIR``,
-else ``$FLUX_SCHEMAS``, else ``.tools/flux-schemas/<flux.version>`` when
-``nox -s flux-schemas`` made it for the Flux version versions.yaml pins, else
-``../shared/flux/schemas`` next to the repository when it exists, else none
-(Flux objects are then skipped with ``missing_reason()``).
+else ``$FLUX_SCHEMAS``, else ``<tool cache>/flux-schemas/<flux.version>``
+(``~/.cache/gitops-whitepaper/...``, shared by every clone), made from the
+pinned Flux's own CRDs, else none (Flux objects are then skipped with
+``missing_reason()``).
 
-``nox -s flux-schemas`` (``python -m harness.flux_schemas`` with ``tests`` on
-the Python path) writes that folder from the CRDs the pinned flux CLI bundles
-(``flux install --export``), or from a folder or file of CRDs
-(``--crds PATH``).
+``nox -s docs-test`` makes that folder when it is missing, after the
+toolchain has built the pinned flux CLI; ``nox -s flux-schemas``
+(``python -m harness.flux_schemas`` with ``tests`` on the Python path) makes
+it on request, from the CRDs the flux CLI bundles (``flux install
+--export``), or from a folder or file of CRDs (``--crds PATH``).
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ import yaml
 from harness import tools
 from harness.model import PROJECT_ROOT
 
-GENERATED_DIR = ".tools/flux-schemas"
-SHARED_DIR = "../shared/flux/schemas"
+GENERATED_DIR = "<tool cache>/flux-schemas"
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 # `flux install` installs these by default; the image automation controllers,
 # whose CRDs the tree also uses, only on request.
@@ -65,20 +65,22 @@ def pinned_version(root: Path = PROJECT_ROOT) -> str:
 
 
 def generated_folder(root: Path = PROJECT_ROOT) -> Path:
-    """Where ``nox -s flux-schemas`` writes the schemas of the pinned Flux."""
-    return Path(root) / GENERATED_DIR / pinned_version(root)
+    """Where the schemas of the pinned Flux are made, in the tool cache."""
+    from toolchain import cache
+
+    return cache.root() / "flux-schemas" / pinned_version(root)
 
 
 def missing_reason(root: Path = PROJECT_ROOT) -> str:
     """Why Flux objects are skipped when ``schema_folder`` finds none, and what
     to do (the report lists skips whose reason says "not found in")."""
     try:
-        generated = f"{GENERATED_DIR}/{pinned_version(root)}"
+        generated = str(generated_folder(root))
     except (SchemaError, OSError):
         generated = f"{GENERATED_DIR}/<flux.version>"
     return (
-        f"Flux schemas not found in --flux-schemas, $FLUX_SCHEMAS, {generated} or {SHARED_DIR}; "
-        "run `nox -s flux-schemas` to make them from the pinned Flux CRDs"
+        f"Flux schemas not found in --flux-schemas, $FLUX_SCHEMAS or {generated}; "
+        "run `nox -s tools -- flux` and then `nox -s flux-schemas` to make them from the pinned Flux CRDs"
     )
 
 
@@ -95,10 +97,8 @@ def schema_folder(option: str | None, env: str | None, root: Path = PROJECT_ROOT
                     f"or run `nox -s flux-schemas` and leave {source} unset"
                 )
             return path
-    for candidate in (generated_folder(root), (Path(root) / SHARED_DIR).resolve()):
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidate = generated_folder(root)
+    return candidate if candidate.is_dir() else None
 
 
 # -- CRD -> JSON schema ----------------------------------------------------------------
@@ -291,9 +291,14 @@ def main(argv: list[str] | None = None, root: Path = PROJECT_ROOT) -> int:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--crds", metavar="PATH", help="a folder or file of Flux CRDs, instead of the flux CLI")
-    source.add_argument("--flux", metavar="PATH", help="the flux CLI to ask (default: .tools/bin/flux, then PATH)")
+    source.add_argument("--flux", metavar="PATH", help="the flux CLI to ask (default: the toolchain's, then PATH)")
     parser.add_argument("--out", metavar="DIR", help=f"write here instead of {GENERATED_DIR}/<flux.version>")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="do nothing when the folder for the pinned version exists (docs-test uses this)")
     args = parser.parse_args(argv)
+    if args.if_missing and not args.out and generated_folder(root).is_dir():
+        print(f"flux-schemas: {generated_folder(root)} (made earlier)")
+        return 0
     try:
         expected = pinned_version(root)
         if args.crds:

@@ -1,48 +1,30 @@
-"""The CLI tools that are not Python packages: where to find them, and how to
-install the pinned versions.
+"""The CLI tools the checks run: where to find them, and why one is missing.
 
-``versions.yaml`` pins each tool as a Go module and a version. The harness
-looks for a tool in the project's ``.tools/bin`` first, then on ``PATH``.
-``nox -s tools`` (or ``python -m harness.tools`` with ``tests`` on the Python
-path) installs every missing tool with ``go install MODULE@VERSION`` into
-``.tools/bin``. A check that needs a missing tool is skipped with
-``missing_reason(name)``; it never passes silently.
+The tools are built from source by the toolchain (``tests/toolchain``,
+``nox -s tools``) at the versions ``versions.yaml`` pins, into a per-user
+cache every clone shares. A tool is looked up there first, then in the
+project's ``.tools/bin``, then on ``PATH``. A check that needs a missing tool
+is skipped with ``missing_reason(name)``; it never passes silently.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from harness.model import PROJECT_ROOT
+from toolchain import cache, gomod, install, pins as toolchain_pins
 
-TOOLS_DIR = ".tools/bin"
-
-# Tools whose main package cannot be built with `go install MODULE@VERSION`.
-# The flux CLI's go.mod carries `replace` directives, which `go install` refuses
-# outside its own module; it has to be built from a checkout of flux2 (or
-# installed from its release binaries).
-NOT_GO_INSTALLABLE = {
-    "flux": (
-        "the flux CLI cannot be built with `go install` (its go.mod has replace "
-        "directives); install the flux release binary of the pinned version "
-        "(versions.yaml flux.version) into .tools/bin or on PATH"
-    ),
-}
+TOOLS_DIR = install.LOCAL_BIN
 
 
-@functools.lru_cache(maxsize=None)
 def pins(root: Path = PROJECT_ROOT) -> dict[str, dict[str, str]]:
-    """The ``tools:`` mapping of versions.yaml: name -> {module, version}."""
-    with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    return dict(data.get("tools") or {})
+    """Every binary the toolchain provides -> {tool, module, version}."""
+    out = {}
+    for tool in toolchain_pins.tools(Path(root)).values():
+        for binary in tool.binaries:
+            out[binary] = {"tool": tool.name, "module": tool.module, "version": tool.version}
+    return out
 
 
 def tools_dir(root: Path = PROJECT_ROOT) -> Path:
@@ -50,111 +32,47 @@ def tools_dir(root: Path = PROJECT_ROOT) -> Path:
 
 
 def find(name: str, root: Path = PROJECT_ROOT) -> str | None:
-    """The path of tool ``name``: ``<root>/.tools/bin/<name>`` if it is there,
-    else the first ``name`` on PATH, else None."""
-    local = tools_dir(root) / name
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    return shutil.which(name)
+    """The path of ``name``: the toolchain cache, ``.tools/bin``, ``PATH``."""
+    return install.find_binary(name, Path(root))
 
 
-def go() -> str | None:
-    return shutil.which("go")
+def bin_dirs(root: Path = PROJECT_ROOT) -> list[str]:
+    """The cache folders of every tool built so far, for a PATH: blocks the
+    harness runs find the pinned tools by name."""
+    out = []
+    for tool in toolchain_pins.tools(Path(root)).values():
+        if cache.record(tool) is not None:
+            out.append(str(cache.entry(tool) / "bin"))
+    return out
 
 
 def missing_reason(name: str, root: Path = PROJECT_ROOT) -> str:
     """Why a check that needs ``name`` is skipped, and what to do about it."""
-    where = f"{name} not found in {TOOLS_DIR} or PATH"
-    if name in NOT_GO_INSTALLABLE:
-        return f"{where}; {NOT_GO_INSTALLABLE[name]}"
-    if name not in pins(root):
+    where = f"{name} not found in the tool cache ({cache.tools_root()}), {TOOLS_DIR} or PATH"
+    tool = toolchain_pins.tool_for_binary(name, Path(root))
+    if tool is None:
         return f"{where}; it is not pinned in versions.yaml `tools:`"
-    if go() is None:
-        return f"{where}; run `nox -s tools` on a machine with Go to install the pinned version"
-    return f"{where}; run `nox -s tools` to install the pinned version (needs Go)"
+    try:
+        gomod.go()
+    except gomod.BuildError:
+        return f"{where}; `nox -s tools` builds it from source, and needs Go"
+    return f"{where}; run `nox -s tools -- {tool.name}` to build the pinned {tool.version}"
 
 
-def install(name: str, root: Path = PROJECT_ROOT) -> str | None:
-    """Install the pinned ``name`` into ``<root>/.tools/bin`` with ``go install``.
-
-    Returns None on success, else the reason it failed (one line, with the
-    tail of Go's output)."""
-    pin = pins(root).get(name)
-    if pin is None:
-        return f"{name} is not pinned in versions.yaml `tools:`"
-    if name in NOT_GO_INSTALLABLE:
-        return NOT_GO_INSTALLABLE[name]
-    go_bin = go()
-    if go_bin is None:
-        return f"cannot install {name}: Go is not installed (`go install` needs it)"
-    target = tools_dir(root)
-    target.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, GOBIN=str(target), GOFLAGS="-mod=mod")
-    spec = f"{pin['module']}@{pin['version']}"
-    proc = subprocess.run(
-        [go_bin, "install", spec], env=env, cwd=target, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        tail = " ".join(proc.stderr.split())[-400:]
-        return f"`go install {spec}` failed: {tail}"
-    if find(name, root) is None:
-        return f"`go install {spec}` succeeded but {target}/{name} is not there"
-    return None
-
-
-def ensure_all(root: Path = PROJECT_ROOT, names: list[str] | None = None) -> dict[str, str | None]:
-    """Make every pinned tool available where Go allows it.
-
-    Returns name -> None when the tool is found (already there or just
-    installed), else the reason it is missing, ready to be a skip reason."""
+def ensure_all(root: Path = PROJECT_ROOT, names: list[str] | None = None,
+               tier: str | None = "offline") -> dict[str, str | None]:
+    """Build what is missing of ``names`` (tool names; default: the tier's).
+    Returns tool name -> None when available, else why it is not."""
     status: dict[str, str | None] = {}
-    for name in names or list(pins(root)):
-        if find(name, root) is not None:
-            status[name] = None
-            continue
-        if go() is None or name in NOT_GO_INSTALLABLE:
-            status[name] = missing_reason(name, root)
-            continue
-        failure = install(name, root)
-        status[name] = None if failure is None else f"{name} not found and {failure}"
+    for tool in install.selected(names or [], None if names else tier, Path(root)):
+        outcome = install.ensure(tool, Path(root))
+        status[tool.name] = None if outcome.ok else outcome.how
     return status
 
 
-def version_drift(name: str, root: Path = PROJECT_ROOT) -> str | None:
-    """A note when the tool found is not the pinned version (None when it is,
-    or when the version cannot be read)."""
-    path = find(name, root)
-    pin = pins(root).get(name)
-    if path is None or pin is None:
-        return None
-    try:
-        proc = subprocess.run(
-            ["go", "version", "-m", path], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[0] == "mod":
-            found = parts[2]
-            if found != pin["version"]:
-                return f"{name} at {path} is {found}, versions.yaml pins {pin['version']}"
-            return None
-    return None
-
-
 def main(argv: list[str]) -> int:
-    """Install the named tools (all when none are named); print what is where."""
-    status = ensure_all(PROJECT_ROOT, argv or None)
-    failed = 0
-    for name, reason in status.items():
-        if reason is None:
-            drift = version_drift(name)
-            print(f"{name:12} {find(name)}" + (f"  (note: {drift})" if drift else ""))
-        else:
-            failed += 1
-            print(f"{name:12} MISSING: {reason}")
-    return 1 if failed else 0
+    """``python -m harness.tools``: the toolchain's command line."""
+    return install.main(argv)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ class Endpoints:
 
     git_url: str  # http://<gateway>:<port>/gitops-whitepaper.git
     oci_url: str  # oci://gwp-registry:5000/platform, as seen from inside the cluster
+    oci_insecure: bool = True  # the local registry speaks plain HTTP
+    # Upstream chart registry -> the local mirror serving its charts under the
+    # same paths (CONTRIBUTING.md, Cluster variables): {"quay.io": "oci://127.0.0.1:5001"}
+    chart_mirrors: dict = None  # type: ignore[assignment]
 
 
 def kube_args(cluster: Cluster) -> list[str]:
@@ -48,12 +52,18 @@ class Provider:
     own; the rest has a default every provider shares."""
 
     name = "abstract"
+    # What this provider simulates rather than runs, for the report ('' = nothing).
+    simulated = ""
 
     def create(self, target: str, runner: Recorder) -> Cluster:
         raise NotImplementedError
 
     def delete(self, cluster: Cluster, runner: Recorder) -> None:
         raise NotImplementedError
+
+    def wait_ready(self, cluster: Cluster, runner: Recorder) -> None:
+        """After ``create`` and the guard's registration: wait until the
+        cluster takes work (nothing to do where ``create`` waits itself)."""
 
     def host_address(self, runner: Recorder) -> tuple[str, str]:
         """(address to bind the git server on, address clusters use to reach it)."""
@@ -78,27 +88,41 @@ class Provider:
         """``flux bootstrap git`` against the harness's git server: installs
         the pinned Flux (the CLI's own embedded manifests), pushes the sync
         manifests to the snapshot, and waits for the first reconciliation."""
-        runner.run(
-            Step(
-                [
-                    flux, "bootstrap", "git", *kube_args(cluster),
-                    f"--url={endpoints.git_url}",
-                    "--allow-insecure-http=true",
-                    "--token-auth=true",
-                    "--username=git",
-                    f"--password={names.GIT_PASSWORD}",
-                    f"--branch={branch}",
-                    f"--path={path or f'clusters/{cluster.target}'}",
-                    "--author-name=docs-test harness",
-                    "--silent",
-                    "--timeout=10m",
-                ],
-                note=f"{cluster.target}: install Flux and tie the cluster to its directory",
-                context=cluster.context,
-                kubeconfig=cluster.kubeconfig,
-                timeout=900,
-            )
+        runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
+
+    def bootstrap_step(self, cluster: Cluster, endpoints: Endpoints, flux: str, path: str | None = None,
+                       branch: str = names.DEFAULT_BRANCH) -> Step:
+        return Step(
+            [
+                flux, "bootstrap", "git", *kube_args(cluster),
+                f"--url={endpoints.git_url}",
+                "--allow-insecure-http=true",
+                "--token-auth=true",
+                "--username=git",
+                f"--password={names.GIT_PASSWORD}",
+                f"--branch={branch}",
+                f"--path={path or f'clusters/{cluster.target}'}",
+                "--author-name=docs-test harness",
+                "--silent",
+                "--timeout=10m",
+            ],
+            note=f"{cluster.target}: install Flux and tie the cluster to its directory",
+            context=cluster.context,
+            kubeconfig=cluster.kubeconfig,
+            timeout=900,
         )
+
+    def controller_logs(self, cluster: Cluster) -> dict:
+        """Controller name -> log file on the host, for providers whose
+        controllers do not run in pods (empty: read them from the pods)."""
+        return {}
+
+    def start_registry(self, runner: Recorder):
+        """The local OCI registry for platform releases and charts."""
+        raise NotImplementedError
+
+    def stop_registry(self, runner: Recorder) -> None:
+        raise NotImplementedError
 
 
 def cluster_vars_manifest(cluster: Cluster, endpoints: Endpoints) -> str:
@@ -117,8 +141,13 @@ data:
   cluster_name: {cluster.target}
   platform_git_url: {endpoints.git_url}
   platform_oci_url: {endpoints.oci_url}
-  platform_oci_insecure: "true"
-"""
+  platform_oci_insecure: "{str(endpoints.oci_insecure).lower()}"
+""" + "".join(f"  {mirror_variable(host)}: {url}\n" for host, url in sorted((endpoints.chart_mirrors or {}).items()))
+
+
+def mirror_variable(registry_host: str) -> str:
+    """The cluster variable of a chart registry's mirror: quay.io -> oci_mirror_quay_io."""
+    return "oci_mirror_" + "".join(c if c.isalnum() else "_" for c in registry_host)
 
 
 def get(name: str, tools: dict[str, str], work: str, root: str) -> Provider:
@@ -126,8 +155,9 @@ def get(name: str, tools: dict[str, str], work: str, root: str) -> Provider:
     tool to its path, ``work`` is the harness's temporary directory, ``root``
     the tree under test."""
     from .kind import KindProvider
+    from .kwok import KwokProvider
 
-    known = {KindProvider.name: KindProvider}
+    known = {KindProvider.name: KindProvider, KwokProvider.name: KwokProvider}
     if name not in known:
         raise ValueError(f"unknown cluster provider {name!r}; known: {', '.join(sorted(known))}")
     return known[name](tools, work, root)

@@ -91,6 +91,16 @@ class KindProvider(Provider):
             )
         )
 
+    def start_registry(self, runner: Recorder):
+        from .. import registry
+
+        return registry.start(self.docker, runner)
+
+    def stop_registry(self, runner: Recorder) -> None:
+        from .. import registry
+
+        registry.stop(self.docker, runner)
+
     def gateway_step(self) -> Step:
         return Step(
             [self.docker, "network", "inspect", names.KIND_NETWORK, "--format",

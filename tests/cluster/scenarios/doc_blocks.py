@@ -90,12 +90,25 @@ def exports(env) -> dict[str, str]:
             "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD}
 
 
-def run_page(env, page: str, blocks) -> None:
+def run_page(env, page: str, blocks, all_blocks=()) -> list:
+    """Run a page's cluster blocks in order; returns one finding per block
+    (and per transcript shown after one). After a failure the page's later
+    blocks are skipped: they may rely on what the failed one did."""
+    from harness import transcript
+    from harness.model import Finding, Mode, Outcome
+
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
         home.mkdir(parents=True, exist_ok=True)
+    following = {(b.page, b.index): b for b in all_blocks if b.mode is Mode.OUTPUT}
+    findings: list = []
+    failed_at = None
     for block in blocks:
+        if failed_at is not None:
+            findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0),
+                                    f"not run: the block at {failed_at} on this page failed first", block))
+            continue
         cluster = env.cluster(block.options["cluster"])
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
@@ -107,18 +120,26 @@ def run_page(env, page: str, blocks) -> None:
             env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
             timeout=timeout,
         ), check=False)
-        if env.live and proc.returncode != 0:
+        if not env.live:
+            continue
+        if proc.returncode != 0:
             out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise AssertionError(
-                f"{block.location()}: block failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
-                "Rerun with --keep-cluster and try it with the KUBECONFIG printed above."
-            )
+            failed_at = str(block.location(0))
+            findings.append(Finding(
+                "cluster", Outcome.FAILED, block.location(0),
+                f"failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
+                "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
+            continue
+        findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
+        shown = following.get((block.page, block.index + 1))
+        if shown is not None:
+            findings.append(transcript.compare(shown, proc.stdout))
+    return findings
 
 
-def run(env, blocks) -> int:
-    """Run every cluster block; returns how many ran."""
-    count = 0
+def run(env, blocks) -> list:
+    """Run every cluster block, page by page; returns the findings."""
+    findings: list = []
     for page, page_blocks in by_page(blocks).items():
-        run_page(env, page, page_blocks)
-        count += len(page_blocks)
-    return count
+        findings.extend(run_page(env, page, page_blocks, blocks))
+    return findings

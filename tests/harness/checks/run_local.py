@@ -19,7 +19,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import extract, scratch, transcript
+from harness import extract, scratch, tools, transcript
 from harness.model import Block, Context, Finding, Location, Mode, Outcome
 
 DEFAULT_TIMEOUT = 60
@@ -34,7 +34,8 @@ def environment(root: Path, home: Path) -> dict[str, str]:
     """A clean environment: PATH (project tools first), a temporary HOME,
     fixed git identity; nothing that points at a cluster."""
     path = os.pathsep.join(
-        [str(root / ".tools" / "bin"), str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]
+        [*tools.bin_dirs(root), str(root / ".tools" / "bin"), str(Path(sys.executable).parent),
+         os.environ.get("PATH", "/usr/bin:/bin")]
     )
     env = {
         "PATH": path,

@@ -1,0 +1,170 @@
+"""Tests of the toolchain (``tests/toolchain``): what versions.yaml pins, how
+the recipes read the modules they build, and the cache's rules. Nothing here
+runs a Go build; the builds themselves are exercised by ``nox -s tools``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.model import PROJECT_ROOT
+from toolchain import cache, components, gomod, install, pins
+
+
+def test_every_tool_has_a_version_a_recipe_and_binaries():
+    tools = pins.tools()
+    from toolchain.builders import RECIPES
+
+    for tool in tools.values():
+        assert tool.build in RECIPES, tool
+        assert tool.binaries, tool
+        assert tool.version.startswith("v") or tool.version == "unresolved", tool
+    # the binaries the harness and the cluster tier ask for by name
+    for binary in ("kustomize", "flux", "kubectl", "kube-apiserver", "etcd", "kwokctl", "helm", "registry",
+                   "source-controller", "notification-controller"):
+        assert pins.tool_for_binary(binary) is not None, binary
+
+
+def test_the_flux_cli_takes_flux_version():
+    data = pins.versions()
+    assert pins.tools()["flux"].version == "v" + str(data["flux"]["version"]).lstrip("v")
+
+
+def test_default_binary_names_drop_a_major_version_suffix():
+    assert pins._default_binaries("kustomize", "go-install", ("sigs.k8s.io/kustomize/kustomize/v5",)) == ["kustomize"]
+    assert pins._default_binaries("x", "go-wrapper", ("cmd/kube-apiserver", "cmd/kubectl")) == [
+        "kube-apiserver", "kubectl"]
+    assert pins._default_binaries("flux", "flux-cli", ("github.com/fluxcd/flux2/v2",)) == ["flux"]
+
+
+def test_unknown_tier_is_an_error(tmp_path):
+    (tmp_path / "versions.yaml").write_text(textwrap.dedent("""\
+        flux: {version: "2.9.5"}
+        tools:
+          thing: {module: example.org/thing, version: v1.0.0, tiers: [nightly]}
+        """))
+    with pytest.raises(ValueError, match=r"tools.thing.tiers: unknown \['nightly'\]"):
+        pins.tools(tmp_path)
+
+
+def test_local_replaces_are_the_ones_a_module_zip_cannot_satisfy(tmp_path):
+    go_mod = tmp_path / "go.mod"
+    go_mod.write_text(textwrap.dedent("""\
+        module example.org/m
+
+        go 1.25.0
+
+        replace example.org/m/api => ./api
+
+        replace github.com/opencontainers/go-digest => github.com/opencontainers/go-digest v1.0.1
+
+        replace (
+        \tk8s.io/api => ./staging/src/k8s.io/api // comment
+        \tgo.etcd.io/etcd/api/v3 => ../api
+        \tgo.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+        )
+        """))
+    assert gomod.local_replaces(go_mod) == ["example.org/m/api", "k8s.io/api", "go.etcd.io/etcd/api/v3"]
+    assert gomod.go_directive(go_mod) == "1.25.0"
+
+
+def test_bundled_components_are_read_from_flux2s_bases(tmp_path):
+    for name, version in (("source-controller", "v1.9.5"), ("source-watcher", "v2.2.4")):
+        base = tmp_path / "manifests" / "bases" / name
+        base.mkdir(parents=True)
+        (base / "kustomization.yaml").write_text(
+            f"resources:\n- https://github.com/fluxcd/{name}/releases/download/{version}/{name}.crds.yaml\n"
+            f"- https://github.com/fluxcd/{name}/releases/download/{version}/{name}.deployment.yaml\n- account.yaml\n")
+    assert components.read_bases(tmp_path) == {"source-controller": "v1.9.5", "source-watcher": "v2.2.4"}
+    watcher = components.Component("source-watcher", "v2.2.4", "v2.2.3", "refused")
+    assert watcher.module == "github.com/fluxcd/source-watcher/v2"
+    assert components.Component("source-controller", "v1.9.5", "v1.9.5", "").module == \
+        "github.com/fluxcd/source-controller"
+
+
+def test_served_instead_must_name_what_flux_really_bundles(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "versions.yaml").write_text(textwrap.dedent("""\
+        flux:
+          version: "2.9.5"
+          served_instead:
+            notification-controller: {bundled: v1.9.0, built: v1.8.0, why: test}
+        """))
+    memo = tmp_path / "cache" / "tools" / ".components" / "flux-v2.9.5.json"
+    memo.parent.mkdir(parents=True)
+    memo.write_text(json.dumps({"notification-controller": "v1.9.4"}))
+    with pytest.raises(gomod.BuildError, match="says Flux bundles v1.9.0, but flux v2.9.5 bundles v1.9.4"):
+        components.bundled(tmp_path)
+
+
+def test_a_cache_entry_counts_only_once_its_record_and_binaries_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path))
+    tool = pins.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
+                     ("offline",))
+    assert cache.record(tool) is None
+    scratch = cache.scratch(tool)
+    (scratch / "bin" / "thing").write_text("#!/bin/sh\n")
+    (scratch / "bin" / "thing").chmod(0o755)
+    assert cache.record(tool) is None, "a build in progress is not a cached tool"
+    final = cache.commit(tool, scratch, {"source": "test"})
+    assert final == tmp_path / "tools" / "thing" / "v1.0.0"
+    assert cache.record(tool)["source"] == "test"
+    (final / "bin" / "thing").unlink()
+    assert cache.record(tool) is None, "an entry missing a binary is not a cached tool"
+
+
+def test_stale_scratch_folders_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path))
+    dead = tmp_path / "tools" / "thing" / ".v1.building-999999999-1"
+    dead.mkdir(parents=True)
+    cache.discard_stale_scratch()
+    assert not dead.exists()
+
+
+def test_lookup_order_is_cache_then_tools_bin_then_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "project"
+    (root / ".tools" / "bin").mkdir(parents=True)
+    (root / "versions.yaml").write_text('flux: {version: "2.9.5"}\ntools:\n  kustomize:\n'
+                                        '    module: sigs.k8s.io/kustomize/kustomize/v5\n    version: v5.8.1\n')
+    on_path = tmp_path / "path"
+    on_path.mkdir()
+    for folder in (on_path, root / ".tools" / "bin"):
+        exe = folder / "kustomize"
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(on_path))
+    assert install.find_binary("kustomize", root) == str(root / ".tools" / "bin" / "kustomize")
+    (root / ".tools" / "bin" / "kustomize").unlink()
+    assert install.find_binary("kustomize", root) == str(on_path / "kustomize")
+    tool = pins.tools(root)["kustomize"]
+    scratch = cache.scratch(tool)
+    (scratch / "bin" / "kustomize").write_text("#!/bin/sh\n")
+    (scratch / "bin" / "kustomize").chmod(0o755)
+    cache.commit(tool, scratch, {"source": "test"})
+    assert install.find_binary("kustomize", root) == str(cache.binary(tool, "kustomize"))
+
+
+def test_without_go_a_missing_tool_says_so_and_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    tool = pins.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
+                     ("offline",))
+    outcome = install.ensure(tool)
+    assert not outcome.ok and "Go is not installed" in outcome.how
+    assert not (tmp_path / "cache" / "tools" / "thing").exists()
+
+
+@pytest.mark.parametrize("name", ["kustomize", "flux"])
+def test_the_offline_tier_tools_are_pinned_for_it(name):
+    assert "offline" in pins.tools()[name].tiers
+
+
+def test_versions_yaml_is_the_only_pin_of_the_toolchain():
+    text = (PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8")
+    for tool in pins.tools().values():
+        if tool.build in ("go-install", "go-wrapper"):
+            assert tool.version in text, tool

@@ -1,0 +1,76 @@
+"""The Flux components a Flux version bundles, read from its own source.
+
+flux2's ``manifests/bases/<component>/kustomization.yaml`` lists each
+component's release assets by URL, for example
+``https://github.com/fluxcd/source-controller/releases/download/v1.9.5/source-controller.crds.yaml``.
+That URL names the component and the version this Flux release ships, so the
+toolchain reads versions there instead of pinning them a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cache, gomod
+from .pins import PROJECT_ROOT, flux_version, served_instead
+
+FLUX_MODULE = "github.com/fluxcd/flux2/v2"
+ASSET = re.compile(
+    r"https://github\.com/fluxcd/(?P<repo>[\w.-]+)/releases/download/(?P<version>v[\w.+-]+)/"
+    r"(?P<file>[\w.-]+\.(?:crds|deployment)\.yaml)"
+)
+# Components whose Go module path carries a major-version suffix.
+_MAJOR = re.compile(r"^v(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str  # source-controller
+    bundled: str  # the version this Flux release ships
+    built: str  # the version built here (differs only where served_instead says)
+    why: str  # why it differs, '' when it does not
+
+    @property
+    def module(self) -> str:
+        major = int(_MAJOR.match(self.built).group(1))
+        return f"github.com/fluxcd/{self.name}" + (f"/v{major}" if major >= 2 else "")
+
+
+def read_bases(flux_source: Path) -> dict[str, str]:
+    """component -> bundled version, from a flux2 source tree."""
+    out: dict[str, str] = {}
+    for kustomization in sorted((flux_source / "manifests" / "bases").glob("*/kustomization.yaml")):
+        for match in ASSET.finditer(kustomization.read_text(encoding="utf-8")):
+            out[match.group("repo")] = match.group("version")
+    return out
+
+
+def bundled(root: Path = PROJECT_ROOT) -> dict[str, Component]:
+    """Every component of the pinned Flux version, with what is built here.
+
+    The list is remembered in the tool cache, so looking it up again needs
+    neither Go nor the module cache."""
+    version = flux_version(root)
+    memo = cache.tools_root() / ".components" / f"flux-{version}.json"
+    try:
+        versions = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        versions = read_bases(gomod.download(FLUX_MODULE, version))
+        if not versions:
+            raise gomod.BuildError(f"{FLUX_MODULE}@{version}: no component found in manifests/bases")
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps(versions, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    instead = served_instead(root)
+    out = {}
+    for name, shipped in versions.items():
+        override = instead.get(name) or {}
+        if override and str(override.get("bundled")) != shipped:
+            raise gomod.BuildError(
+                f"versions.yaml flux.served_instead.{name} says Flux bundles {override.get('bundled')}, "
+                f"but flux {version} bundles {shipped}: update or remove that entry"
+            )
+        out[name] = Component(name, shipped, str(override.get("built", shipped)), str(override.get("why", "")))
+    return out
