@@ -86,8 +86,18 @@ def joined_page_option(args: list[str]) -> list[str]:
 @nox.session(name="bench")
 def bench(session: nox.Session) -> None:
     """Time each stage of the offline run and the whole `pytest` run (on the
-    docs-test session's workers; `-- --workers 0` times it in one process)."""
+    docs-test session's workers; `-- --workers 0` times it in one process).
+    `-- --cluster [kwok|kind]` times the cluster tier instead: until three
+    clusters are Ready, each proof, the whole tier, and the peak memory of
+    everything it started."""
     _install(session)
+    if "--cluster" in " ".join(session.posargs):
+        provider, rest = cluster_option(session.posargs)
+        provider = "kwok" if provider == "auto" else provider
+        session.run("python", "-m", "toolchain", "--tier", provider, env={"PYTHONPATH": "tests"})
+        session.run("python", "tests/bench/cluster.py", "--cluster", provider, *rest,
+                    env={"PYTHONDONTWRITEBYTECODE": "1"})
+        return
     session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, *session.posargs,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -119,10 +129,12 @@ def e2e(session: nox.Session) -> None:
 def cluster_option(args: list[str]) -> tuple[str, list[str]]:
     """(the provider ``--cluster NAME`` or ``--cluster=NAME`` names, default
     ``auto``; the other arguments)."""
-    provider, rest, words = "auto", [], iter(args)
-    for word in words:
+    provider, rest, words = "auto", [], list(args)
+    while words:
+        word = words.pop(0)
         if word == "--cluster":
-            provider = next(words, provider)
+            if words and not words[0].startswith("-"):
+                provider = words.pop(0)
         elif word.startswith("--cluster="):
             provider = word.split("=", 1)[1]
         else:

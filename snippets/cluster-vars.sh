@@ -28,6 +28,11 @@ Environment:
   PLATFORM_OCI_URL       the OCI repository of platform releases (required)
   PLATFORM_OCI_INSECURE  true only for a registry served over plain HTTP
                          (default: false)
+  OCI_MIRROR_QUAY_IO     a mirror of quay.io's charts, as oci://HOST[:PORT]
+                         (default: none; the tree then pulls from quay.io)
+  OCI_MIRROR_GHCR_IO     a mirror of ghcr.io's charts (default: none)
+  OCI_MIRROR_INSECURE    true only for mirrors served over plain HTTP
+                         (default: false)
   KUBECTL                the kubectl binary to use (default: from PATH)
 USAGE
 }
@@ -54,6 +59,18 @@ INSECURE="${PLATFORM_OCI_INSECURE:-false}"
   die "PLATFORM_OCI_URL must be an oci:// URL: $PLATFORM_OCI_URL"
 [[ "$INSECURE" == true || "$INSECURE" == false ]] ||
   die "PLATFORM_OCI_INSECURE must be true or false: $INSECURE"
+MIRRORS=()
+for pair in oci_mirror_quay_io:"${OCI_MIRROR_QUAY_IO:-}" oci_mirror_ghcr_io:"${OCI_MIRROR_GHCR_IO:-}" \
+  oci_mirror_insecure:"${OCI_MIRROR_INSECURE:-}"; do
+  name="${pair%%:*}" value="${pair#*:}"
+  [[ -n "$value" ]] || continue
+  if [[ "$name" == oci_mirror_insecure ]]; then
+    [[ "$value" == true || "$value" == false ]] || die "OCI_MIRROR_INSECURE must be true or false: $value"
+  else
+    [[ "$value" =~ ^oci://[^/\"\\[:space:]]+$ ]] || die "${name^^} must be oci://HOST[:PORT], without a path: $value"
+  fi
+  MIRRORS+=("$name" "$value")
+done
 
 require_context "$CONTEXT"
 
@@ -75,10 +92,13 @@ data:
   platform_oci_insecure: "$INSECURE"
 YAML
 )"
+for ((i = 0; i < ${#MIRRORS[@]}; i += 2)); do
+  MANIFEST+=$'\n'"  ${MIRRORS[i]}: \"${MIRRORS[i + 1]}\""
+done
 
 say "cluster variables for $CLUSTER on context $CONTEXT$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL" \
-  platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE"
+  platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE" ${MIRRORS[@]+"${MIRRORS[@]}"}
 printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars)\n' \
   "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)"
 if [[ "$DRY_RUN" == false ]]; then

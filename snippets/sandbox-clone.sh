@@ -50,7 +50,6 @@ SYNC="flux-system/gotk-sync.yaml"
 [[ -f "$SRC_DIR/platform.yaml" ]] || die "no cluster directory at $SRC_DIR (clusters/$SOURCE/platform.yaml is missing)"
 [[ -f "$SRC_DIR/$SYNC" ]] || die "no clusters/$SOURCE/$SYNC to write the sandbox's from"
 [[ ! -e "$DST_DIR" ]] || die "$DST_DIR already exists: pick another sandbox name or remove it"
-command -v rsync >/dev/null || die "rsync is not installed"
 
 if [[ -z "$BRANCH" ]]; then
   BRANCH="$(git -C "$ROOT" symbolic-ref --quiet --short HEAD 2>/dev/null || true)"
@@ -68,10 +67,10 @@ else
   PLATFORM_BRANCH=""
 fi
 
-say "copying clusters/$SOURCE to clusters/$SANDBOX, without gotk-sync.yaml"
-# --8<-- [start:rsync]
-run rsync -a --exclude="/$SYNC" "$SRC_DIR/" "$DST_DIR/"
-# --8<-- [end:rsync]
+say "copying clusters/$SOURCE to clusters/$SANDBOX (its gotk-sync.yaml is written anew below)"
+# --8<-- [start:copy]
+run cp -pR "$SRC_DIR" "$DST_DIR"
+# --8<-- [end:copy]
 
 say "the apps on clusters/$SANDBOX call their cluster $SANDBOX"
 run sed -i "s/\${cluster_name:=$SOURCE}/\${cluster_name:=$SANDBOX}/" "$DST_DIR/apps.yaml"

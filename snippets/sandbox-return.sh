@@ -49,7 +49,6 @@ SRC_DIR="$ROOT/clusters/$SANDBOX"
 DST_DIR="$ROOT/clusters/$TARGET"
 [[ -f "$SRC_DIR/platform.yaml" ]] || die "no sandbox directory at $SRC_DIR (clusters/$SANDBOX/platform.yaml is missing)"
 [[ -f "$DST_DIR/platform.yaml" ]] || die "no cluster directory at $DST_DIR (clusters/$TARGET/platform.yaml is missing)"
-command -v rsync >/dev/null || die "rsync is not installed"
 
 # Was the sandbox cloned from TARGET? Its apps come from TARGET's apps
 # directory, and its platform source is of the same kind (a branch or releases).
@@ -71,12 +70,18 @@ elif [[ -n "$BRANCH" ]]; then
 fi
 
 say "copying clusters/$SANDBOX back to clusters/$TARGET, without gotk-sync.yaml and gotk-components.yaml"
-# --delete carries over files the sandbox removed; excluded files (the
-# target's own gotk-sync.yaml and gotk-components.yaml) are never deleted.
-# --8<-- [start:rsync]
-run rsync -a --delete --exclude='/flux-system/gotk-sync.yaml' --exclude='/flux-system/gotk-components.yaml' \
-  "$SRC_DIR/" "$DST_DIR/"
-# --8<-- [end:rsync]
+# TARGET's directory becomes the sandbox's, so files the sandbox removed go
+# too; TARGET keeps its own gotk-sync.yaml and gotk-components.yaml.
+# --8<-- [start:copy]
+KEEP=(-path "$DST_DIR/flux-system" -o -path "$DST_DIR/flux-system/gotk-sync.yaml"
+  -o -path "$DST_DIR/flux-system/gotk-components.yaml")
+run find "$DST_DIR" -mindepth 1 -depth ! \( "${KEEP[@]}" \) -delete
+ARCHIVE="${TMPDIR:-/tmp}/sandbox-return-$$.tar"
+trap 'rm -f "$ARCHIVE"' EXIT
+run tar -C "$SRC_DIR" --exclude=./flux-system/gotk-sync.yaml --exclude=./flux-system/gotk-components.yaml \
+  -cf "$ARCHIVE" .
+run tar -C "$DST_DIR" -xf "$ARCHIVE"
+# --8<-- [end:copy]
 
 say "the apps on clusters/$TARGET call their cluster $TARGET again"
 run sed -i "s/\${cluster_name:=$SANDBOX}/\${cluster_name:=$TARGET}/" "$DST_DIR/apps.yaml"

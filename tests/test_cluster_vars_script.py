@@ -53,8 +53,29 @@ def test_applies_the_namespace_and_the_configmap(tmp_path: Path) -> None:
                                  "platform_oci_url": OCI_URL, "platform_oci_insecure": "true"}
 
 
+def test_chart_mirrors_are_written_only_when_given(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, OCI_MIRROR_QUAY_IO="oci://mirror.example.test:5000",
+                        OCI_MIRROR_INSECURE="true")
+    assert proc.returncode == 0, proc.stderr
+    data = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]["data"]
+    assert data["oci_mirror_quay_io"] == "oci://mirror.example.test:5000"
+    assert data["oci_mirror_insecure"] == "true"
+    assert "oci_mirror_ghcr_io" not in data
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"OCI_MIRROR_GHCR_IO": "oci://mirror.example.test/charts"}, "must be oci://HOST[:PORT], without a path"),
+    ({"OCI_MIRROR_INSECURE": "yes"}, "OCI_MIRROR_INSECURE must be true or false"),
+])
+def test_bad_mirrors_are_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, **env)
+    assert proc.returncode != 0 and message in proc.stderr
+    assert not (tmp_path / "applied.yaml").exists()
+
+
 def test_the_variables_are_the_ones_the_tree_uses(tmp_path: Path) -> None:
-    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT)
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, OCI_MIRROR_QUAY_IO="oci://m.test",
+                        OCI_MIRROR_GHCR_IO="oci://m.test", OCI_MIRROR_INSECURE="false")
     assert proc.returncode == 0, proc.stderr
     configmap = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]
     tree = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "clusters").rglob("*.yaml"))

@@ -39,13 +39,26 @@ def collect_steps(cluster: Cluster, flux: str, kubectl: str) -> dict[str, Step]:
     return steps
 
 
-def collect(dest: Path, clusters: list[Cluster], runner: Recorder, flux: str, kubectl: str) -> Path:
+def collect(dest: Path, clusters: list[Cluster], runner: Recorder, flux: str, kubectl: str,
+            host_logs=lambda cluster: {}) -> Path:
     """Write everything for every cluster under ``dest``; never raises for a
-    command that fails (its error output is what gets written)."""
+    command that fails (its error output is what gets written). Where the
+    controllers run on the host (kwok), ``host_logs(cluster)`` names their
+    log files, copied instead of asking the pods."""
+    import shutil
+
     for cluster in clusters:
         where = dest / cluster.target
         where.mkdir(parents=True, exist_ok=True)
+        logs = host_logs(cluster)
+        for name, path in logs.items():
+            try:
+                shutil.copyfile(path, where / f"logs-{name}.txt")
+            except OSError as err:
+                (where / f"logs-{name}.txt").write_text(f"could not copy {path}: {err}")
         for name, step in collect_steps(cluster, flux, kubectl).items():
+            if logs and name.startswith("logs-"):
+                continue
             try:
                 proc = runner.run(step, check=False)
                 text = proc.stdout + (f"\n--- stderr ---\n{proc.stderr}" if proc.stderr else "")

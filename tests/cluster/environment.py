@@ -159,6 +159,8 @@ class TierEnvironment:
             self.provider.stop_registry(self.runner)
             self.registry = None
         if self.live:
+            # Whatever a half-made cluster or an interrupted step left running.
+            self.provider.cleanup(self.runner)
             shutil.rmtree(self.work, ignore_errors=True)
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         return kept

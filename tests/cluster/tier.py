@@ -68,7 +68,8 @@ def artifacts_on_failure(env: TierEnvironment, label: str):
     except BaseException as err:
         if env.live and env.clusters:
             dest = artifacts.collect(artifacts.folder(env.root, label), list(env.clusters.values()),
-                                     env.runner, env.tool("flux"), env.tool("kubectl"))
+                                     env.runner, env.tool("flux"), env.tool("kubectl"),
+                                     host_logs=env.provider.controller_logs)
             note = (f"cluster artifacts (flux get all -A, events, controller logs): {dest}\n"
                     "rerun with --keep-cluster to inspect the clusters themselves")
             print(note, file=sys.stderr)

@@ -117,6 +117,10 @@ class Provider:
         controllers do not run in pods (empty: read them from the pods)."""
         return {}
 
+    def cleanup(self, runner: Recorder) -> None:
+        """After every cluster was deleted: stop anything of the run that is
+        still running (a cluster whose creation failed halfway)."""
+
     def start_registry(self, runner: Recorder):
         """The local OCI registry for platform releases and charts."""
         raise NotImplementedError
@@ -142,7 +146,8 @@ data:
   platform_git_url: {endpoints.git_url}
   platform_oci_url: {endpoints.oci_url}
   platform_oci_insecure: "{str(endpoints.oci_insecure).lower()}"
-""" + "".join(f"  {mirror_variable(host)}: {url}\n" for host, url in sorted((endpoints.chart_mirrors or {}).items()))
+""" + "".join(f"  {mirror_variable(host)}: {url}\n" for host, url in sorted((endpoints.chart_mirrors or {}).items())) \
+        + ('  oci_mirror_insecure: "true"\n' if endpoints.chart_mirrors else "")
 
 
 def mirror_variable(registry_host: str) -> str:

@@ -296,8 +296,29 @@ class KwokProvider(Provider):
         return {p.stem: p for p in sorted(logs.glob("*.log"))} if logs.is_dir() else {}
 
     def leftovers(self) -> list[int]:
-        """Processes of this run still alive (every argv names the work dir)."""
+        """Processes of this run still alive (each names the work directory
+        in its command line, working directory or KUBECONFIG)."""
         return processes.processes_with_marker(self.work)
+
+    def cleanup(self, runner: Recorder) -> None:
+        for target in list(self.controllers):
+            for process in self.controllers.pop(target):
+                process.stop()
+        self.stop_registry(runner)
+        for target in ORDER:
+            if Path(self.kwok_workdir(target)).is_dir():
+                runner.run(Step([self.kwokctl, "delete", "cluster", f"--name={names.cluster_name(target)}",
+                                 "--kubeconfig="], note=f"{target}: delete what a failed create left",
+                                env=self.env(target), timeout=120), check=False)
+        left = self.leftovers()
+        if left:
+            runner.echo(f"+ kill {' '.join(map(str, left))}  # processes of this run still running")
+            processes.kill_pids(left)
+            processes.wait_pids_gone(left, 15)
+
+    def ports(self) -> list[int]:
+        """Every port this provider's clusters may bind."""
+        return [p for target in ORDER for p in range(self.base_port(target), self.base_port(target) + PORTS_PER_CLUSTER)]
 
 
 def kube_context(target: str) -> str:

@@ -85,9 +85,14 @@ def block_kubeconfig(env, cluster: Cluster, dest: Path) -> str:
 def exports(env) -> dict[str, str]:
     """The variables the pages tell a reader to export (docs/example/kind.md),
     set to the harness's own git server and registry."""
+    from ..providers import mirror_variable
+
     endpoints = env.ensure_endpoints()
+    mirrors = {mirror_variable(host).upper(): url for host, url in (endpoints.chart_mirrors or {}).items()}
+    if mirrors:
+        mirrors["OCI_MIRROR_INSECURE"] = "true"
     return {"PLATFORM_GIT_URL": endpoints.git_url, "PLATFORM_OCI_URL": endpoints.oci_url,
-            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD}
+            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD, **mirrors}
 
 
 def run_page(env, page: str, blocks, all_blocks=()) -> list:

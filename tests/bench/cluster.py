@@ -1,0 +1,140 @@
+"""Time the cluster tier, and measure the memory of everything it starts.
+
+    python tests/bench/cluster.py                  # kwok, the four proofs
+    python tests/bench/cluster.py --cluster kind   # the same on kind (needs Docker)
+    python tests/bench/cluster.py -k bootstraps    # only what -k selects (pytest's -k)
+
+Runs ``pytest -p cluster.plugin --cluster=<provider> tests/test_cluster.py``
+as a child process and, every half second, adds up the resident memory of
+that process, its descendants and every process that names the tier's work
+directory (kwokctl starts the control plane detached from its parent). It
+prints
+
+- the time until the three long-lived clusters are Ready (the three
+  bootstrap proofs, which run first, from the start of the run),
+- each proof's time, and the time of the whole tier,
+- the peak resident memory of everything the tier started (goal: 4 GiB),
+  and which processes held the most at that moment.
+
+The figures are printed, never enforced: the machine's load moves them.
+Nothing is written into the tree; pytest's JUnit report goes to a temporary
+file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+GOAL_GIB = 4.0
+MARKER = "gwp-work-"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def processes() -> dict[int, tuple[int, int, str, str]]:
+    """pid -> (parent pid, resident bytes, name, cwd+cmdline) of every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            name = stat[stat.index("(") + 1: stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            rss = int(fields[21]) * PAGE
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                cwd = ""
+            out[int(entry.name)] = (int(fields[1]), rss, name, cwd + " " + cmdline)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def tier_processes(root_pid: int, table: dict) -> dict[int, tuple[int, int, str, str]]:
+    """The run's process tree, plus every process that names a work directory."""
+    mine = {root_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, *_rest) in table.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                changed = True
+    return {pid: info for pid, info in table.items() if pid in mine or MARKER in info[3]}
+
+
+class Sampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.at_peak, self.stop = pid, 0, Counter(), threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            found = tier_processes(self.pid, processes())
+            total = sum(info[1] for info in found.values())
+            if total > self.peak:
+                self.peak = total
+                self.at_peak = Counter()
+                for _ppid, rss, name, _ in found.values():
+                    self.at_peak[name] += rss
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cluster", default="kwok", help="the provider (kwok or kind)")
+    parser.add_argument("-k", dest="select", default=None, help="pytest -k expression")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="gwp-bench-") as tmp:
+        junit = Path(tmp) / "junit.xml"
+        command = [sys.executable, "-m", "pytest", "-p", "cluster.plugin", f"--cluster={args.cluster}",
+                   "tests/test_cluster.py", "-p", "no:cacheprovider", f"--junitxml={junit}", "-q",
+                   *(["-k", args.select] if args.select else [])]
+        print("+ " + " ".join(command), flush=True)
+        started = time.monotonic()
+        child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        sampler = Sampler(child.pid)
+        sampler.start()
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.terminate()
+            code = child.wait()
+        sampler.stop.set()
+        sampler.join()
+        wall = time.monotonic() - started
+        cases = []
+        if junit.exists():
+            for case in ElementTree.parse(junit).getroot().iter("testcase"):
+                outcome = "failed" if case.find("failure") is not None or case.find("error") is not None else (
+                    "skipped" if case.find("skipped") is not None else "passed")
+                cases.append((case.get("name", "?"), float(case.get("time", 0)), outcome))
+    print(f"\ncluster tier on {args.cluster} ({os.cpu_count()} cores, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")
+    bootstraps = [c for c in cases if c[0].startswith("test_cluster_bootstraps")]
+    if len(bootstraps) == 3 and all(c[2] == "passed" for c in bootstraps):
+        print(f"{sum(c[1] for c in bootstraps):8.1f} s  until development, staging and production are Ready")
+    for name, seconds, outcome in cases:
+        print(f"{seconds:8.1f} s  {name} ({outcome})")
+    print(f"{wall:8.1f} s  the whole tier (pytest process, start to exit)")
+    gib = sampler.peak / 2**30
+    print(f"{gib:8.2f} GiB peak resident memory of everything the tier started (goal: at most {GOAL_GIB:.0f} GiB)")
+    for name, rss in sampler.at_peak.most_common(8):
+        print(f"{rss / 2**20:12.0f} MiB  {name}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
