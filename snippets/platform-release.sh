@@ -36,13 +36,15 @@ Push platform/ of the current commit to REGISTRY:VERSION with
   --dry-run            print the commands without running them
   -h, --help           show this help
 
-Environment: FLUX names the flux binary to use (default: flux from PATH).
+Environment: FLUX names the flux binary to use (default: flux from PATH);
+PLATFORM_OCI_INSECURE=true is --insecure-registry (as for cluster-vars.sh).
 USAGE
 }
 
 REGISTRY=""
 REMOTE=origin
 INSECURE=()
+[[ "${PLATFORM_OCI_INSECURE:-false}" != true ]] || INSECURE=(--insecure-registry)
 ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in

@@ -27,12 +27,30 @@ from wsgiref.simple_server import make_server
 from dulwich.index import commit_tree
 from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
-from dulwich.server import DictBackend
+from dulwich.protocol import CAPABILITY_OFS_DELTA, CAPABILITY_SIDE_BAND_64K
+from dulwich.server import DEFAULT_HANDLERS, DictBackend, UploadPackHandler
 from dulwich.web import WSGIRequestHandlerLogger, WSGIServerLogger, make_wsgi_chain
 
 from . import names
 
 AUTHOR = b"docs-test harness <harness@gitops-whitepaper.invalid>"
+
+
+class UploadPackForAnyClient(UploadPackHandler):
+    """dulwich's upload-pack, without requiring the ``thin-pack`` capability.
+
+    dulwich asks every client for ``thin-pack``, but never sends a thin pack
+    anyway; go-git (the flux CLI, source-controller) does not offer it, and
+    its clones would fail with "Client does not support required capability
+    thin-pack". The git CLI offers it, which is why only Flux's client shows
+    the difference."""
+
+    @classmethod
+    def required_capabilities(cls):
+        return (CAPABILITY_SIDE_BAND_64K, CAPABILITY_OFS_DELTA)
+
+
+HANDLERS = {**DEFAULT_HANDLERS, b"git-upload-pack": UploadPackForAnyClient}
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServerLogger):
@@ -135,7 +153,7 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 0) -> GitServer:
     try:
         commit = snapshot(root, repo_dir)
         backend = DictBackend({names.GIT_REPO_PATH: Repo(str(repo_dir))})
-        app = make_wsgi_chain(backend)
+        app = make_wsgi_chain(backend, handlers=HANDLERS)
         server = make_server(
             host, port, app, server_class=_ThreadingServer, handler_class=WSGIRequestHandlerLogger
         )

@@ -91,3 +91,21 @@ def test_stopped_server_refuses_connections(work_tree: Path, tmp_path: Path) -> 
     proc = subprocess.run(["git", "ls-remote", url], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     assert proc.returncode != 0
+
+
+def test_a_client_without_thin_pack_can_clone(work_tree: Path, tmp_path: Path) -> None:
+    """go-git (in the flux CLI and source-controller) never offers thin-pack;
+    a client asking for exactly what go-git asks for must get the snapshot.
+    (The cluster tier clones with go-git itself, in flux bootstrap.)"""
+    from dulwich.client import HttpGitClient
+    from dulwich.repo import Repo
+
+    with gitserver.serve(work_tree) as server:
+        client = HttpGitClient(f"http://{server.host}:{server.port}", thin_packs=False)
+        assert b"thin-pack" not in client._fetch_capabilities
+        target = Repo.init(str(tmp_path / "clone"), mkdir=True)
+        try:
+            result = client.fetch(gitserver.names.GIT_REPO_PATH, target)
+            assert result.refs[b"refs/heads/main"].decode() == server.commit
+        finally:
+            target.close()

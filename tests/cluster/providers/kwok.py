@@ -35,7 +35,8 @@ from . import Cluster, Endpoints, Provider, kube_args
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
 # index. The first six are the control plane's, the rest the controllers'.
-BASE_PORT = 41000
+# $GWP_KWOK_BASE_PORT moves the whole range (a second run beside a first).
+BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "41000"))
 PORTS_PER_CLUSTER = 40
 ORDER = (*names.LONG_LIVED, names.SANDBOX)
 CREATE_BOUND = 300
@@ -337,4 +338,3 @@ def _all_established(listing: str) -> bool:
     )
 
 
-__all__ = ["KwokProvider", "SIMULATED", "kube_context", "os"]
