@@ -32,7 +32,7 @@ def tier_env(request: pytest.FixtureRequest):
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
     tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
-                         clusters=env.clusters)
+                         clusters=env.made)
     try:
         yield env
     finally:

@@ -38,6 +38,7 @@ class TierEnvironment:
         )
         self.provider = providers.get(provider_name, found.tools, self.work, str(root))
         self.clusters: dict[str, Cluster] = {}
+        self.made: list[str] = []  # every cluster this run created, for the report
         self.sources: dict[str, tuple[str, str]] = {}  # target -> (path, branch) it was bootstrapped from
         self.endpoints: Endpoints | None = None
         self.registry: registry.Registry | None = None
@@ -71,6 +72,7 @@ class TierEnvironment:
         made = self.provider.create(target, self.runner)
         self.guard.register(made.context, made.kubeconfig)
         self.clusters[target] = made
+        self.made.append(target)
         self.provider.wait_ready(made, self.runner)
         endpoints = self.ensure_endpoints()
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))

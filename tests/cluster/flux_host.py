@@ -9,8 +9,20 @@ Each process gets the arguments its Deployment in the cluster declares, as
 bootstrap applied them (the tree's own patches to the controllers included),
 with only what cannot work on the host rewritten: listen and advertised
 addresses become ``127.0.0.1`` ports of this cluster's own range, the storage
-path a folder of the run, ``$(RUNTIME_NAMESPACE)`` its value.
+path a folder of the run, ``$(RUNTIME_NAMESPACE)`` its value. Leader
+election is left off: each controller runs as one process, and
+controller-runtime can find the namespace of its lease only inside a pod.
+
+One flag is added: ``--requeue-dependency=5s`` for kustomize- and
+helm-controller, which retry an object whose ``dependsOn`` is not ready yet
+every 5 s instead of every 30 s. It changes when a dependent is retried, not
+what is applied.
 """
+# Added to the Deployments' arguments (see above).
+EXTRA_ARGS = {
+    "kustomize-controller": ["--requeue-dependency=5s"],
+    "helm-controller": ["--requeue-dependency=5s"],
+}
 
 from __future__ import annotations
 
@@ -73,11 +85,20 @@ def host_args(name: str, args: list[str], ports: Addresses, storage: Path) -> li
             out.append(f"{flag}=127.0.0.1:{ports.storage}")
         elif flag == "--storage-path":
             out.append(f"--storage-path={storage}")
+        elif flag == "--enable-leader-election":
+            continue
         elif _LISTEN.match(arg):
             out.append(f"{flag}=127.0.0.1:{ports.take()}")
         else:
             out.append(arg)
     flags = {a.split("=", 1)[0] for a in out}
+    if name == "notification-controller":
+        # Its listen addresses default to every interface: bind loopback, and
+        # the event receiver where the other controllers post.
+        if "--events-addr" not in flags:
+            out.append(f"--events-addr=127.0.0.1:{ports.events}")
+        if "--receiverAddr" not in flags:
+            out.append(f"--receiverAddr=127.0.0.1:{ports.take()}")
     if name == "source-controller":
         # Defaults that point into the cluster when the Deployment leaves them out.
         for flag, value in (("--storage-path", str(storage)), ("--storage-addr", f"127.0.0.1:{ports.storage}"),
@@ -87,6 +108,9 @@ def host_args(name: str, args: list[str], ports: Addresses, storage: Path) -> li
     for flag in ("--metrics-addr", "--health-addr"):
         if flag not in flags:
             out.append(f"{flag}=127.0.0.1:{ports.take()}")
+    for extra in EXTRA_ARGS.get(name, []):
+        if extra.split("=", 1)[0] not in flags:
+            out.append(extra)
     return out
 
 

@@ -84,6 +84,16 @@ class HostProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+def stop_all(running: list[HostProcess], grace: float = 10) -> None:
+    """Stop several processes at once: SIGTERM to all, then wait."""
+    for process in running:
+        if process.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.proc.pid, signal.SIGTERM)
+    for process in running:
+        process.stop(grace)
+
+
 def start(name: str, argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None,
           ports: list[int] | None = None) -> HostProcess:
     log.parent.mkdir(parents=True, exist_ok=True)

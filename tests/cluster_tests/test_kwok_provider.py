@@ -67,7 +67,8 @@ def test_controller_arguments_keep_their_meaning_and_get_host_addresses(tmp_path
     assert "--events-addr=http://127.0.0.1:100/" in got
     assert f"--storage-path={tmp_path / 'storage'}" in got
     assert "--storage-adv-addr=127.0.0.1:101" in got and "--storage-addr=127.0.0.1:101" in got
-    assert "--watch-all-namespaces=true" in got and "--enable-leader-election" in got
+    assert "--watch-all-namespaces=true" in got
+    assert "--enable-leader-election" not in got, "outside a pod the lease namespace is unknown"
     assert {"--metrics-addr=127.0.0.1:102", "--health-addr=127.0.0.1:103"} <= set(got)
     assert not [a for a in got if "svc.cluster.local" in a or "$(" in a]
 
@@ -78,6 +79,13 @@ def test_notification_controller_listens_where_the_others_post(tmp_path):
                                                           "--events-addr=:9090"], ports, tmp_path)
     assert "--events-addr=127.0.0.1:100" in got
     assert "--receiverAddr=127.0.0.1:102" in got
+
+
+def test_notification_controller_defaults_become_loopback_addresses(tmp_path):
+    ports = flux_host.Addresses(events=100, storage=101, first_free=102, last=120)
+    got = flux_host.host_args("notification-controller", NOTIFICATION_ARGS, ports, tmp_path)
+    assert "--events-addr=127.0.0.1:100" in got
+    assert any(a.startswith("--receiverAddr=127.0.0.1:") for a in got)
 
 
 def test_a_used_up_port_range_is_an_error():

@@ -199,8 +199,7 @@ class KwokProvider(Provider):
                         context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=150))
 
     def delete(self, cluster: Cluster, runner: Recorder) -> None:
-        for process in self.controllers.pop(cluster.target, []):
-            process.stop()
+        processes.stop_all(self.controllers.pop(cluster.target, []))
         pids = self.control_plane_pids(cluster.target)
         runner.run(Step([self.kwokctl, "delete", "cluster", f"--name={cluster.name}", "--kubeconfig="],
                         note=f"{cluster.target}: delete the kwok cluster", env=self.env(cluster.target),
@@ -303,8 +302,7 @@ class KwokProvider(Provider):
 
     def cleanup(self, runner: Recorder) -> None:
         for target in list(self.controllers):
-            for process in self.controllers.pop(target):
-                process.stop()
+            processes.stop_all(self.controllers.pop(target))
         self.stop_registry(runner)
         for target in ORDER:
             if Path(self.kwok_workdir(target)).is_dir():
