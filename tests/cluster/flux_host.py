@@ -18,11 +18,6 @@ helm-controller, which retry an object whose ``dependsOn`` is not ready yet
 every 5 s instead of every 30 s. It changes when a dependent is retried, not
 what is applied.
 """
-# Added to the Deployments' arguments (see above).
-EXTRA_ARGS = {
-    "kustomize-controller": ["--requeue-dependency=5s"],
-    "helm-controller": ["--requeue-dependency=5s"],
-}
 
 from __future__ import annotations
 
@@ -35,6 +30,11 @@ from pathlib import Path
 
 from . import processes
 
+# Added to the Deployments' arguments (see above).
+EXTRA_ARGS = {
+    "kustomize-controller": ["--requeue-dependency=5s"],
+    "helm-controller": ["--requeue-dependency=5s"],
+}
 CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
 NAMESPACE = "flux-system"
 _LISTEN = re.compile(r"^(?P<flag>--[\w-]+)=(?P<host>[\w.-]*):(?P<port>\d+)$")
