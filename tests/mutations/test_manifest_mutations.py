@@ -172,6 +172,7 @@ flux:
     kustomize: kustomize.toolkit.fluxcd.io/v1
     helm: helm.toolkit.fluxcd.io/v2
 kubernetes:
+  supported: ["1.34", "1.35", "1.36"]
   minimum: "1.35"
   kind_node_image: kindest/node:v1.35.0@sha256:abc
 """,
@@ -298,6 +299,11 @@ MUTATIONS = {
     "unquoted whole-value variable": (
         SETTINGS, "${quote}${cluster_name:=none}${quote}", "${cluster_name:=none}", tree_policy, "cluster:",
         "becomes a boolean or a number"),
+    "minimum kubernetes the pinned flux does not support": (
+        "versions.yaml", 'minimum: "1.35"', 'minimum: "1.33"', tree_policy, 1, "is not one of kubernetes.supported"),
+    "kind node image on another minor than the minimum": (
+        "versions.yaml", "kindest/node:v1.35.0@sha256:abc\n", "kindest/node:v1.34.2@sha256:abc\n", tree_policy, 1,
+        "does not run kubernetes.minimum 1.35"),
     "no resource requests": (
         WEB, "          resources:\n            requests: {cpu: 10m, memory: 16Mi}\n", "", tree_policy, "- name: web",
         "resources.requests"),
