@@ -14,7 +14,9 @@ usage() {
 Usage: cluster-vars.sh CLUSTER --context CONTEXT [--dry-run]
 
 Create or replace the ConfigMap flux-system/cluster-vars (and the flux-system
-namespace) on the cluster of CONTEXT, from the environment.
+namespace) on the cluster of CONTEXT, from the environment; with
+PLATFORM_RELEASE_KEY, also the Secret flux-system/platform-release-key that
+staging and production verify platform releases with.
 
   CLUSTER            the cluster's name: development, staging, production or a
                      sandbox-NAME (the cluster_name variable)
@@ -28,6 +30,8 @@ Environment:
   PLATFORM_OCI_URL       the OCI repository of platform releases (required)
   PLATFORM_OCI_INSECURE  true only for a registry served over plain HTTP
                          (default: false)
+  PLATFORM_RELEASE_KEY   a cosign public key file (cosign.pub): the key the
+                         platform releases are signed with (staging, production)
   KUBECTL                the kubectl binary to use (default: from PATH)
 USAGE
 }
@@ -54,6 +58,12 @@ INSECURE="${PLATFORM_OCI_INSECURE:-false}"
   die "PLATFORM_OCI_URL must be an oci:// URL: $PLATFORM_OCI_URL"
 [[ "$INSECURE" == true || "$INSECURE" == false ]] ||
   die "PLATFORM_OCI_INSECURE must be true or false: $INSECURE"
+RELEASE_KEY="${PLATFORM_RELEASE_KEY:-}"
+if [[ -n "$RELEASE_KEY" ]]; then
+  [[ -f "$RELEASE_KEY" ]] || die "PLATFORM_RELEASE_KEY $RELEASE_KEY: no such file (the cosign.pub of the release key)"
+  grep -q -- '-----BEGIN PUBLIC KEY-----' "$RELEASE_KEY" ||
+    die "PLATFORM_RELEASE_KEY $RELEASE_KEY is not a public key (cosign.pub, never cosign.key)"
+fi
 
 require_context "$CONTEXT"
 
@@ -75,12 +85,17 @@ data:
   platform_oci_insecure: "$INSECURE"
 YAML
 )"
+if [[ -n "$RELEASE_KEY" ]]; then
+  # A public key: nothing secret, but Flux reads keys from a Secret.
+  MANIFEST+="$(printf '\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: platform-release-key\n  namespace: flux-system\ndata:\n  cosign.pub: %s\n' "$(base64 <"$RELEASE_KEY" | tr -d '\n')")"
+fi
 
 say "cluster variables for $CLUSTER on context $CONTEXT$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL" \
   platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE"
-printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars)\n' \
-  "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)"
+printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars%s)\n' \
+  "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)" \
+  "$([[ -z "$RELEASE_KEY" ]] || echo ', secret flux-system/platform-release-key')"
 if [[ "$DRY_RUN" == false ]]; then
   "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f - <<<"$MANIFEST"
 fi
