@@ -34,9 +34,10 @@ platform-vVERSION and push the tag. Signing needs the cosign CLI and one of
   VERSION              the release, MAJOR.MINOR.PATCH (e.g. 1.4.0)
   --registry URL       the OCI repository of platform releases
                        (the clusters' platform_oci_url)
-  --sign-key FILE      sign with this cosign private key (cosign.key from
-                       `cosign generate-key-pair`; its password in
-                       COSIGN_PASSWORD); the clusters verify with cosign.pub
+  --sign-key KEY       sign with this cosign private key: a file (cosign.key
+                       from `cosign generate-key-pair`, its password in
+                       COSIGN_PASSWORD) or a KMS key URI (awskms://...);
+                       the clusters verify with its public key
   --keyless            sign keyless, with the OIDC identity of the CI job
                        (GitHub Actions: permissions id-token: write); the
                        clusters verify the job's identity instead of a key
@@ -79,8 +80,10 @@ VERSION="${ARGS[0]}"
 # Every release is signed: staging and production apply only what verifies.
 if [[ -n "$SIGN_KEY" && "$KEYLESS" == true ]]; then
   die "give --sign-key or --keyless, not both"
+elif [[ "$SIGN_KEY" =~ ^(awskms|gcpkms|azurekms|hashivault)://.+ ]]; then
+  SIGNING=(--key "$SIGN_KEY") # a key that stays in a KMS; cosign signs through it
 elif [[ -n "$SIGN_KEY" ]]; then
-  [[ -f "$SIGN_KEY" ]] || die "--sign-key $SIGN_KEY: no such file (a cosign private key, from cosign generate-key-pair)"
+  [[ -f "$SIGN_KEY" ]] || die "--sign-key $SIGN_KEY: no such file (a cosign private key, from cosign generate-key-pair, or a KMS key URI)"
   SIGN_KEY="$(cd "$(dirname "$SIGN_KEY")" && pwd)/$(basename "$SIGN_KEY")"
   SIGNING=(--key "$SIGN_KEY")
 elif [[ "$KEYLESS" == true ]]; then

@@ -218,3 +218,10 @@ def test_refuses_without_cosign(repo: Path) -> None:
     proc = release(repo, COSIGN=str(repo.parent / "no-such-cosign"))
     assert proc.returncode == 1 and "cosign not found" in proc.stderr, said(proc)
     assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+
+
+def test_a_kms_key_is_passed_to_cosign_as_it_is(repo: Path) -> None:
+    key = "awskms:///arn:aws:kms:eu-west-1:111122223333:key/release"
+    proc = release(repo, "--sign-key", key)
+    assert proc.returncode == 0, said(proc)
+    assert signed(repo) == [f"cosign sign --yes --key {key} registry.example.test/gitops/platform@{DIGEST}"], said(proc)
