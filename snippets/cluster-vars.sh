@@ -14,7 +14,9 @@ usage() {
 Usage: cluster-vars.sh CLUSTER --context CONTEXT [--dry-run]
 
 Create or replace the ConfigMap flux-system/cluster-vars (and the flux-system
-namespace) on the cluster of CONTEXT, from the environment.
+namespace) on the cluster of CONTEXT, from the environment; with
+PLATFORM_RELEASE_KEY, also the Secret flux-system/platform-release-key that
+staging and production verify platform releases with.
 
   CLUSTER            the cluster's name: development, staging, production or a
                      sandbox-NAME (the cluster_name variable)
@@ -33,6 +35,8 @@ Environment:
   OCI_MIRROR_GHCR_IO     a mirror of ghcr.io's charts (default: none)
   OCI_MIRROR_INSECURE    true only for mirrors served over plain HTTP
                          (default: false)
+  PLATFORM_RELEASE_KEY   a cosign public key file (cosign.pub): the key the
+                         platform releases are signed with (staging, production)
   KUBECTL                the kubectl binary to use (default: from PATH)
 USAGE
 }
@@ -71,6 +75,12 @@ for pair in oci_mirror_quay_io:"${OCI_MIRROR_QUAY_IO:-}" oci_mirror_ghcr_io:"${O
   fi
   MIRRORS+=("$name" "$value")
 done
+RELEASE_KEY="${PLATFORM_RELEASE_KEY:-}"
+if [[ -n "$RELEASE_KEY" ]]; then
+  [[ -f "$RELEASE_KEY" ]] || die "PLATFORM_RELEASE_KEY $RELEASE_KEY: no such file (the cosign.pub of the release key)"
+  grep -q -- '-----BEGIN PUBLIC KEY-----' "$RELEASE_KEY" ||
+    die "PLATFORM_RELEASE_KEY $RELEASE_KEY is not a public key (cosign.pub, never cosign.key)"
+fi
 
 require_context "$CONTEXT"
 
@@ -96,11 +106,17 @@ for ((i = 0; i < ${#MIRRORS[@]}; i += 2)); do
   MANIFEST+=$'\n'"  ${MIRRORS[i]}: \"${MIRRORS[i + 1]}\""
 done
 
+if [[ -n "$RELEASE_KEY" ]]; then
+  # A public key: nothing secret, but Flux reads keys from a Secret.
+  MANIFEST+="$(printf '\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: platform-release-key\n  namespace: flux-system\ndata:\n  cosign.pub: %s\n' "$(base64 <"$RELEASE_KEY" | tr -d '\n')")"
+fi
+
 say "cluster variables for $CLUSTER on context $CONTEXT$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL" \
   platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE" ${MIRRORS[@]+"${MIRRORS[@]}"}
-printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars)\n' \
-  "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)"
+printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars%s)\n' \
+  "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)" \
+  "$([[ -z "$RELEASE_KEY" ]] || echo ', secret flux-system/platform-release-key')"
 if [[ "$DRY_RUN" == false ]]; then
   "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f - <<<"$MANIFEST"
 fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Release the platform: tag the commit and push platform/ as a versioned OCI
-# artifact. Staging picks up the release by itself if it is inside its semver
-# range; production moves to it when its tag is changed in a reviewed commit.
+# Release the platform: push platform/ as a versioned OCI artifact, sign it
+# with cosign, and tag the commit. Staging picks up the release by itself if it
+# is inside its semver range; production moves to it when its tag is changed
+# in a reviewed commit. Both verify the signature before they apply anything
+# (spec.verify of their platform OCIRepository).
 #
 # The artifact holds platform/ at the same path as the repository does, so
 # the clusters' Kustomizations use ./platform/... whichever source they follow.
@@ -10,9 +12,10 @@
 #
 # A release is immutable: the script refuses a version whose tag exists
 # locally or on the remote, or that the registry already holds from another
-# commit. It pushes the artifact first and tags afterwards, so a failed push
-# leaves nothing behind; a run that stopped after the push (the registry holds
-# the version from this very commit) is resumed at the tag.
+# commit. It pushes and signs the artifact first and tags afterwards, so a
+# failed push or signature leaves no tag behind; a run that stopped after the
+# push (the registry holds the version from this very commit) is resumed at
+# the signature.
 set -euo pipefail
 # The helpers the scripts share (SC1091: a page quoting this whole script is
 # checked without lib.sh beside it).
@@ -24,11 +27,20 @@ usage() {
 Usage: platform-release.sh VERSION --registry oci://HOST/PATH [options]
 
 Push platform/ of the current commit to REGISTRY:VERSION with
-`flux push artifact`, then tag the commit platform-vVERSION and push the tag.
+`flux push artifact`, sign the artifact with cosign, then tag the commit
+platform-vVERSION and push the tag. Signing needs the cosign CLI and one of
+--sign-key or --keyless.
 
   VERSION              the release, MAJOR.MINOR.PATCH (e.g. 1.4.0)
   --registry URL       the OCI repository of platform releases
                        (the clusters' platform_oci_url)
+  --sign-key KEY       sign with this cosign private key: a file (cosign.key
+                       from `cosign generate-key-pair`, its password in
+                       COSIGN_PASSWORD) or a KMS key URI (awskms://...);
+                       the clusters verify with its public key
+  --keyless            sign keyless, with the OIDC identity of the CI job
+                       (GitHub Actions: permissions id-token: write); the
+                       clusters verify the job's identity instead of a key
   --remote NAME        the git remote to push the tag to (default: origin)
   --insecure-registry  the registry is served over plain HTTP (local testing)
   --root DIR           the repository root (default: the root of this
@@ -36,13 +48,16 @@ Push platform/ of the current commit to REGISTRY:VERSION with
   --dry-run            print the commands without running them
   -h, --help           show this help
 
-Environment: FLUX names the flux binary to use (default: flux from PATH);
-PLATFORM_OCI_INSECURE=true is --insecure-registry (as for cluster-vars.sh).
+Environment: FLUX and COSIGN name the flux and cosign binaries to use
+(default: flux and cosign from PATH); PLATFORM_OCI_INSECURE=true is
+--insecure-registry (as for cluster-vars.sh).
 USAGE
 }
 
 REGISTRY=""
 REMOTE=origin
+SIGN_KEY=""
+KEYLESS=false
 INSECURE=()
 [[ "${PLATFORM_OCI_INSECURE:-false}" != true ]] || INSECURE=(--insecure-registry)
 ARGS=()
@@ -50,6 +65,8 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --registry) need_value "$@"; REGISTRY="$2"; shift 2 ;;
     --remote) need_value "$@"; REMOTE="$2"; shift 2 ;;
+    --sign-key) need_value "$@"; SIGN_KEY="$2"; shift 2 ;;
+    --keyless) KEYLESS=true; shift ;;
     --insecure-registry) INSECURE=(--insecure-registry); shift ;;
     --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     *) common_argument "$1"; shift ;;
@@ -62,6 +79,23 @@ VERSION="${ARGS[0]}"
 [[ "$REGISTRY" =~ ^oci://[^:]+(:[0-9]+)?/[^:@]+$ ]] ||
   die "--registry must be an OCI repository URL without a tag, e.g. oci://ghcr.io/example-org/gitops-whitepaper/platform"
 [[ -d "$ROOT/platform" ]] || die "no platform/ directory in $ROOT"
+# Every release is signed: staging and production apply only what verifies.
+if [[ -n "$SIGN_KEY" && "$KEYLESS" == true ]]; then
+  die "give --sign-key or --keyless, not both"
+elif [[ "$SIGN_KEY" =~ ^(awskms|gcpkms|azurekms|hashivault)://.+ ]]; then
+  SIGNING=(--key "$SIGN_KEY") # a key that stays in a KMS; cosign signs through it
+elif [[ -n "$SIGN_KEY" ]]; then
+  [[ -f "$SIGN_KEY" ]] || die "--sign-key $SIGN_KEY: no such file (a cosign private key, from cosign generate-key-pair, or a KMS key URI)"
+  SIGN_KEY="$(cd "$(dirname "$SIGN_KEY")" && pwd)/$(basename "$SIGN_KEY")"
+  SIGNING=(--key "$SIGN_KEY")
+elif [[ "$KEYLESS" == true ]]; then
+  SIGNING=()
+else
+  die "releases are signed: give --sign-key FILE (a cosign private key) or --keyless (in CI)"
+fi
+cosign=("${COSIGN:-cosign}")
+command -v "${cosign[0]}" >/dev/null ||
+  die "cosign not found (${cosign[0]}): install the cosign CLI (https://docs.sigstore.dev/cosign/system_config/installation/) or name it in COSIGN"
 
 TAG="platform-v$VERSION"
 flux=("${FLUX:-flux}")
@@ -112,7 +146,10 @@ elif [[ "$LISTING" != *NAME_UNKNOWN* ]]; then
   die "could not list the artifacts in $REGISTRY: $LISTING"
 fi
 
-if [[ "$PUSHED" == false ]]; then
+DIGEST=""
+if [[ "$PUSHED" == true ]]; then
+  DIGEST="$(awk -v artifact="${REGISTRY#oci://}:$VERSION" '$1 == artifact { print $2 }' <<<"$LISTING")"
+else
   say "pushing platform/ of ${COMMIT:0:12} to $REGISTRY:$VERSION"
   # platform/ exactly as the commit has it, at the same path, in a directory of its own.
   WORK="$(mktemp -d)"
@@ -121,12 +158,32 @@ if [[ "$PUSHED" == false ]]; then
   run git archive --format=tar --output="$WORK/platform.tar" "$COMMIT" platform
   run mkdir "$WORK/content"
   run tar -xf "$WORK/platform.tar" -C "$WORK/content"
-  run "${flux[@]}" push artifact "$REGISTRY:$VERSION" \
+  run_to "$WORK/pushed.json" "${flux[@]}" push artifact "$REGISTRY:$VERSION" \
     --path="$WORK/content" \
     --source="$SOURCE_URL" \
     --revision="$REVISION" \
+    --output=json \
     "${INSECURE[@]}"
   # --8<-- [end:push]
+  if [[ "$DRY_RUN" == false ]]; then
+    DIGEST="$(sed -n 's/^ *"digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' "$WORK/pushed.json")"
+  fi
+fi
+
+# Sign the artifact by its digest, which a tag cannot be moved away from. A
+# run that stopped after the tag was made had signed already.
+if [[ "$PUSHED" == false || "$TAGGED" == false ]]; then
+  if [[ "$DRY_RUN" == true ]]; then
+    DIGEST="${DIGEST:-sha256:<digest of the push>}"
+  fi
+  [[ "$DIGEST" =~ ^sha256:[0-9a-f]{64}$ || "$DRY_RUN" == true ]] ||
+    die "could not read the digest of $REGISTRY:$VERSION (got '$DIGEST'); nothing is signed or tagged"
+  HTTP=()
+  [[ ${#INSECURE[@]} -eq 0 ]] || HTTP=(--allow-http-registry --allow-insecure-registry)
+  say "signing ${REGISTRY#oci://}@$DIGEST"
+  # --8<-- [start:sign]
+  run "${cosign[@]}" sign --yes "${SIGNING[@]}" "${HTTP[@]}" "${REGISTRY#oci://}@$DIGEST"
+  # --8<-- [end:sign]
 fi
 
 if [[ "$TAGGED" == false ]]; then

@@ -44,13 +44,19 @@ SANDBOX = {
         ks("platform-baseline", inventory=("_podinfo__Namespace",)),
         ks("platform-controllers", deps=("platform-baseline",),
            inventory=("cert-manager_cert-manager_apps_Deployment",
-                      "_certificates.cert-manager.io_apiextensions.k8s.io_CustomResourceDefinition")),
+                      "_certificates.cert-manager.io_apiextensions.k8s.io_CustomResourceDefinition",
+                      "external-secrets_external-secrets_apps_Deployment")),
         ks("platform-configs", deps=("platform-controllers",),
            inventory=("_selfsigned_cert-manager.io_ClusterIssuer",)),
         # Labelled and without dependsOn: its fields must not shift.
         ks("dns-records", labelled=True, inventory=("podinfo_www_externaldns.k8s.io_DNSEndpoint",)),
+        # As apps/base/podinfo applies them: the release, its cache's volume,
+        # and the ExternalSecret with its SecretStore, whose finalizer only the
+        # operator (external-secrets, in platform-controllers) removes.
         ks("apps", deps=("platform-configs",), labelled=True,
-           inventory=("podinfo_podinfo_helm.toolkit.fluxcd.io_HelmRelease", "podinfo_data__PersistentVolumeClaim")),
+           inventory=("podinfo_podinfo_helm.toolkit.fluxcd.io_HelmRelease", "podinfo_data__PersistentVolumeClaim",
+                      "podinfo_podinfo-api_external-secrets.io_ExternalSecret",
+                      "podinfo_podinfo_external-secrets.io_SecretStore")),
     ],
     "helmreleases": ["podinfo/leftover"],
     "crds": ["gitrepositories.source.toolkit.fluxcd.io", "ocirepositories.source.toolkit.fluxcd.io",
@@ -65,6 +71,9 @@ SANDBOX = {
         ["ClusterIssuer.v1.cert-manager.io", "selfsigned", ""],
         ["DNSEndpoint.v1.externaldns.k8s.io", "www", "podinfo"],
         ["HelmRelease.v1.helm.toolkit.fluxcd.io", "podinfo", "podinfo"],
+        ["Deployment.v1.apps", "external-secrets", "external-secrets"],
+        ["ExternalSecret.v1.external-secrets.io", "podinfo-api", "podinfo"],
+        ["SecretStore.v1.external-secrets.io", "podinfo", "podinfo"],
         ["PersistentVolume", "unrelated", ""],
         ["PersistentVolumeClaim", "data", "podinfo"],
     ],
@@ -220,3 +229,18 @@ def test_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert changes(tmp_path) == [], f"{SCRIPT} --dry-run changed the cluster: {changes(tmp_path)}"
     assert "Kustomizations to delete, in this order:" in proc.stdout, said(proc)
     assert "+ " in proc.stdout and "wait --for=delete persistentvolume/pvc-data" in proc.stdout, said(proc)
+
+
+def test_the_external_secret_goes_while_its_operator_still_runs(default_run) -> None:
+    """The ExternalSecret of apps/base/podinfo holds a finalizer that only
+    External Secrets Operator removes: it must be deleted, and found gone,
+    before platform-controllers (which runs the operator) is deleted."""
+    tmp_path, proc = default_run
+    assert proc.returncode == 0, said(proc)
+    every = calls(tmp_path)
+    checked = [i for i, c in enumerate(every) if " get ExternalSecret.v1.external-secrets.io podinfo-api " in c]
+    operator_deleted = every.index(next(c for c in every if " delete kustomization platform-controllers " in c))
+    apps_deleted = every.index(next(c for c in every if " delete kustomization apps " in c))
+    assert checked and apps_deleted < min(checked) and max(checked) < operator_deleted, (
+        f"{SCRIPT}: the ExternalSecret (in apps' inventory) must be checked gone after apps is deleted and "
+        f"before platform-controllers, which runs its operator, is deleted\n" + "\n".join(every))

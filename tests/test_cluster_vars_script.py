@@ -4,6 +4,8 @@ contexts given and records what ``apply`` receives."""
 
 from __future__ import annotations
 
+import base64
+
 import os
 import subprocess
 from pathlib import Path
@@ -81,6 +83,30 @@ def test_the_variables_are_the_ones_the_tree_uses(tmp_path: Path) -> None:
     tree = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "clusters").rglob("*.yaml"))
     for name in configmap["data"]:
         assert "${" + name + ":=" in tree, f"clusters/ never uses the variable {name} that {SCRIPT} sets"
+
+
+PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEthrowawaytestkeyonly\n-----END PUBLIC KEY-----\n"
+
+
+def test_the_release_key_becomes_the_secret_the_platform_source_verifies_with(tmp_path: Path) -> None:
+    key = tmp_path / "cosign.pub"
+    key.write_text(PUBLIC_KEY, encoding="utf-8")
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, PLATFORM_RELEASE_KEY=str(key))
+    assert proc.returncode == 0, proc.stderr
+    secret = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
+    assert secret["kind"] == "Secret" and secret["metadata"] == {"name": "platform-release-key",
+                                                                 "namespace": "flux-system"}
+    assert base64.b64decode(secret["data"]["cosign.pub"]).decode() == PUBLIC_KEY
+    platform = (PROJECT_ROOT / "clusters/staging/platform.yaml").read_text(encoding="utf-8")
+    assert "name: platform-release-key" in platform, "clusters/staging/platform.yaml verifies with another Secret"
+
+
+def test_refuses_a_private_key_as_the_release_key(tmp_path: Path) -> None:
+    key = tmp_path / "cosign.key"
+    key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n", encoding="utf-8")
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, PLATFORM_RELEASE_KEY=str(key))
+    assert proc.returncode == 1 and "is not a public key" in proc.stderr
+    assert not (tmp_path / "applied.yaml").exists()
 
 
 def test_dry_run_applies_nothing(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """snippets/platform-release.sh without a registry: a scratch repository with
-platform/ and a bare git remote, and ``$FLUX`` a script that answers
-``flux list artifacts`` as the test says and records what ``flux push
-artifact`` would push."""
+platform/ and a bare git remote, ``$FLUX`` a script that answers ``flux list
+artifacts`` as the test says and records what ``flux push artifact`` would
+push, and ``$COSIGN`` a script that records what ``cosign sign`` would sign.
+Neither is the real tool: the cluster tier runs the script against a real
+registry, and signing there needs the cosign CLI."""
 
 from __future__ import annotations
 
@@ -32,9 +34,17 @@ case "$1 $2" in
     [[ -z "${FLUX_PUSH_FAIL:-}" ]] || { echo "✗ pushing artifact failed: denied" >&2; exit 1; }
     for arg; do
       if [[ "$arg" == --path=* ]]; then (cd "${arg#--path=}" && find . -type f | sort) > "$FLUX_PUSHED"; fi
-    done ;;
+    done
+    # What `flux push artifact --output=json` prints.
+    printf '{\n  "url": "oci://%s",\n  "repository": "%s",\n  "tag": "%s",\n  "digest": "%s"\n}\n' \
+      "registry.example.test/gitops/platform@$FAKE_DIGEST" "registry.example.test/gitops/platform" "1.1.0" "$FAKE_DIGEST" ;;
   *) echo "unexpected flux call: $*" >&2; exit 3 ;;
 esac
+"""
+DIGEST = "sha256:" + "ab" * 32
+FAKE_COSIGN = """#!/usr/bin/env bash
+printf 'cosign %s\\n' "$*" >> "$FLUX_CALLS"
+[[ -z "${COSIGN_FAIL:-}" ]] || { echo "Error: signing failed: UNAUTHORIZED" >&2; exit 1; }
 """
 IDENTITY = {"GIT_AUTHOR_NAME": "Release Test", "GIT_AUTHOR_EMAIL": "release@example.test",
             "GIT_COMMITTER_NAME": "Release Test", "GIT_COMMITTER_EMAIL": "release@example.test"}
@@ -69,8 +79,13 @@ def release(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     tmp = repo.parent
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "LC_ALL": "C.UTF-8", **IDENTITY,
             "FLUX": tool(tmp, "flux", FAKE_FLUX), "FLUX_CALLS": str(tmp / "flux-calls"),
-            "FLUX_PUSHED": str(tmp / "pushed"), "FLUX_LIST_ERROR": NAME_UNKNOWN}
-    return subprocess.run(["bash", SCRIPT, VERSION, "--registry", REGISTRY, "--root", str(repo), *args],
+            "FLUX_PUSHED": str(tmp / "pushed"), "FLUX_LIST_ERROR": NAME_UNKNOWN, "FAKE_DIGEST": DIGEST,
+            "COSIGN": tool(tmp, "cosign", FAKE_COSIGN)}
+    key = tmp / "cosign.key"
+    key.write_text("a throwaway key file: the fake cosign never reads it\n", encoding="utf-8")
+    signing = [] if any(a in ("--sign-key", "--keyless", "--no-key") for a in args) else ["--sign-key", str(key)]
+    args = tuple(a for a in args if a != "--no-key")
+    return subprocess.run(["bash", SCRIPT, VERSION, "--registry", REGISTRY, "--root", str(repo), *signing, *args],
                           env={**base, **env}, capture_output=True, text=True, timeout=120)
 
 
@@ -90,7 +105,11 @@ def tags(repo: Path) -> tuple[str, str]:
 
 
 def listed(revision: str) -> str:
-    return f"registry.example.test/gitops/platform:{VERSION}\tsha256:0123abcd\thttps://git.example.test\t{revision}\n"
+    return f"registry.example.test/gitops/platform:{VERSION}\t{DIGEST}\thttps://git.example.test\t{revision}\n"
+
+
+def signed(repo: Path) -> list[str]:
+    return [c for c in flux_calls(repo) if c.startswith("cosign sign")]
 
 
 def said(proc: subprocess.CompletedProcess) -> str:
@@ -161,3 +180,48 @@ def test_dry_run_tags_and_pushes_nothing(repo: Path) -> None:
     assert proc.returncode == 0, said(proc)
     assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
     assert "+ git archive" in proc.stdout and "push artifact" in proc.stdout, said(proc)
+
+
+def test_the_pushed_digest_is_signed_before_the_tag(repo: Path) -> None:
+    proc = release(repo)
+    assert proc.returncode == 0, said(proc)
+    calls = flux_calls(repo)
+    signs = signed(repo)
+    assert signs == [f"cosign sign --yes --key {repo.parent / 'cosign.key'} registry.example.test/gitops/platform@{DIGEST}"], (
+        "platform-release.sh must sign the pushed artifact by its digest, with the key given\n" + "\n".join(calls))
+    assert calls.index(signs[0]) > next(i for i, c in enumerate(calls) if c.startswith("flux push artifact"))
+
+
+def test_keyless_signs_without_a_key(repo: Path) -> None:
+    proc = release(repo, "--keyless")
+    assert proc.returncode == 0, said(proc)
+    assert signed(repo) == [f"cosign sign --yes registry.example.test/gitops/platform@{DIGEST}"], said(proc)
+
+
+def test_a_failed_signature_leaves_no_tag(repo: Path) -> None:
+    proc = release(repo, COSIGN_FAIL="1")
+    assert proc.returncode != 0, said(proc)
+    assert tags(repo) == ("", ""), "platform-release.sh tagged although signing failed\n" + said(proc)
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    again = release(repo, FLUX_LIST_ERROR="", FLUX_LIST=listed(f"{TAG}@sha1:{commit}"))
+    assert again.returncode == 0, said(again)
+    assert signed(repo)[-1].endswith(f"@{DIGEST}"), "the rerun must sign the artifact the registry holds\n" + said(again)
+
+
+def test_refuses_to_release_unsigned(repo: Path) -> None:
+    proc = release(repo, "--no-key")
+    assert proc.returncode == 1 and "releases are signed" in proc.stderr, said(proc)
+    assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+
+
+def test_refuses_without_cosign(repo: Path) -> None:
+    proc = release(repo, COSIGN=str(repo.parent / "no-such-cosign"))
+    assert proc.returncode == 1 and "cosign not found" in proc.stderr, said(proc)
+    assert not pushed(repo) and tags(repo) == ("", ""), said(proc)
+
+
+def test_a_kms_key_is_passed_to_cosign_as_it_is(repo: Path) -> None:
+    key = "awskms:///arn:aws:kms:eu-west-1:111122223333:key/release"
+    proc = release(repo, "--sign-key", key)
+    assert proc.returncode == 0, said(proc)
+    assert signed(repo) == [f"cosign sign --yes --key {key} registry.example.test/gitops/platform@{DIGEST}"], said(proc)

@@ -1,5 +1,5 @@
 """The diagrams check on a page of diagrams in a small temporary tree (the
-project's mkdocs.yml and versions.yaml, the page and one included file): good
+project's mkdocs.yml, versions.yaml and macros, the page and one included file): good
 diagrams pass, and each broken one fails at the page line (and tree file
 line, when included) of the offending diagram line, with mermaid's message.
 One tree and one node process serve all the cases."""
@@ -88,7 +88,7 @@ def checked(tmp_path_factory):
     if reason is not None:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("diagrams")
-    for name in ("mkdocs.yml", "versions.yaml"):
+    for name in ("mkdocs.yml", "versions.yaml", "reviewed.yaml", "site_macros.py"):
         shutil.copyfile(PROJECT_ROOT / name, root / name)
     for name, text in FILES.items():
         path = root / name

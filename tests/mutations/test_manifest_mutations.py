@@ -42,6 +42,7 @@ spec:
   path: ./clusters/test
   prune: true
   wait: true
+  serviceAccountName: kustomize-controller
   sourceRef:
     kind: GitRepository
     name: flux-system
@@ -61,6 +62,7 @@ spec:
   timeout: 5m0s
   prune: true
   wait: true
+  serviceAccountName: kustomize-controller
   sourceRef:
     kind: GitRepository
     name: flux-system
@@ -82,6 +84,7 @@ spec:
   timeout: 5m0s
   prune: true
   wait: true
+  serviceAccountName: kustomize-controller
   sourceRef:
     kind: GitRepository
     name: flux-system
@@ -118,6 +121,7 @@ metadata:
 spec:
   interval: 10m0s
   timeout: 2m0s
+  serviceAccountName: web-reconciler
   chartRef:
     kind: OCIRepository
     name: web-chart
@@ -164,6 +168,35 @@ spec:
             capabilities: {drop: [ALL]}
 """
 
+FLUX_SYSTEM_KUSTOMIZATION = """\
+resources:
+  - gotk-components.yaml
+  - gotk-sync.yaml
+patches:
+  - target:
+      kind: Deployment
+      name: (kustomize-controller|helm-controller|notification-controller)
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/args/-
+        value: --no-cross-namespace-refs=true
+  - target:
+      kind: Deployment
+      name: (kustomize-controller|helm-controller)
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/args/-
+        value: --default-service-account=default
+"""
+
+ACCOUNT = """\
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: web-reconciler
+  namespace: default
+"""
+
 FILES = {
     "versions.yaml": """\
 flux:
@@ -172,12 +205,14 @@ flux:
     kustomize: kustomize.toolkit.fluxcd.io/v1
     helm: helm.toolkit.fluxcd.io/v2
 kubernetes:
+  supported: ["1.34", "1.35", "1.36"]
   minimum: "1.35"
   kind_node_image: kindest/node:v1.35.0@sha256:abc
 """,
     "clusters/test/flux-system/gotk-sync.yaml": GOTK_SYNC,
     "clusters/test/flux-system/gotk-components.yaml": "# replaced by flux bootstrap\n",
-    "clusters/test/flux-system/kustomization.yaml": "resources:\n  - gotk-components.yaml\n  - gotk-sync.yaml\n",
+    "clusters/test/flux-system/kustomization.yaml": FLUX_SYSTEM_KUSTOMIZATION,
+    "platform/base/account.yaml": ACCOUNT,
     "clusters/test/layers.yaml": LAYERS,
     "platform/base/settings.yaml": CONFIGMAP,
     "platform/base/release.yaml": RELEASE,
@@ -298,6 +333,23 @@ MUTATIONS = {
     "unquoted whole-value variable": (
         SETTINGS, "${quote}${cluster_name:=none}${quote}", "${cluster_name:=none}", tree_policy, "cluster:",
         "becomes a boolean or a number"),
+    "minimum kubernetes the pinned flux does not support": (
+        "versions.yaml", 'minimum: "1.35"', 'minimum: "1.33"', tree_policy, 1, "is not one of kubernetes.supported"),
+    "kind node image on another minor than the minimum": (
+        "versions.yaml", "kindest/node:v1.35.0@sha256:abc\n", "kindest/node:v1.34.2@sha256:abc\n", tree_policy, 1,
+        "does not run kubernetes.minimum 1.35"),
+    "helmrelease acting as its namespace's default account": pytest.param(
+        RELEASE_FILE, "  serviceAccountName: web-reconciler\n", "", tree_policy, 17,
+        "names no spec.serviceAccountName", marks=needs_kustomize),
+    "service account that the cluster does not apply": pytest.param(
+        RELEASE_FILE, "serviceAccountName: web-reconciler", "serviceAccountName: web-reconcilr", flux_refs,
+        "serviceAccountName", "ServiceAccount default/web-reconcilr", marks=needs_kustomize),
+    "controllers without the cross-namespace lockdown": (
+        FLUX_SYSTEM, "        value: --no-cross-namespace-refs=true\n", "        value: --log-level=info\n",
+        tree_policy, "patches:", "`--no-cross-namespace-refs=true` to"),
+    "helm-controller without a default service account": (
+        FLUX_SYSTEM, "      name: (kustomize-controller|helm-controller)\n", "      name: kustomize-controller\n",
+        tree_policy, "patches:", "`--default-service-account=NAME` to helm-controller"),
     "no resource requests": (
         WEB, "          resources:\n            requests: {cpu: 10m, memory: 16Mi}\n", "", tree_policy, "- name: web",
         "resources.requests"),
@@ -383,8 +435,9 @@ def test_git_repository_without_secret_ref(tree):
 
 @needs_kustomize
 def test_kustomization_timeout_defaults_to_interval_minus_30s(tree):
-    edit(tree, LAYERS_FILE, "  timeout: 5m0s\n  prune: true\n  wait: true\n  sourceRef:\n    kind: GitRepository\n"
-         "    name: flux-system\n  path: ./platform/base", "  prune: true\n  wait: true\n  sourceRef:\n"
+    edit(tree, LAYERS_FILE, "  timeout: 5m0s\n  prune: true\n  wait: true\n  serviceAccountName: kustomize-controller\n"
+         "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  path: ./platform/base",
+         "  prune: true\n  wait: true\n  serviceAccountName: kustomize-controller\n  sourceRef:\n"
          "    kind: GitRepository\n    name: flux-system\n  path: ./platform/base")
     edit(tree, LAYERS_FILE, "  interval: 10m0s\n", "  interval: 4m0s\n")  # the first: base's
     findings = tree_policy.run(ctx(tree))
@@ -430,3 +483,59 @@ def test_more_helmrelease_retries_than_the_kustomization_waits_for(tree):
     findings = tree_policy.run(ctx(tree))
     assert_fails_at(findings, LAYERS_FILE, 8, f"HelmRelease default/web ({RELEASE_FILE}:19) may take "
                     "(3 retries + 1) x 2m0s = 8m0s")
+
+
+PLATFORM_OCI = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: platform
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  url: oci://ghcr.io/example/platform
+  ref:
+    tag: 1.0.0
+"""
+
+ALERTS = """\
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata:
+  name: team
+  namespace: flux-system
+spec:
+  type: generic
+  address: https://alerts.example.org/hook
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata:
+  name: failures
+  namespace: flux-system
+spec:
+  providerRef:
+    name: team
+  eventSeverity: error
+  eventSources:
+    - kind: Kustomization
+      name: "*"
+"""
+
+
+def test_platform_releases_must_be_verified(tree):
+    (tree / "clusters/test/platform.yaml").write_text(PLATFORM_OCI)
+    assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/platform.yaml", 6, "without checking their signature")
+    edit(tree, "clusters/test/platform.yaml", "    tag: 1.0.0\n",
+         "    tag: 1.0.0\n  verify:\n    provider: cosign\n    secretRef:\n      name: release-key\n")
+    assert not [f for f in failed(tree_policy.run(ctx(tree))) if "[signed-releases]" in f]
+
+
+@needs_kustomize
+def test_a_cluster_on_platform_releases_needs_an_alert(tree):
+    (tree / "clusters/test/platform.yaml").write_text(PLATFORM_OCI)
+    assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/platform.yaml", 1, "applies no Alert")
+    (tree / "clusters/test/alerts.yaml").write_text(ALERTS)
+    assert not [f for f in failed(tree_policy.run(ctx(tree))) if "[alerting]" in f]
+    edit(tree, "clusters/test/alerts.yaml", "    name: team\n  eventSeverity", "    name: teem\n  eventSeverity")
+    assert_fails_at(flux_refs.run(ctx(tree)), "clusters/test/alerts.yaml", 16, "refers to Provider flux-system/teem")

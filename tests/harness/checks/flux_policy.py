@@ -14,6 +14,16 @@
   of ``install`` and ``upgrade`` ``remediation.retries``. Defaults as the
   controllers apply them: a HelmRelease waits 5m; a Kustomization without
   ``timeout`` waits its interval minus 30s (at least 30s).
+- ``tenancy``: every cluster's ``flux-system/kustomization.yaml`` patches
+  Flux's multi-tenancy lockdown into the controllers
+  (``--no-cross-namespace-refs=true``, ``--default-service-account=NAME``);
+  every Kustomization and HelmRelease a cluster applies names its
+  ``serviceAccountName``, and a Kustomization of ``./apps/...`` does not name a
+  controller's own account;
+- ``alerting``: a cluster whose ``platform`` source is an OCIRepository
+  applies an Alert for errors of its Kustomizations;
+- ``signed-releases``: an OCIRepository named ``platform`` verifies the cosign
+  signature of what it pulls (``spec.verify``);
 - ``substitution-quoting``: a ``${var}`` that makes up a whole YAML value
   yields whatever type its value reads as (``no`` a boolean, ``2025`` a
   number): kustomize drops quotes written around it before Flux substitutes,
@@ -224,10 +234,153 @@ def substitution_quoting(root: Path) -> list[Finding]:
     return findings
 
 
-NEEDS_RENDER = {"flux-timeouts"}
+# -- tenancy ---------------------------------------------------------------------------
+
+LOCKDOWN_FLAGS = {
+    # flag: the controllers that must run with it
+    "--no-cross-namespace-refs=true": ("kustomize-controller", "helm-controller", "notification-controller"),
+    "--default-service-account=": ("kustomize-controller", "helm-controller"),
+}
+FLUX_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io/", "HelmRelease": "helm.toolkit.fluxcd.io/"}
+# The controllers' own accounts, which gotk-components.yaml (written by
+# bootstrap) defines in flux-system; everything else must be in the tree.
+CONTROLLER_ACCOUNTS = {"kustomize-controller", "helm-controller"}
+
+
+def _patched_flags(doc: yaml_docs.Doc) -> dict[str, set[str]]:
+    """flag -> the controllers a Deployment patch of this kustomization.yaml
+    adds it to (the patch's target name is a regular expression, as in kustomize)."""
+    found: dict[str, set[str]] = {}
+    for patch in doc.data.get("patches") or []:
+        if not isinstance(patch, dict):
+            continue
+        target = patch.get("target") or {}
+        if target.get("kind") != "Deployment":
+            continue
+        text = str(patch.get("patch") or "")
+        controllers = set()
+        for controller in {c for cs in LOCKDOWN_FLAGS.values() for c in cs}:
+            try:
+                if re.fullmatch(str(target.get("name") or ".*"), controller):
+                    controllers.add(controller)
+            except re.error:
+                continue
+        for flag in LOCKDOWN_FLAGS:
+            if re.search(r"value:\s*" + re.escape(flag) + (r"\S+" if flag.endswith("=") else r"\s*$"), text, re.M):
+                found.setdefault(flag, set()).update(controllers)
+    return found
+
+
+def _is_flux(obj, kind: str) -> bool:
+    return obj.kind == kind and str(obj.data.get("apiVersion", "")).startswith(FLUX_GROUPS[kind])
+
+
+def tenancy(root: Path) -> list[Finding]:
+    """Each cluster's flux-system/kustomization.yaml patches the multi-tenancy
+    lockdown flags into the controllers; with them on, every Kustomization and
+    HelmRelease the cluster applies names its service account, and an
+    application layer (a Kustomization of ./apps/...) does not act as a
+    controller."""
+    findings: list[Finding] = []
+    tree = yaml_docs.tree(root)
+    for cluster, render in flux_render.render_all(root).items():
+        rel = f"{cluster}/flux-system/kustomization.yaml"
+        tree_file = tree.get(rel)
+        docs = [d for d in tree_file.docs if isinstance(d.data, dict)] if tree_file else []
+        if docs:
+            flags = _patched_flags(docs[0])
+            for flag, controllers in LOCKDOWN_FLAGS.items():
+                missing = [c for c in controllers if c not in flags.get(flag, set())]
+                if missing:
+                    findings.append(Finding(
+                        "tenancy", Outcome.FAILED, _at(tree_file, docs[0], ["patches"]),
+                        f"no patch adds `{flag}{'NAME' if flag.endswith('=') else ''}` to "
+                        f"{', '.join(missing)}: add a Deployment patch (op: add, path: "
+                        f"/spec/template/spec/containers/0/args/-) as Flux's multi-tenancy lockdown documents"))
+        for issue in render.issues:
+            if issue.skipped:
+                findings.append(Finding("tenancy", Outcome.SKIPPED, issue.where,
+                                        f"what some Kustomizations apply is unknown: {issue.message}"))
+                break
+        for obj in render.objects:
+            if not (_is_flux(obj, "Kustomization") or _is_flux(obj, "HelmRelease")):
+                continue
+            spec = obj.data.get("spec") or {}
+            account = spec.get("serviceAccountName")
+            if not account:
+                findings.append(Finding(
+                    "tenancy", Outcome.FAILED, obj.field(["spec"]),
+                    f"{cluster}: {obj.kind} {obj.namespace}/{obj.name} names no spec.serviceAccountName: with "
+                    f"--default-service-account it would act as the `default` account of {obj.namespace}, "
+                    f"which may do nothing; name the account it applies as"))
+            elif (obj.kind == "Kustomization" and str(spec.get("path", "")).lstrip("./").startswith("apps/")
+                  and account in CONTROLLER_ACCOUNTS):
+                findings.append(Finding(
+                    "tenancy", Outcome.FAILED, obj.field(["spec", "serviceAccountName"]),
+                    f"{cluster}: Kustomization {obj.namespace}/{obj.name} applies {spec.get('path')} as "
+                    f"{account}, a controller's cluster-admin account; the application layer applies as a "
+                    f"restricted account (platform/baseline/reconcilers.yaml)"))
+    return findings
+
+
+# -- alerting ----------------------------------------------------------------------------
+
+
+def alerting(root: Path) -> list[Finding]:
+    """A cluster that runs platform releases (its `platform` source is an
+    OCIRepository: staging, production and the sandboxes cloned from them)
+    applies an Alert for errors of its Kustomizations."""
+    findings: list[Finding] = []
+    for cluster, render in flux_render.render_all(root).items():
+        platform = [o for o in render.objects if o.kind == "OCIRepository" and o.name == "platform"]
+        if not platform:
+            continue
+        alerts = [o for o in render.objects if o.kind == "Alert"
+                  and str(o.data.get("apiVersion", "")).startswith("notification.toolkit.fluxcd.io/")]
+        covering = [a for a in alerts
+                    if (a.data.get("spec") or {}).get("eventSeverity", "info") in ("info", "error")
+                    and any(isinstance(s, dict) and s.get("kind") == "Kustomization"
+                            for s in (a.data.get("spec") or {}).get("eventSources") or [])]
+        if not covering:
+            findings.append(Finding(
+                "alerting", Outcome.FAILED, platform[0].origin,
+                f"{cluster} follows platform releases but applies no Alert for failed Kustomizations: add an "
+                f"Alert and its Provider to {cluster}/ (eventSeverity: error, eventSources: Kustomization *)"))
+    return findings
+
+
+# -- signed-releases ------------------------------------------------------------------
+
+
+def signed_releases(root: Path) -> list[Finding]:
+    """Every OCIRepository of platform releases (named ``platform``) verifies
+    the release's cosign signature, with a key or a keyless identity."""
+    findings = []
+    for tree_file in yaml_docs.tree(root).values():
+        for doc in tree_file.docs:
+            data = doc.data
+            if not (doc.is_object and data["kind"] == "OCIRepository"
+                    and str(data["apiVersion"]).startswith("source.toolkit.fluxcd.io/")
+                    and (data.get("metadata") or {}).get("name") == "platform"):
+                continue
+            verify = (data.get("spec") or {}).get("verify") or {}
+            if verify.get("provider") == "cosign" and (verify.get("secretRef") or verify.get("matchOIDCIdentity")):
+                continue
+            findings.append(Finding(
+                "signed-releases", Outcome.FAILED, _at(tree_file, doc, ["spec", "verify"] if verify else ["spec"]),
+                f"{doc.ident()} applies platform releases without checking their signature: add spec.verify "
+                f"(provider: cosign, and secretRef to the release key's public half, or matchOIDCIdentity for "
+                f"keyless signing); snippets/platform-release.sh signs every release"))
+    return findings
+
+
+NEEDS_RENDER = {"flux-timeouts", "tenancy", "alerting"}
 RULES = {
     "flux-system-layout": flux_system_layout,
     "git-auth": git_auth,
     "flux-timeouts": flux_timeouts,
     "substitution-quoting": substitution_quoting,
+    "tenancy": tenancy,
+    "alerting": alerting,
+    "signed-releases": signed_releases,
 }

@@ -4,7 +4,10 @@ Over what Flux applies on each cluster (``flux_render``): every Kustomization
 ``path`` exists; every ``sourceRef`` (Kustomization, HelmRelease
 ``chart.spec.sourceRef``) and ``chartRef`` names a source that the same cluster
 applies; every ``dependsOn`` names a Kustomization (or HelmRelease) that the
-cluster applies; and the ``dependsOn`` graph has no cycle. A reference without
+cluster applies; and the ``dependsOn`` graph has no cycle. A
+``serviceAccountName`` names a ServiceAccount the cluster applies (or a Flux
+controller's own account in flux-system, which bootstrap installs), and an
+Alert's ``providerRef`` and named ``eventSources`` exist. A reference without
 a namespace means the referring object's namespace, as in Flux.
 """
 
@@ -17,6 +20,8 @@ from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "flux-refs"
 KINDS_WITH_DEPENDS = ("Kustomization", "HelmRelease")
+NOTIFICATION_GROUP = "notification.toolkit.fluxcd.io"
+CONTROLLER_ACCOUNTS = {"kustomize-controller", "helm-controller"}
 FLUX_GROUPS = {
     "Kustomization": "kustomize.toolkit.fluxcd.io",
     "HelmRelease": "helm.toolkit.fluxcd.io",
@@ -40,6 +45,24 @@ def _references(obj: flux_render.Applied):
     for path, ref in refs:
         if isinstance(ref, dict) and ref.get("name"):
             yield path, str(ref.get("kind")), str(ref["name"]), str(ref.get("namespace") or obj.namespace)
+
+
+def _other_references(obj: flux_render.Applied):
+    """(field path, kind, name, namespace) of the service account a
+    Kustomization or HelmRelease acts as, and of an Alert's Provider and named
+    event sources; all of them live in the object's own namespace (with the
+    lockdown on, Flux refuses any other)."""
+    spec = obj.data.get("spec") or {}
+    if (_is_flux(obj, "Kustomization") or _is_flux(obj, "HelmRelease")) and spec.get("serviceAccountName"):
+        yield ["spec", "serviceAccountName"], "ServiceAccount", str(spec["serviceAccountName"]), obj.namespace
+    if obj.kind == "Alert" and str(obj.data.get("apiVersion", "")).startswith(NOTIFICATION_GROUP + "/"):
+        provider = spec.get("providerRef") or {}
+        if provider.get("name"):
+            yield ["spec", "providerRef"], "Provider", str(provider["name"]), obj.namespace
+        for index, source in enumerate(spec.get("eventSources") or []):
+            if isinstance(source, dict) and source.get("name") and "*" not in str(source["name"]):
+                yield (["spec", "eventSources", index], str(source.get("kind")), str(source["name"]),
+                       str(source.get("namespace") or obj.namespace))
 
 
 def _cycles(graph: dict[tuple, list[tuple]]) -> list[list[tuple]]:
@@ -85,6 +108,18 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
                     f"{render.cluster}: {obj.kind} {obj.namespace}/{obj.name} refers to {kind} "
                     f"{namespace}/{name}, which this cluster does not apply; fix the reference or add the source",
                 ))
+    for obj in render.objects:
+        for path, kind, name, namespace in _other_references(obj):
+            if (kind, namespace, name) in present:
+                continue
+            if kind == "ServiceAccount" and namespace == "flux-system" and name in CONTROLLER_ACCOUNTS:
+                continue  # the controllers' own accounts, from gotk-components.yaml
+            findings.append(Finding(
+                CHECK, Outcome.FAILED, obj.field(path),
+                f"{render.cluster}: {obj.kind} {obj.namespace}/{obj.name} refers to {kind} {namespace}/{name}, "
+                f"which this cluster does not apply; add it to the tree (service accounts: "
+                f"platform/baseline/reconcilers.yaml) or fix the reference",
+            ))
     for kind in KINDS_WITH_DEPENDS:
         graph: dict[tuple, list[tuple]] = {}
         where: dict[tuple, flux_render.Applied] = {}

@@ -48,8 +48,9 @@ def _expand(body: str, values: dict[str, str]) -> tuple[str | None, str | None]:
         if name in values:
             return values[name], None
         return None, (
-            f"variable `{name}` has no value and no default; write `${{{name}:=default}}` "
-            f"or set it in the Kustomization's postBuild.substitute"
+            f"variable `{name}` has no value and no default, which fails the Kustomization (Flux "
+            f"substitutes strictly); write `${{{name}:=default}}` or set it in the Kustomization's "
+            f"postBuild.substitute"
         )
     for operator in DEFAULT_OPERATORS:
         if rest.startswith(operator):

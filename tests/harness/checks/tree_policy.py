@@ -15,6 +15,9 @@
 - ``readme``: each top-level tree directory has a README.md;
 - ``kind-node-image``: every kind config in create/ pins each node's image to
   versions.yaml ``kubernetes.kind_node_image``;
+- ``kubernetes-versions``: versions.yaml ``kubernetes.minimum`` is one of
+  ``kubernetes.supported`` (the minors the pinned Flux supports), and the kind
+  node image runs that minimum;
 - ``flux-system-layout``, ``git-auth``, ``flux-timeouts``,
   ``substitution-quoting``: how Flux runs the tree (``flux_policy``).
 """
@@ -333,8 +336,42 @@ def _kind_images(root: Path) -> list[Finding]:
     return findings
 
 
+def _minor(version: str) -> tuple[int, ...] | None:
+    match = re.match(r"^v?(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _kubernetes_versions(root: Path) -> list[Finding]:
+    """versions.yaml ``kubernetes``: ``supported`` lists the minors the pinned
+    Flux supports; ``minimum`` and the kind node image's minor are among them,
+    and the node image runs ``minimum``."""
+    k8s = _versions(root).get("kubernetes") or {}
+    where = Origin("versions.yaml", 1)
+    supported = [str(v) for v in (k8s.get("supported") or [])]
+    minimum = str(k8s.get("minimum") or "")
+    if not supported:
+        return [Finding("kubernetes-versions", Outcome.FAILED, where,
+                        "versions.yaml kubernetes.supported is missing: list the Kubernetes minors the pinned "
+                        "Flux supports, as its release notes state them")]
+    findings = []
+    if minimum not in supported:
+        findings.append(Finding("kubernetes-versions", Outcome.FAILED, where,
+                                f"versions.yaml kubernetes.minimum {minimum or '(unset)'} is not one of "
+                                f"kubernetes.supported ({', '.join(supported)}): the tree would target a "
+                                f"Kubernetes the pinned Flux does not support"))
+    image = str(k8s.get("kind_node_image") or "")
+    tag = image.split("@", 1)[0].rsplit(":", 1)[-1] if ":" in image else ""
+    if _minor(tag) != _minor(minimum):
+        findings.append(Finding("kubernetes-versions", Outcome.FAILED, where,
+                                f"versions.yaml kubernetes.kind_node_image `{image}` does not run "
+                                f"kubernetes.minimum {minimum}: the test clusters must run the minor the "
+                                f"schemas are checked against"))
+    return findings
+
+
 RULES = {
     "flux-api": _flux_api,
+    "kubernetes-versions": _kubernetes_versions,
     "image-tag": _images,
     "flux-kustomization": _flux_kustomizations,
     "workload-security": _workloads,
