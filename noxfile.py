@@ -29,10 +29,19 @@ def _install(session: nox.Session) -> None:
     session.env["NO_MKDOCS_2_WARNING"] = "1"
 
 
+def _install_mermaid(session: nox.Session) -> None:
+    """`npm ci` of the pinned mermaid (tests/harness/diagrams) into
+    .tools/diagrams, unless it is there: the diagram check parses with it and
+    the site serves it (hooks/mermaid.py). Without node or npm this prints
+    why, and the site build then stops with the same advice."""
+    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+
+
 @nox.session(name="docs")
 def docs(session: nox.Session) -> None:
     """Build the site with --strict: a broken include, link or macro fails."""
     _install(session)
+    _install_mermaid(session)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
@@ -40,6 +49,7 @@ def docs(session: nox.Session) -> None:
 def docs_serve(session: nox.Session) -> None:
     """Serve the site with live reload on 127.0.0.1."""
     _install(session)
+    _install_mermaid(session)
     # Pages include the tree and read versions.yaml: rebuild when they change too.
     watched = [arg for path in ("clusters", "platform", "apps", "create", "snippets", "versions.yaml")
                for arg in ("--watch", path)]
@@ -61,7 +71,7 @@ def docs_test(session: nox.Session) -> None:
     # cannot be installed is listed here and its checks are skipped with the
     # reason in the report, never passed.
     session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
-    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    _install_mermaid(session)
     session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -83,6 +93,7 @@ def bench(session: nox.Session) -> None:
     """Time each stage of the offline run and the whole `pytest` run (on the
     docs-test session's workers; `-- --workers 0` times it in one process)."""
     _install(session)
+    _install_mermaid(session)
     session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, *session.posargs,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -98,6 +109,7 @@ def e2e(session: nox.Session) -> None:
     offline tiers decide the exit status. `-- --plan` prints the commands,
     `-- --keep-cluster` keeps the clusters for debugging."""
     _install(session)
+    _install_mermaid(session)
     session.run("pytest", "-p", "cluster.plugin", "--cluster=kind", *session.posargs,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 

@@ -9,12 +9,15 @@ has one (``nox -s docs-screenshots``).
 2. serves it on 127.0.0.1 and opens each page with diagrams in headless
    Chromium (``tests/harness/diagrams/render.mjs``, driven by the pinned
    playwright-core), once per palette: light (``default``) and dark
-   (``slate``), as Material picks them from the browser's colour scheme;
+   (``slate``), as Material picks them from the browser's colour scheme.
+   Every request to another host is refused, as with the network off, and
+   fails the page: the site serves mermaid itself (``hooks/mermaid.py``);
 3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` per
    page, and saves a full-page PNG per page and palette, and one PNG per
    diagram, into ``artifacts/screenshots/`` (git-ignored).
 
-It fails when a diagram is not drawn (or draws mermaid's error picture), and
+It fails when a diagram is not drawn (or draws mermaid's error picture) or a
+page asks another host for anything, and
 notes diagrams that are shrunk to fit the page so far that their text gets
 small. Chromium is ``$CHROMIUM``, else ``/usr/bin/chromium``, else
 ``chromium`` on PATH; without it, or without node and the pinned packages,
@@ -51,6 +54,9 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # smaller than about 10 px: worth a look, or a layout that fits the page.
 MIN_SCALE = 0.62
 TIMEOUT_MS = 20000
+# Playwright's resource types of requests a script makes for data, not for
+# something the page is made of.
+DATA_REQUESTS = {"xhr", "fetch", "eventsource", "websocket"}
 
 
 def chromium() -> str | None:
@@ -150,7 +156,12 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
     for result in results:
         blocks = pages[result["page"]]
         drawn = [d for d in result.get("diagrams", []) if d.get("drawn") and not d.get("error")]
-        ok = len(drawn) == result["expected"] and not result.get("left")
+        # Anything the page loads must come from the site; a request a script
+        # makes for data (Material's repository button asks the git host for
+        # its star count) is refused too, but only noted.
+        requests = result.get("offHost", [])
+        off_host = [r for r in requests if r.split(" ", 1)[0] not in DATA_REQUESTS]
+        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host
         shot = os.path.relpath(result["screenshot"], PROJECT_ROOT) if result.get("screenshot") else "no screenshot"
         lines.append(
             f"{'ok  ' if ok else 'FAIL'} {result['page']} ({result['scheme']}): "
@@ -175,6 +186,12 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
                     f"       {where}: {diagram['type']} {diagram['naturalWidth']}px wide, "
                     f"drawn {diagram['width']}x{diagram['height']} ({scale:.0%}){note}"
                 )
+        for request in requests:
+            if request in off_host:
+                lines.append(f"       asked another host for {request} (refused: the site must serve "
+                             "what its pages load itself; see hooks/mermaid.py)")
+            else:
+                lines.append(f"       note: asked another host for {request} (refused; the page works without it)")
         for error in result.get("errors", []):
             lines.append(f"       browser: {error}")
     return lines, failures
