@@ -148,6 +148,36 @@ def test_site_html_check_finds_what_it_looks_for(tmp_path):
     assert any(f.startswith("docs/bare.md") and "does not load" in f for f in found)
 
 
+def test_repository_home_is_one_setting():
+    """extra.repository decides the repository button, the edit links and the
+    pages' links: all of them while it is set, none while it is empty."""
+    from types import SimpleNamespace
+
+    repository = hook("repository")
+
+    def configured(value):
+        config = SimpleNamespace(extra={"repository": value}, repo_url="https://placeholder.example/x",
+                                 repo_name="x", edit_uri="edit/main/docs/", edit_uri_template=None)
+        return repository.on_config(config)
+
+    unset = configured("")
+    assert (unset.repo_url, unset.repo_name, unset.edit_uri) == (None, None, None)
+    home = configured("https://git.example.org/platform/gitops-whitepaper/")
+    assert home.repo_url == "https://git.example.org/platform/gitops-whitepaper"
+    assert home.repo_name == "platform/gitops-whitepaper" and home.edit_uri == "edit/main/docs/"
+    with pytest.raises(Exception, match="extra.repository"):
+        configured("git@github.com:example/repo.git")
+
+    macros = {}
+    env = SimpleNamespace(conf=SimpleNamespace(extra={"repository": ""}),
+                          macro=lambda f: macros.setdefault(f.__name__, f))
+    repository.define_env(env)
+    assert macros["repository_link"]("this repository") == "this repository"
+    env.conf.extra["repository"] = "https://git.example.org/platform/gitops-whitepaper"
+    assert macros["repository_link"]("this repository") == (
+        "[this repository](https://git.example.org/platform/gitops-whitepaper)")
+
+
 @pytest.mark.last_check
 def test_working_tree_unchanged(request):
     """Nothing the harness ran changed the working tree (it only runs in
