@@ -1,7 +1,7 @@
 """Every diagram drawn in a real browser, and a screenshot of every page that
 has one (``nox -s docs-screenshots``).
 
-    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--out DIR]
+    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--out DIR]
 
 1. builds the site (``mkdocs build --strict``) into a temporary folder, and
    checks that every mermaid fence of a page became a ``<pre class="mermaid">``
@@ -122,7 +122,8 @@ def quiet_handler(directory: str):
     return Handler
 
 
-def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str) -> list[dict]:
+def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str,
+           width: int = 1280) -> list[dict]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), quiet_handler(str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -132,6 +133,7 @@ def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: P
             "base": f"http://127.0.0.1:{server.server_address[1]}/",
             "outDir": str(out),
             "schemes": schemes,
+            "width": width,
             "timeoutMs": TIMEOUT_MS,
             "pages": [
                 {"page": page, "url": page_url(page), "expected": len(blocks),
@@ -201,6 +203,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--page", help="only this page (docs/x.md)")
     parser.add_argument("--scheme", choices=["light", "dark", "both"], default="both")
+    parser.add_argument("--width", type=int, default=1280,
+                        help="the browser window's width in CSS pixels (default 1280; 390 for a phone)")
     parser.add_argument("--out", default=OUT_DIR, help=f"where the PNGs go (default {OUT_DIR})")
     args = parser.parse_args(argv)
 
@@ -238,7 +242,7 @@ def main(argv: list[str]) -> int:
                   + (build.stdout + build.stderr).strip()[-3000:], file=sys.stderr)
             return 1
         problems = html_problems(site, pages)
-        results = render(site, dict(pages), schemes, out, browser)
+        results = render(site, dict(pages), schemes, out, browser, args.width)
 
     lines, failures = summarise(results, pages)
     print("\n".join(problems + lines))

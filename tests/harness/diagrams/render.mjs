@@ -5,7 +5,7 @@
 //   node render.mjs NODE_MODULES_DIR < job.json  ->  results JSON on stdout
 //
 // job.json: {"chromium": PATH, "base": "http://127.0.0.1:PORT/", "outDir": DIR,
-//            "schemes": ["light", "dark"], "timeoutMs": 20000,
+//            "schemes": ["light", "dark"], "timeoutMs": 20000, "width": 1280,
 //            "pages": [{"page": "docs/x.md", "url": "x/", "shot": "x", "expected": N}]}
 //
 // Material replaces each <pre class="mermaid"> with a <div class="mermaid">
@@ -72,7 +72,7 @@ const results = [];
 try {
   for (const scheme of job.schemes) {
     const context = await browser.newContext({
-      viewport: { width: 1280, height: 900 },
+      viewport: { width: job.width || 1280, height: 900 },
       colorScheme: scheme === "dark" ? "dark" : "light",
     });
     await context.addInitScript(keepShadowRoots);
