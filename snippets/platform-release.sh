@@ -37,6 +37,15 @@ Push platform/ of the current commit to REGISTRY:VERSION with
   -h, --help           show this help
 
 Environment: FLUX names the flux binary to use (default: flux from PATH).
+
+Refuses, before it pushes anything: a VERSION that is not MAJOR.MINOR.PATCH
+(a staging range would take a typo for the newest release); a --registry
+that is not an oci:// URL without a tag; uncommitted changes in platform/;
+a remote without a URL; and a version released before: the tag
+platform-vVERSION on another commit here, or on the remote, or
+REGISTRY:VERSION pushed from another commit. Releases are immutable. A run
+that stopped after the push (the registry holds the version from this
+commit) carries on at the tag.
 USAGE
 }
 
