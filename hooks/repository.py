@@ -3,7 +3,8 @@
 Everything the site says about where the repository lives comes from it:
 
 - as an MkDocs hook (``on_config``), the repository button in the header
-  (``repo_url``, ``repo_name``) and the edit links (``edit_uri``);
+  (``repo_url``, ``repo_name``) and the edit links (``edit_uri``, by default
+  ``EDIT_URI``);
 - as the mkdocs-macros module, the pages' links to it:
   ``{{ repository_link("this repository") }}`` is a link while the setting
   has a value and plain text while it is empty.
@@ -19,6 +20,9 @@ from urllib.parse import urlsplit
 from mkdocs.exceptions import PluginError
 
 SETTING = "repository"
+# Where a page's source is edited, under the repository's address (GitHub's
+# and GitLab's form, on the main branch).
+EDIT_URI = "edit/main/docs/"
 
 
 def home(extra) -> str:
@@ -36,8 +40,9 @@ def on_config(config, **kwargs):
     if repository:
         config.repo_url = repository
         config.repo_name = urlsplit(repository).path.strip("/") or urlsplit(repository).netloc
+        config.edit_uri = config.edit_uri or EDIT_URI
     else:
-        # No button, and no edit link built from edit_uri on an empty address.
+        # No button, and no edit link (mkdocs would build one from edit_uri alone).
         config.repo_url = None
         config.repo_name = None
         config.edit_uri = None

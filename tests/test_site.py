@@ -157,7 +157,7 @@ def test_repository_home_is_one_setting():
 
     def configured(value):
         config = SimpleNamespace(extra={"repository": value}, repo_url="https://placeholder.example/x",
-                                 repo_name="x", edit_uri="edit/main/docs/", edit_uri_template=None)
+                                 repo_name="x", edit_uri=None, edit_uri_template=None)
         return repository.on_config(config)
 
     unset = configured("")
