@@ -201,10 +201,11 @@ def on_files(files, config, **kwargs):
         path for path in tree_files
         if script_usage(path, (root / path).read_text(encoding="utf-8", errors="replace"))})
 
-    def add(uri: str, content: str) -> None:
-        files.append(File.generated(config, uri, content=content, inclusion=InclusionLevel.NOT_IN_NAV))
+    def add(uri: str, content: str, inclusion: InclusionLevel = InclusionLevel.NOT_IN_NAV) -> None:
+        files.append(File.generated(config, uri, content=content, inclusion=inclusion))
 
-    add(f"{PREFIX}/index.md", index_view(root, tree_files, tree_dirs))
+    # The index is in the nav (mkdocs.yml); the views are reached from it and from the pages.
+    add(f"{PREFIX}/index.md", index_view(root, tree_files, tree_dirs), InclusionLevel.UNDEFINED)
     for directory in tree_dirs:
         add(view_uri(directory, is_dir=True), directory_view(root, directory, tree_files, tree_dirs))
     for path in tree_files:
