@@ -1,9 +1,11 @@
 """Serve Mermaid from the site itself, at the version the diagram check parses with.
 
 Material for MkDocs draws each ```` ```mermaid ```` fence with mermaid.js in
-the browser. When the page has not defined ``mermaid`` by the time Material
-starts, Material fetches a floating ``mermaid@11`` from a CDN. This hook makes
-the site independent of that:
+the browser. Its bundle loads the library only when the page has not: when
+``typeof mermaid == "undefined"`` as it mounts the first diagram (at
+DOMContentLoaded), it adds a script tag for the floating
+``https://unpkg.com/mermaid@11/dist/mermaid.min.js``. This hook makes the
+site independent of that:
 
 - it copies ``mermaid.min.js`` from the mermaid package ``npm ci`` installed
   into ``.tools/diagrams/`` (from ``tests/harness/diagrams/package-lock.json``,
