@@ -29,10 +29,19 @@ def _install(session: nox.Session) -> None:
     session.env["NO_MKDOCS_2_WARNING"] = "1"
 
 
+def _install_mermaid(session: nox.Session) -> None:
+    """`npm ci` of the pinned mermaid (tests/harness/diagrams) into
+    .tools/diagrams, unless it is there: the diagram check parses with it and
+    the site serves it (hooks/mermaid.py). Without node or npm this prints
+    why, and the site build then stops with the same advice."""
+    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+
+
 @nox.session(name="docs")
 def docs(session: nox.Session) -> None:
     """Build the site with --strict: a broken include, link or macro fails."""
     _install(session)
+    _install_mermaid(session)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
@@ -40,6 +49,7 @@ def docs(session: nox.Session) -> None:
 def docs_serve(session: nox.Session) -> None:
     """Serve the site with live reload on 127.0.0.1."""
     _install(session)
+    _install_mermaid(session)
     # Pages include the tree and read versions.yaml: rebuild when they change too.
     watched = [arg for path in ("clusters", "platform", "apps", "create", "snippets", "versions.yaml")
                for arg in ("--watch", path)]
@@ -66,7 +76,7 @@ def docs_test(session: nox.Session) -> None:
     # The Flux JSON schemas of the pinned Flux, from the built CLI's CRDs.
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
-    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    _install_mermaid(session)
     session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -91,6 +101,7 @@ def bench(session: nox.Session) -> None:
     clusters are Ready, each proof, the whole tier, and the peak memory of
     everything it started."""
     _install(session)
+    _install_mermaid(session)
     if "--cluster" in " ".join(session.posargs):
         provider, rest = cluster_option(session.posargs)
         provider = "kwok" if provider == "auto" else provider
@@ -121,7 +132,7 @@ def e2e(session: nox.Session) -> None:
                                env=env, silent=True).strip()
     session.run("python", "-m", "toolchain", "--tier", provider, env=env, success_codes=[0, 1])
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env=env, success_codes=[0, 1])
-    session.run("python", "-m", "harness.checks.diagrams", env=env, success_codes=[0, 1])
+    _install_mermaid(session)
     session.run("pytest", "-p", "cluster.plugin", f"--cluster={provider}", *args,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 

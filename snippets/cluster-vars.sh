@@ -38,6 +38,11 @@ Environment:
   PLATFORM_RELEASE_KEY   a cosign public key file (cosign.pub): the key the
                          platform releases are signed with (staging, production)
   KUBECTL                the kubectl binary to use (default: from PATH)
+
+Refuses, before it changes anything: a CLUSTER name other than lower case,
+digits and dashes; a CONTEXT the kubeconfig does not have; a PLATFORM_GIT_URL
+that is not http(s):// or ssh://, a PLATFORM_OCI_URL that is not oci://, and
+a PLATFORM_OCI_INSECURE other than true or false.
 USAGE
 }
 

@@ -38,6 +38,12 @@ Environment:
   GIT_USERNAME          for an http(s) URL: the user (default: git)
   GIT_PRIVATE_KEY_FILE  for an ssh URL (required): a private key that may push
   KUBECTL, FLUX         the kubectl and flux binaries to use (default: from PATH)
+
+Refuses, before it changes anything: a CLUSTER without a directory
+clusters/CLUSTER; a CONTEXT the kubeconfig does not have; a URL whose scheme
+is not http, https or ssh (write user@host:path as ssh://user@host/path); an
+http(s) URL without GIT_PASSWORD, and an ssh URL without a key file in
+GIT_PRIVATE_KEY_FILE. The password is never printed.
 USAGE
 }
 

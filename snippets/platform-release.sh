@@ -51,6 +51,16 @@ platform-vVERSION and push the tag. Signing needs the cosign CLI and one of
 Environment: FLUX and COSIGN name the flux and cosign binaries to use
 (default: flux and cosign from PATH); PLATFORM_OCI_INSECURE=true is
 --insecure-registry (as for cluster-vars.sh).
+
+Refuses, before it pushes anything: a VERSION that is not MAJOR.MINOR.PATCH
+(a staging range would take a typo for the newest release); a --registry
+that is not an oci:// URL without a tag; uncommitted changes in platform/;
+a remote without a URL; and a version released before: the tag
+platform-vVERSION on another commit here, or on the remote, or
+REGISTRY:VERSION pushed from another commit; and, before it signs, a
+missing cosign or neither --sign-key nor --keyless. Releases are immutable. A run
+that stopped after the push (the registry holds the version from this
+commit) carries on at the tag.
 USAGE
 }
 

@@ -33,6 +33,12 @@ flux-system/gotk-sync.yaml (its directory, its branch).
                    repository)
   --dry-run        print the commands without running them
   -h, --help       show this help
+
+Refuses, before it changes anything: a SANDBOX not named sandbox-<name>; a
+SOURCE without clusters/SOURCE/platform.yaml and its gotk-sync.yaml; a
+clusters/SANDBOX that exists already; no --branch while no branch is checked
+out; and, when SOURCE follows a branch, that same branch as BRANCH (the
+sandbox must follow your work branch, not development's).
 USAGE
 }
 

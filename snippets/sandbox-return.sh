@@ -32,6 +32,12 @@ branch, and remove clusters/SANDBOX. Refuses a sandbox not cloned from TARGET.
                    is part of)
   --dry-run        print the commands, change nothing
   -h, --help       show this help
+
+Refuses, before it changes anything: a TARGET that is itself a sandbox; a
+SANDBOX or TARGET without its platform.yaml; and a sandbox that was not
+cloned from TARGET: its apps must come from ./apps/TARGET and its platform
+source must be of TARGET's kind (GitRepository or OCIRepository). --branch
+is refused for a TARGET that follows platform releases.
 USAGE
 }
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 
 import pytest
 
-from harness import site_build
+from harness import site_build, site_html
 from harness.model import PROJECT_ROOT, Outcome
 
 SITE_BUILD_KEY = pytest.StashKey["site_build.SiteBuild | site_build.AttachedBuild"]()
@@ -70,10 +71,27 @@ def stop_site_build(config) -> None:  # called from conftest
         build.stop()
 
 
+def shared_build(config) -> site_build.SiteBuild | site_build.AttachedBuild:
+    """The run's one site build; started here when the run did not start it
+    (it is stopped, and its folder removed, when the run ends)."""
+    build = config.stash.get(SITE_BUILD_KEY, None)
+    if build is None:
+        build = config.stash[SITE_BUILD_KEY] = site_build.start(PROJECT_ROOT)
+    return build
+
+
+def hook(name: str):
+    """A module of hooks/, the site build's own code (not a package)."""
+    spec = importlib.util.spec_from_file_location(f"site_hooks_{name}", PROJECT_ROOT / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_site_builds_strict(request, context):
     """``mkdocs build --strict`` into a temporary folder: a broken include,
     link or macro fails here as it fails the site."""
-    build = request.config.stash.get(SITE_BUILD_KEY, None) or site_build.start(PROJECT_ROOT)
+    build = shared_build(request.config)
     code, output = build.result()
     if code == 0:
         return
@@ -90,6 +108,74 @@ def test_site_builds_strict(request, context):
         + "\nRun `nox -s docs` to see the full build output.",
         pytrace=False,
     )
+
+
+def test_site_loads_nothing_from_another_host(request):
+    """The built pages load every script, stylesheet and image from the site
+    itself, and every page with a diagram loads the site's own mermaid at the
+    pinned version (else Material fetches one from a CDN)."""
+    code, _ = shared_build(request.config).result()
+    if code != 0:
+        pytest.skip("the site did not build; test_site_builds_strict says why")
+    mermaid = hook("mermaid")
+    script = mermaid.script_path(mermaid.pinned_version(PROJECT_ROOT))
+    found = site_html.problems(shared_build(request.config).site_dir, script)
+    if found:
+        pytest.fail(f"{len(found)} problems in the built HTML:\n" + "\n".join(found), pytrace=False)
+
+
+def test_site_html_check_finds_what_it_looks_for(tmp_path):
+    """The HTML check itself: a script from a CDN, a web font, and a diagram
+    page without the local mermaid are each reported; a page that loads the
+    local mermaid, and links to other hosts, are not."""
+    script = "assets/javascripts/mermaid-1.0.0.min.js"
+    (tmp_path / "assets/javascripts").mkdir(parents=True)
+    (tmp_path / script).write_text("", encoding="utf-8")
+    pages = {
+        "good/index.html": '<a href="https://example.org/">a link</a><pre class="mermaid">a</pre>'
+                           '<script src="../assets/javascripts/mermaid-1.0.0.min.js"></script>',
+        "cdn/index.html": '<script src="https://unpkg.com/mermaid@11/dist/mermaid.min.js"></script>',
+        "font/index.html": '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Roboto">',
+        "bare/index.html": '<pre class="mermaid">a</pre><script src="../other.js"></script>',
+    }
+    for name, text in pages.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"<html><body>{text}</body></html>", encoding="utf-8")
+    found = site_html.problems(tmp_path, script)
+    assert len(found) == 3, found
+    assert any(f.startswith("docs/cdn.md") and "unpkg.com" in f for f in found)
+    assert any(f.startswith("docs/font.md") and "fonts.googleapis.com" in f for f in found)
+    assert any(f.startswith("docs/bare.md") and "does not load" in f for f in found)
+
+
+def test_repository_home_is_one_setting():
+    """extra.repository decides the repository button, the edit links and the
+    pages' links: all of them while it is set, none while it is empty."""
+    from types import SimpleNamespace
+
+    repository = hook("repository")
+
+    def configured(value):
+        config = SimpleNamespace(extra={"repository": value}, repo_url="https://placeholder.example/x",
+                                 repo_name="x", edit_uri=None, edit_uri_template=None)
+        return repository.on_config(config)
+
+    unset = configured("")
+    assert (unset.repo_url, unset.repo_name, unset.edit_uri) == (None, None, None)
+    home = configured("https://git.example.org/platform/gitops-whitepaper/")
+    assert home.repo_url == "https://git.example.org/platform/gitops-whitepaper"
+    assert home.repo_name == "platform/gitops-whitepaper" and home.edit_uri == "edit/main/docs/"
+    with pytest.raises(Exception, match="extra.repository"):
+        configured("git@github.com:example/repo.git")
+
+    macros = {}
+    env = SimpleNamespace(conf=SimpleNamespace(extra={"repository": ""}),
+                          macro=lambda f: macros.setdefault(f.__name__, f))
+    repository.define_env(env)
+    assert macros["repository_link"]("this repository") == "this repository"
+    env.conf.extra["repository"] = "https://git.example.org/platform/gitops-whitepaper"
+    assert macros["repository_link"]("this repository") == (
+        "[this repository](https://git.example.org/platform/gitops-whitepaper)")
 
 
 @pytest.mark.last_check

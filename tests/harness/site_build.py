@@ -4,7 +4,8 @@ other checks do; ``test_site_builds_strict`` waits for its result.
 
 The build only reads the project: the site goes to a temporary folder, its
 output to a file beside it (a pipe could fill up and stall the build while
-nobody reads it).
+nobody reads it). The built site stays there for the tests that read its
+HTML (``site_dir``) until ``stop`` removes the folder at the end of the run.
 
 When the tests run in several processes (pytest-xdist), the controlling
 process starts the one build and ``publish``es it: its exit status is written
@@ -25,6 +26,7 @@ from pathlib import Path
 
 TIMEOUT = 300
 OUTPUT = "build.log"
+SITE = "site"
 STATUS = "exit-status"  # the exit status, or "none" when the build was killed after TIMEOUT
 
 
@@ -45,12 +47,15 @@ class SiteBuild:
             self.proc.wait()
             return None
 
+    @property
+    def site_dir(self) -> Path:
+        return Path(self.folder.name) / SITE
+
     def result(self) -> tuple[int | None, str]:
         """(exit status, or None when it did not finish in TIMEOUT seconds;
         the build's output). Waits for the build."""
         code = self.wait()
         output = self.output_path.read_text(encoding="utf-8", errors="replace")
-        self.folder.cleanup()
         return code, output
 
     def publish(self) -> None:
@@ -83,6 +88,13 @@ class AttachedBuild:
 
     folder: Path
 
+    @property
+    def site_dir(self) -> Path:
+        return self.folder / SITE
+
+    def stop(self) -> None:
+        """Nothing to do: the process that started the build removes it."""
+
     def result(self) -> tuple[int | None, str]:
         """As ``SiteBuild.result``; the folder stays (its owner removes it)."""
         status = self.folder / STATUS
@@ -103,7 +115,7 @@ def start(root: Path, folder: tempfile.TemporaryDirectory | None = None) -> Site
     with open(output_path, "wb") as output:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
-             "--site-dir", str(Path(folder.name) / "site")],
+             "--site-dir", str(Path(folder.name) / SITE)],
             cwd=root, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
         )
     return SiteBuild(proc, folder, output_path)

@@ -1,5 +1,5 @@
 """The diagrams check on a page of diagrams in a small temporary tree (the
-project's mkdocs.yml, versions.yaml and macros, the page and one included file): good
+project's mkdocs.yml, its hooks, versions.yaml and macros, the page and one included file): good
 diagrams pass, and each broken one fails at the page line (and tree file
 line, when included) of the offending diagram line, with mermaid's message.
 One tree and one node process serve all the cases."""
@@ -90,6 +90,8 @@ def checked(tmp_path_factory):
     root = tmp_path_factory.mktemp("diagrams")
     for name in ("mkdocs.yml", "versions.yaml", "reviewed.yaml", "site_macros.py"):
         shutil.copyfile(PROJECT_ROOT / name, root / name)
+    shutil.copytree(PROJECT_ROOT / "hooks", root / "hooks",  # mkdocs.yml loads them
+                    ignore=shutil.ignore_patterns("__pycache__"))
     for name, text in FILES.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)

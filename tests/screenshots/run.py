@@ -1,7 +1,7 @@
 """Every diagram drawn in a real browser, and a screenshot of every page that
 has one (``nox -s docs-screenshots``).
 
-    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--out DIR]
+    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--out DIR]
 
 1. builds the site (``mkdocs build --strict``) into a temporary folder, and
    checks that every mermaid fence of a page became a ``<pre class="mermaid">``
@@ -9,12 +9,15 @@ has one (``nox -s docs-screenshots``).
 2. serves it on 127.0.0.1 and opens each page with diagrams in headless
    Chromium (``tests/harness/diagrams/render.mjs``, driven by the pinned
    playwright-core), once per palette: light (``default``) and dark
-   (``slate``), as Material picks them from the browser's colour scheme;
+   (``slate``), as Material picks them from the browser's colour scheme.
+   Every request to another host is refused, as with the network off, and
+   fails the page: the site serves mermaid itself (``hooks/mermaid.py``);
 3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` per
    page, and saves a full-page PNG per page and palette, and one PNG per
    diagram, into ``artifacts/screenshots/`` (git-ignored).
 
-It fails when a diagram is not drawn (or draws mermaid's error picture), and
+It fails when a diagram is not drawn (or draws mermaid's error picture) or a
+page asks another host for anything, and
 notes diagrams that are shrunk to fit the page so far that their text gets
 small. Chromium is ``$CHROMIUM``, else ``/usr/bin/chromium``, else
 ``chromium`` on PATH; without it, or without node and the pinned packages,
@@ -51,6 +54,9 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # smaller than about 10 px: worth a look, or a layout that fits the page.
 MIN_SCALE = 0.62
 TIMEOUT_MS = 20000
+# Playwright's resource types of requests a script makes for data, not for
+# something the page is made of.
+DATA_REQUESTS = {"xhr", "fetch", "eventsource", "websocket"}
 
 
 def chromium() -> str | None:
@@ -116,7 +122,8 @@ def quiet_handler(directory: str):
     return Handler
 
 
-def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str) -> list[dict]:
+def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str,
+           width: int = 1280) -> list[dict]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), quiet_handler(str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -126,6 +133,7 @@ def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: P
             "base": f"http://127.0.0.1:{server.server_address[1]}/",
             "outDir": str(out),
             "schemes": schemes,
+            "width": width,
             "timeoutMs": TIMEOUT_MS,
             "pages": [
                 {"page": page, "url": page_url(page), "expected": len(blocks),
@@ -150,7 +158,12 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
     for result in results:
         blocks = pages[result["page"]]
         drawn = [d for d in result.get("diagrams", []) if d.get("drawn") and not d.get("error")]
-        ok = len(drawn) == result["expected"] and not result.get("left")
+        # Anything the page loads must come from the site; a request a script
+        # makes for data (Material's repository button asks the git host for
+        # its star count) is refused too, but only noted.
+        requests = result.get("offHost", [])
+        off_host = [r for r in requests if r.split(" ", 1)[0] not in DATA_REQUESTS]
+        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host
         shot = os.path.relpath(result["screenshot"], PROJECT_ROOT) if result.get("screenshot") else "no screenshot"
         lines.append(
             f"{'ok  ' if ok else 'FAIL'} {result['page']} ({result['scheme']}): "
@@ -175,6 +188,12 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
                     f"       {where}: {diagram['type']} {diagram['naturalWidth']}px wide, "
                     f"drawn {diagram['width']}x{diagram['height']} ({scale:.0%}){note}"
                 )
+        for request in requests:
+            if request in off_host:
+                lines.append(f"       asked another host for {request} (refused: the site must serve "
+                             "what its pages load itself; see hooks/mermaid.py)")
+            else:
+                lines.append(f"       note: asked another host for {request} (refused; the page works without it)")
         for error in result.get("errors", []):
             lines.append(f"       browser: {error}")
     return lines, failures
@@ -184,6 +203,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--page", help="only this page (docs/x.md)")
     parser.add_argument("--scheme", choices=["light", "dark", "both"], default="both")
+    parser.add_argument("--width", type=int, default=1280,
+                        help="the browser window's width in CSS pixels (default 1280; 390 for a phone)")
     parser.add_argument("--out", default=OUT_DIR, help=f"where the PNGs go (default {OUT_DIR})")
     args = parser.parse_args(argv)
 
@@ -221,7 +242,7 @@ def main(argv: list[str]) -> int:
                   + (build.stdout + build.stderr).strip()[-3000:], file=sys.stderr)
             return 1
         problems = html_problems(site, pages)
-        results = render(site, dict(pages), schemes, out, browser)
+        results = render(site, dict(pages), schemes, out, browser, args.width)
 
     lines, failures = summarise(results, pages)
     print("\n".join(problems + lines))

@@ -5,16 +5,17 @@
 //   node render.mjs NODE_MODULES_DIR < job.json  ->  results JSON on stdout
 //
 // job.json: {"chromium": PATH, "base": "http://127.0.0.1:PORT/", "outDir": DIR,
-//            "schemes": ["light", "dark"], "timeoutMs": 20000,
+//            "schemes": ["light", "dark"], "timeoutMs": 20000, "width": 1280,
 //            "pages": [{"page": "docs/x.md", "url": "x/", "shot": "x", "expected": N}]}
 //
 // Material replaces each <pre class="mermaid"> with a <div class="mermaid">
 // and draws the diagram's <svg> into a closed shadow root of that div. An init
 // script keeps a reference to every shadow root the page attaches (the roots
 // stay closed to the page itself) so the drawn svg can be found and measured.
-// Material loads mermaid.js from its CDN; that request is answered with the
-// pinned mermaid, and every other request off the local server is aborted
-// (there is no network, and the result must not depend on one).
+// The site serves its own mermaid (hooks/mermaid.py), so a page needs nothing
+// from another host: every request off the local server is aborted (the
+// network is off), and recorded in the page's `offHost` list, which fails
+// the page.
 
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -23,7 +24,6 @@ import { join } from "node:path";
 const modules = process.argv[2];
 const require = createRequire(join(modules, "..", "package.json"));
 const { chromium } = require("playwright-core");
-const mermaidFile = require.resolve("mermaid/dist/mermaid.min.js");
 
 const job = JSON.parse(readFileSync(0, "utf8"));
 const FLAGS = [
@@ -72,23 +72,23 @@ const results = [];
 try {
   for (const scheme of job.schemes) {
     const context = await browser.newContext({
-      viewport: { width: 1280, height: 900 },
+      viewport: { width: job.width || 1280, height: 900 },
       colorScheme: scheme === "dark" ? "dark" : "light",
     });
     await context.addInitScript(keepShadowRoots);
+    let offHost = [];
     await context.route("**/*", (route) => {
-      const url = route.request().url();
-      if (url.startsWith(job.base)) return route.continue();
-      if (/\/mermaid(@[^/]*)?\/dist\/mermaid\.min\.js$/.test(url)) {
-        return route.fulfill({ path: mermaidFile, contentType: "text/javascript" });
-      }
+      const request = route.request();
+      if (request.url().startsWith(job.base)) return route.continue();
+      offHost.push(`${request.resourceType()} ${request.url()}`);
       return route.abort();
     });
     for (const entry of job.pages) {
       const page = await context.newPage();
       const errors = [];
+      offHost = [];
       page.on("pageerror", (error) => errors.push(String(error.message || error)));
-      // Requests off the local server are aborted on purpose (web fonts); a
+      // Requests off the local server are aborted and listed in offHost; a
       // failed request to the local server is worth reporting.
       page.on("console", (message) => {
         if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) errors.push(message.text());
@@ -96,7 +96,7 @@ try {
       page.on("requestfailed", (request) => {
         if (request.url().startsWith(job.base)) errors.push(`${request.url()}: ${request.failure()?.errorText}`);
       });
-      const result = { page: entry.page, scheme, expected: entry.expected, screenshot: null, errors };
+      const result = { page: entry.page, scheme, expected: entry.expected, screenshot: null, errors, offHost };
       try {
         await page.goto(job.base + entry.url, { waitUntil: "load" });
         try {
