@@ -41,6 +41,11 @@ platform-vVERSION and push the tag. Signing needs the cosign CLI and one of
   --keyless            sign keyless, with the OIDC identity of the CI job
                        (GitHub Actions: permissions id-token: write); the
                        clusters verify the job's identity instead of a key
+  --no-tlog            with --sign-key: do not record the signature in a
+                       transparency log, for a network without Sigstore's
+                       public services (Flux verifies a key's signatures
+                       without the log); PLATFORM_RELEASE_NO_TLOG=true is
+                       the same
   --remote NAME        the git remote to push the tag to (default: origin)
   --insecure-registry  the registry is served over plain HTTP (local testing)
   --root DIR           the repository root (default: the root of this
@@ -68,6 +73,7 @@ REGISTRY=""
 REMOTE=origin
 SIGN_KEY=""
 KEYLESS=false
+NO_TLOG="${PLATFORM_RELEASE_NO_TLOG:-false}"
 INSECURE=()
 [[ "${PLATFORM_OCI_INSECURE:-false}" != true ]] || INSECURE=(--insecure-registry)
 ARGS=()
@@ -77,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --remote) need_value "$@"; REMOTE="$2"; shift 2 ;;
     --sign-key) need_value "$@"; SIGN_KEY="$2"; shift 2 ;;
     --keyless) KEYLESS=true; shift ;;
+    --no-tlog) NO_TLOG=true; shift ;;
     --insecure-registry) INSECURE=(--insecure-registry); shift ;;
     --root) need_value "$@"; ROOT="$2"; shift 2 ;;
     *) common_argument "$1"; shift ;;
@@ -90,8 +97,11 @@ VERSION="${ARGS[0]}"
   die "--registry must be an OCI repository URL without a tag, e.g. oci://ghcr.io/example-org/gitops-whitepaper/platform"
 [[ -d "$ROOT/platform" ]] || die "no platform/ directory in $ROOT"
 # Every release is signed: staging and production apply only what verifies.
+[[ "$NO_TLOG" == true || "$NO_TLOG" == false ]] || die "PLATFORM_RELEASE_NO_TLOG must be true or false: $NO_TLOG"
 if [[ -n "$SIGN_KEY" && "$KEYLESS" == true ]]; then
   die "give --sign-key or --keyless, not both"
+elif [[ "$KEYLESS" == true && "$NO_TLOG" == true ]]; then
+  die "--no-tlog is for --sign-key: a keyless signature is verified through the transparency log"
 elif [[ "$SIGN_KEY" =~ ^(awskms|gcpkms|azurekms|hashivault)://.+ ]]; then
   SIGNING=(--key "$SIGN_KEY") # a key that stays in a KMS; cosign signs through it
 elif [[ -n "$SIGN_KEY" ]]; then
@@ -190,6 +200,16 @@ if [[ "$PUSHED" == false || "$TAGGED" == false ]]; then
     die "could not read the digest of $REGISTRY:$VERSION (got '$DIGEST'); nothing is signed or tagged"
   HTTP=()
   [[ ${#INSECURE[@]} -eq 0 ]] || HTTP=(--allow-http-registry --allow-insecure-registry)
+  if [[ "$NO_TLOG" == true ]]; then
+    # A signing configuration naming no service and an empty trusted root:
+    # cosign signs with the key alone and asks no one on the network.
+    OFFLINE="$(mktemp -d)"
+    trap 'rm -rf "${WORK:-}" "$OFFLINE"' EXIT
+    printf '%s\n' '{"mediaType":"application/vnd.dev.sigstore.signingconfig.v0.2+json","rekorTlogConfig":{},"tsaConfig":{}}' \
+      >"$OFFLINE/signing-config.json"
+    printf '%s\n' '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}' >"$OFFLINE/trusted-root.json"
+    SIGNING+=(--signing-config "$OFFLINE/signing-config.json" --trusted-root "$OFFLINE/trusted-root.json")
+  fi
   say "signing ${REGISTRY#oci://}@$DIGEST"
   # --8<-- [start:sign]
   run "${cosign[@]}" sign --yes "${SIGNING[@]}" "${HTTP[@]}" "${REGISTRY#oci://}@$DIGEST"

@@ -225,3 +225,18 @@ def test_a_kms_key_is_passed_to_cosign_as_it_is(repo: Path) -> None:
     proc = release(repo, "--sign-key", key)
     assert proc.returncode == 0, said(proc)
     assert signed(repo) == [f"cosign sign --yes --key {key} registry.example.test/gitops/platform@{DIGEST}"], said(proc)
+
+
+@pytest.mark.parametrize("how", [("--no-tlog",), ()])
+def test_no_tlog_signs_with_the_key_alone(repo: Path, how: tuple[str, ...]) -> None:
+    proc = release(repo, *how, **({} if how else {"PLATFORM_RELEASE_NO_TLOG": "true"}))
+    assert proc.returncode == 0, said(proc)
+    (sign,) = signed(repo)
+    assert f"--key {repo.parent / 'cosign.key'} --signing-config " in sign and " --trusted-root " in sign, sign
+    assert sign.endswith(f"registry.example.test/gitops/platform@{DIGEST}"), sign
+
+
+def test_no_tlog_is_refused_for_keyless(repo: Path) -> None:
+    proc = release(repo, "--keyless", "--no-tlog")
+    assert proc.returncode != 0 and "--no-tlog is for --sign-key" in proc.stderr, said(proc)
+    assert not pushed(repo)

@@ -103,6 +103,7 @@ class TierEnvironment:
             git_url=f"http://{advertised}:{port}{names.GIT_REPO_PATH}",
             oci_url=self.registry.cluster_url,
             chart_mirrors={host: self.registry.mirror_url for host in mirrors},
+            release_key=self.release_key("cosign.pub"),
         )
         self.release(tree.production_pin(self.root))
         return self.endpoints
@@ -123,12 +124,25 @@ class TierEnvironment:
         clone = self.checkout(f"release-{version}")
         self.runner.run(Step(
             ["bash", "snippets/platform-release.sh", version, "--registry", self.registry.push_url,
-             "--insecure-registry"],
-            note=f"publish platform release {version} (snippets/platform-release.sh; the tag goes to the snapshot)",
-            env={"PATH": self.tool_path()},
+             "--insecure-registry", "--sign-key", self.release_key("cosign.key"), "--no-tlog"],
+            note=f"publish platform release {version}, signed with the run's throwaway key "
+                 "(snippets/platform-release.sh; the tag goes to the snapshot)",
+            env={"PATH": self.tool_path(), "COSIGN": self.tool("cosign"), "COSIGN_PASSWORD": ""},
             cwd=str(clone),
             timeout=300,
         ))
+
+    def release_key(self, name: str = "cosign.pub") -> str:
+        """The run's throwaway cosign key pair (made once): the releases are
+        signed with cosign.key, staging and production verify with cosign.pub."""
+        folder = Path(self.work) / "release-key"
+        if not (self.live and (folder / "cosign.key").exists()):
+            if self.live:
+                folder.mkdir(parents=True, exist_ok=True)
+            self.runner.run(Step([self.tool("cosign"), "generate-key-pair"], cwd=str(folder),
+                                 env={"COSIGN_PASSWORD": ""},
+                                 note="a throwaway key pair for this run's platform releases", timeout=60))
+        return str(folder / name)
 
     def tool_path(self) -> str:
         """PATH for scripts: the harness's tools first (so scripts get the

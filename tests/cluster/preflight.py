@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from harness.model import PROJECT_ROOT
 
 # Tools the tier runs with each provider, in the order a reader would install them.
-REQUIRED = ("docker", "kind", "kubectl", "flux", "helm")
+REQUIRED = ("docker", "kind", "kubectl", "flux", "helm", "cosign")
 REQUIRED_BY_PROVIDER = {
     "kind": REQUIRED,
     "kwok": ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
-             "flux", "helm", "registry", "source-controller", "kustomize-controller", "helm-controller",
+             "flux", "helm", "cosign", "registry", "source-controller", "kustomize-controller", "helm-controller",
              "notification-controller"),
 }
 

@@ -40,6 +40,9 @@ class Endpoints:
     # Upstream chart registry -> the local mirror serving its charts under the
     # same paths (CONTRIBUTING.md, Cluster variables): {"quay.io": "oci://127.0.0.1:5001"}
     chart_mirrors: dict = None  # type: ignore[assignment]
+    # The public key platform releases are signed with (a file), for the
+    # Secret flux-system/platform-release-key that staging and production verify with.
+    release_key: str | None = None
 
 
 def kube_args(cluster: Cluster) -> list[str]:
@@ -147,7 +150,28 @@ data:
   platform_oci_url: {endpoints.oci_url}
   platform_oci_insecure: "{str(endpoints.oci_insecure).lower()}"
 """ + "".join(f"  {mirror_variable(host)}: {url}\n" for host, url in sorted((endpoints.chart_mirrors or {}).items())) \
-        + ('  oci_mirror_insecure: "true"\n' if endpoints.chart_mirrors else "")
+        + ('  oci_mirror_insecure: "true"\n' if endpoints.chart_mirrors else "") \
+        + release_key_secret(endpoints.release_key)
+
+
+def release_key_secret(path: str | None) -> str:
+    """The Secret the platform sources verify releases with, as
+    snippets/cluster-vars.sh writes it from PLATFORM_RELEASE_KEY."""
+    if not path:
+        return ""
+    import base64
+    import os
+
+    data = base64.b64encode(open(path, "rb").read()).decode() if os.path.exists(path) else "<cosign.pub>"
+    return f"""---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: platform-release-key
+  namespace: {FLUX_NAMESPACE}
+data:
+  cosign.pub: {data}
+"""
 
 
 def mirror_variable(registry_host: str) -> str:

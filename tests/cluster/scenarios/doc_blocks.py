@@ -92,7 +92,11 @@ def exports(env) -> dict[str, str]:
     if mirrors:
         mirrors["OCI_MIRROR_INSECURE"] = "true"
     return {"PLATFORM_GIT_URL": endpoints.git_url, "PLATFORM_OCI_URL": endpoints.oci_url,
-            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD, **mirrors}
+            "PLATFORM_OCI_INSECURE": "true", "GIT_PASSWORD": names.GIT_PASSWORD, **mirrors,
+            # The run's throwaway release key, where the walkthrough keeps its own
+            # ($HOME/platform-release-key/, copied into each page's HOME).
+            "PLATFORM_RELEASE_KEY": endpoints.release_key or "", "COSIGN_PASSWORD": "",
+            "COSIGN": env.tool("cosign"), "PLATFORM_RELEASE_NO_TLOG": "true"}
 
 
 def run_page(env, page: str, blocks, all_blocks=()) -> list:
@@ -106,6 +110,8 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
         home.mkdir(parents=True, exist_ok=True)
+        # The walkthrough makes its key pair in $HOME/platform-release-key.
+        shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
     following = {(b.page, b.index): b for b in all_blocks if b.mode is Mode.OUTPUT}
     findings: list = []
     failed_at = None
