@@ -25,7 +25,7 @@ pytestmark = pytest.mark.cluster
 MARKER = "gwp-work-"
 BOUND = 600
 # The child run's ports, apart from any clusters this run has up already.
-CHILD_BASE_PORT = 45000
+CHILD_BASE_PORT = 25000
 
 
 def ours_now(before: set[int]) -> list[int]:

@@ -137,4 +137,10 @@ def start_all(binaries: dict[str, str], kubectl: str, kubeconfig: str, work: Pat
         if name == "source-controller":
             (work / "storage").mkdir(parents=True, exist_ok=True)
         started.append(processes.start(name, argv, logs / f"{name}.log", env, cwd=work))
+    # Each serves its health endpoint once its manager runs: a controller
+    # that exits at start (a port taken, a flag refused) is an error here,
+    # with its log, not a cluster that never becomes ready.
+    for process in started:
+        health = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--health-addr="))
+        processes.wait_port(int(health.rsplit(":", 1)[1]), 120, process.name, process)
     return started

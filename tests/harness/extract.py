@@ -296,9 +296,10 @@ def _dedent(text: str, width: int) -> str:
 
 def _check_output_pairs(blocks: list[Block]) -> None:
     for previous, block in zip([None, *blocks], blocks):
-        if block.mode is Mode.OUTPUT and (previous is None or previous.mode is not Mode.LOCAL):
+        if block.mode is Mode.OUTPUT and (previous is None or previous.mode not in (Mode.LOCAL, Mode.CLUSTER)):
             block.errors.append(
-                "'test: output' must directly follow a 'test: local' block (the block whose output it shows)"
+                "'test: output' must directly follow a 'test: local' or 'test: cluster' block "
+                "(the block whose output it shows)"
             )
 
 

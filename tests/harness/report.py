@@ -70,6 +70,8 @@ class Report:
             return f"{block.lang or 'plain'} blocks are not tested"
         if block.mode is Mode.CLUSTER:
             return "run by the cluster tier only"
+        if block.mode is Mode.OUTPUT:
+            return "the output of a cluster block: compared by the cluster tier only"
         return f"no check ran on this {block.mode.value} block"
 
     def lines(self) -> list[str]:

@@ -35,8 +35,9 @@ from . import Cluster, Endpoints, Provider, kube_args
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
 # index. The first six are the control plane's, the rest the controllers'.
-# $GWP_KWOK_BASE_PORT moves the whole range (a second run beside a first).
-BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "41000"))
+# The range lies below Linux's ephemeral ports (32768-60999), which outgoing
+# connections take at random. $GWP_KWOK_BASE_PORT moves it (a second run beside a first).
+BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
 ORDER = (*names.LONG_LIVED, names.SANDBOX)
 CREATE_BOUND = 300

@@ -37,7 +37,9 @@ GIT_GLOBAL = {"C": True, "c": True, "git-dir": True, "work-tree": True, "namespa
               "paginate": False, "p": False, "P": False, "bare": False, "version": False, "exec-path": False,
               "no-replace-objects": False, "literal-pathspecs": False}
 HEREDOC = re.compile(r"<<-?\s*(['\"]?)(?P<word>[A-Za-z_][\w]*)\1")
-COMMAND_LINE = re.compile(r"^  (?P<name>[a-z][\w-]*)\s{2,}\S")
+# A command and its summary: cobra pads the names to the longest plus one
+# space, so the longest name ("kustomization Reconcile ...") has just one.
+COMMAND_LINE = re.compile(r"^  (?P<name>[a-z][\w-]*)\s+\S")
 SECTION = re.compile(r"^\S.*[Cc]ommands(?: \(.*\))?:\s*$")
 OPTION_LINE = re.compile(r"^\s{0,12}(?P<spec>-[^\s].*?)(?:\s{2,}|:\s*$|$)")
 
@@ -133,6 +135,11 @@ def options(tool: str, path: tuple[str, ...]) -> dict[str, bool]:
         flags = {**parse_options(help_text("kubectl", ("options",))), **flags}
     elif tool == "git" and not path:
         flags.update(GIT_GLOBAL)
+    if tool == "git":
+        # git's option parser accepts --no-X for every long option X that
+        # does not say otherwise (`git revert --no-edit`); -h lists only --X.
+        flags = {**{f"no-{name}": False for name in flags if len(name) > 1 and not name.startswith("no-")},
+                 **flags}
     return flags
 
 
