@@ -1,6 +1,8 @@
 """Macros the site's pages call, for mkdocs-macros (mkdocs.yml
 ``plugins.macros.module_name``).
 
+- ``repository_link(text)``: from ``hooks/repository.py`` (a link to the
+  repository while ``extra.repository`` is set, plain text while it is not).
 - ``last_reviewed()``: one line saying when the page's time-sensitive claims
   (versions, defaults, the state of other projects) were last checked against
   their sources. The dates live in one file, ``reviewed.yaml``, which
@@ -23,7 +25,21 @@ def _date(value, page: str) -> datetime.date:
         raise ValueError(f"reviewed.yaml: the date of {page} is `{value}`, not YYYY-MM-DD") from None
 
 
+def _repository_macros():
+    """hooks/repository.py, which also defines ``repository_link()``."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "hooks" / "repository.py"
+    spec = importlib.util.spec_from_file_location("site_repository_hook", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def define_env(env) -> None:
+    _repository_macros().define_env(env)
+
     @env.macro
     def last_reviewed() -> str:
         page = env.page.file.src_path.replace("\\", "/")
