@@ -112,6 +112,9 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
         home.mkdir(parents=True, exist_ok=True)
         # The walkthrough makes its key pair in $HOME/platform-release-key.
         shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
+        # A reader's git has an identity; the pages commit (a production pin).
+        (home / ".gitconfig").write_text("[user]\n\tname = docs-test reader\n"
+                                         "\temail = reader@gitops-whitepaper.invalid\n", encoding="utf-8")
     following = {(b.page, b.index): b for b in all_blocks if b.mode is Mode.OUTPUT}
     findings: list = []
     failed_at = None

@@ -63,14 +63,28 @@ def move_pin(env, production, old: str, new: str) -> None:
     flux_reconcile(env, production, "kustomization", "flux-system", "--with-source")
 
 
-def expect_applied(env, cluster, source, version: str) -> None:
-    status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), RECONCILE_BOUND)
-    if env.live:
+def expect_applied(env, cluster, source, version: str, bound: float = RECONCILE_BOUND) -> None:
+    """Until every Kustomization built from the platform source has applied
+    ``version`` and all are Ready. Everything was Ready on the previous
+    release already, so readiness alone proves nothing: the layers apply the
+    new revision one after the other (dependsOn)."""
+    if not env.live:
+        applied(env, cluster, source)
+        status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), bound)
+        return
+    deadline = time.monotonic() + bound
+    wrong: dict = {}
+    while time.monotonic() < deadline:
         revisions = applied(env, cluster, source)
         wrong = {k: v for k, v in revisions.items() if v.split("@")[0] != version}
-        assert revisions and not wrong, (
-            f"{cluster.target}: platform Kustomizations applied {wrong or 'nothing'}, expected {version}"
-        )
+        if revisions and not wrong:
+            status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), max(30.0, deadline - time.monotonic()))
+            return
+        time.sleep(3)
+    raise AssertionError(
+        f"{cluster.target}: platform Kustomizations still on {wrong or 'nothing'} after {bound:.0f}s, expected "
+        f"{version}; see `flux get kustomizations -A` in the artifacts"
+    )
 
 
 def run(env) -> None:
