@@ -28,6 +28,10 @@ def tier_env(request: pytest.FixtureRequest):
         pytest.skip("--plan: the command sequence is printed at the end of the run; nothing was run")
     found = preflight.check(provider=provider)
     if not found.ok:
+        if tier.explicitly_requested(config):
+            # `--cluster kwok` asks for the tier: missing tools are a failure
+            # (with what to do), not a skip that would let a run pass unproven.
+            pytest.fail(found.skip_reason() + f" (--cluster {provider} was asked for)", pytrace=False)
         pytest.skip(found.skip_reason())
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))

@@ -30,6 +30,13 @@ REAL = ("etcd, kube-apiserver with its admission (Pod Security, ValidatingAdmiss
         "upgrades, pruning, finalisers, garbage collection")
 
 
+def explicitly_requested(config) -> bool:
+    """True when the run names a provider (not ``auto``): then a tier that
+    cannot run fails instead of being skipped."""
+    name = config.getoption("--cluster", default=None) or os.environ.get(ENV_PROVIDER) or None
+    return bool(name) and name != "auto"
+
+
 def requested_provider(config) -> str | None:
     """The provider ``--cluster`` (or $DOCS_TEST_CLUSTER) names; ``auto`` is
     kind where a Docker engine answers and kwok elsewhere."""
