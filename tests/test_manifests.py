@@ -4,13 +4,15 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import flux_refs, kustomize_build, schemas, substitution, tree_policy, yaml_parse
+from harness.checks import (flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+                            yaml_parse)
 from harness.report import fail_on
 
 CHECKS = {
     "yaml-parse": yaml_parse,
     "schema": schemas,
     "kustomize-build": kustomize_build,
+    "patch-target": kustomize_patches,
     "substitution": substitution,
     "flux-refs": flux_refs,
     "tree-policy": tree_policy,

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.checks import flux_refs, kustomize_build, schemas, substitution, tree_policy, yaml_parse
+from harness.checks import (flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+                            yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 FLUX_SCHEMAS = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
@@ -181,7 +182,18 @@ kubernetes:
     "clusters/test/layers.yaml": LAYERS,
     "platform/base/settings.yaml": CONFIGMAP,
     "platform/base/release.yaml": RELEASE,
-    "platform/apps/kustomization.yaml": "resources:\n  - web.yaml\n",
+    "platform/apps/kustomization.yaml": """\
+resources:
+  - web.yaml
+patches:
+  - target:
+      kind: Deployment
+      name: web
+    patch: |-
+      - op: add
+        path: /spec/replicas
+        value: 2
+""",
     "platform/apps/web.yaml": DEPLOYMENT,
     "create/test.yaml": """\
 kind: Cluster
@@ -244,7 +256,7 @@ needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no F
 @needs_kustomize
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
-    for check in (yaml_parse, schemas, kustomize_build, substitution, flux_refs, tree_policy):
+    for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, tree_policy):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -276,6 +288,9 @@ MUTATIONS = {
     "kustomize build error": pytest.param(
         "platform/apps/kustomization.yaml", "web.yaml", "gone.yaml", kustomize_build, 2,
         "kustomize build platform/apps", marks=needs_kustomize),
+    "patch whose target selects nothing": pytest.param(
+        "platform/apps/kustomization.yaml", "      name: web\n", "      name: wbe\n", kustomize_patches, "target:",
+        "selects no resource of `kustomize build platform/apps`", marks=needs_kustomize),
     "variable under a kustomization without postBuild": pytest.param(
         WEB, "name: web\n", "name: ${app:=web}\n", substitution, 4, "has no spec.postBuild", marks=needs_kustomize),
     "flux kustomization without wait": (
