@@ -4,7 +4,7 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import (flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+from harness.checks import (applied_twice, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
                             yaml_parse)
 from harness.report import fail_on
 
@@ -15,6 +15,7 @@ CHECKS = {
     "patch-target": kustomize_patches,
     "substitution": substitution,
     "flux-refs": flux_refs,
+    "applied-twice": applied_twice,
     "tree-policy": tree_policy,
 }
 

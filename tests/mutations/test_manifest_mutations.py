@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.checks import (flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+from harness.checks import (applied_twice, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
                             yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
@@ -256,7 +256,8 @@ needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no F
 @needs_kustomize
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
-    for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, tree_policy):
+    for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, applied_twice,
+                  tree_policy):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -293,6 +294,11 @@ MUTATIONS = {
         "selects no resource of `kustomize build platform/apps`", marks=needs_kustomize),
     "variable under a kustomization without postBuild": pytest.param(
         WEB, "name: web\n", "name: ${app:=web}\n", substitution, 4, "has no spec.postBuild", marks=needs_kustomize),
+    "flux kustomization that does not prune": (
+        LAYERS_FILE, "  prune: true\n", "  prune: false\n", tree_policy, "prune: false", "set `prune: true`"),
+    "bootstrap's kustomization that does not prune": (
+        "clusters/test/flux-system/gotk-sync.yaml", "  prune: true\n", "  prune: false\n", tree_policy, "prune: false",
+        "every Flux Kustomization of this tree prunes"),
     "flux kustomization without wait": (
         LAYERS_FILE, "  wait: true\n", "", tree_policy, 6, "wait: true or healthChecks"),
     "image tag latest": (WEB, "web:1.2.3", "web:latest", tree_policy, "image:", "uses `latest`"),
@@ -445,3 +451,21 @@ def test_more_helmrelease_retries_than_the_kustomization_waits_for(tree):
     findings = tree_policy.run(ctx(tree))
     assert_fails_at(findings, LAYERS_FILE, 8, f"HelmRelease default/web ({RELEASE_FILE}:19) may take "
                     "(3 retries + 1) x 2m0s = 8m0s")
+
+
+def test_a_patch_that_turns_pruning_off(tree):
+    edit(tree, FLUX_SYSTEM, "  - gotk-sync.yaml\n", "  - gotk-sync.yaml\npatches:\n  - target:\n      kind: Kustomization\n"
+         "      name: flux-system\n    patch: |-\n      - op: replace\n        path: /spec/prune\n        value: false\n")
+    assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "path: /spec/prune"),
+                    "sets a Flux Kustomization's spec.prune to `false`")
+
+
+@needs_kustomize
+def test_an_object_applied_by_two_kustomizations(tree):
+    """The Deployment copied into base: applied by base and by apps."""
+    (tree / "platform/base/web.yaml").write_text(DEPLOYMENT)
+    findings = applied_twice.run(ctx(tree))
+    assert_fails_at(findings, "platform/base/web.yaml", 1, "Deployment default/web (apps) is applied by Kustomization "
+                    "flux-system/base (from platform/base/web.yaml:1) and by Kustomization flux-system/apps "
+                    "(from platform/apps/web.yaml:1)")
+    assert len(failed(findings)) == 1, failed(findings)

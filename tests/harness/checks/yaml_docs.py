@@ -243,9 +243,9 @@ def source_of(root: Path, data: dict, near: str = "") -> tuple[TreeFile, Doc] | 
     candidates = by_ident(root).get((str(data.get("kind")), str(meta.get("name"))), [])
     if not candidates:
         return None
-    near = near.rstrip("/") + "/" if near else ""
+    near = near.rstrip("/")
     for candidate in candidates:
-        if near and candidate[0].path.startswith(near):
+        if near and (candidate[0].path == near or candidate[0].path.startswith(near + "/")):
             return candidate
     return candidates[0]
 
