@@ -4,7 +4,7 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import (applied_twice, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
                             yaml_parse)
 from harness.report import fail_on
 
@@ -16,6 +16,7 @@ CHECKS = {
     "substitution": substitution,
     "flux-refs": flux_refs,
     "applied-twice": applied_twice,
+    "cluster-vars": cluster_vars,
     "tree-policy": tree_policy,
 }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.checks import (applied_twice, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
                             yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
@@ -49,6 +49,10 @@ spec:
   postBuild:
     substitute:
       cluster_name: test
+    substituteFrom:
+      - kind: ConfigMap
+        name: cluster-vars
+        optional: true
 """
 
 LAYERS = """\
@@ -203,6 +207,27 @@ nodes:
     image: kindest/node:v1.35.0@sha256:abc
 """,
 }
+FILES["snippets/cluster-vars.sh"] = """\
+#!/usr/bin/env bash
+cat <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cluster-vars
+  namespace: flux-system
+data:
+  git_url: "$GIT_URL"
+YAML
+"""
+FILES["docs/design/reconciliation.md"] = """\
+# Reconciliation
+
+## Cluster variables
+
+| variable | used for | default |
+| --- | --- | --- |
+| `git_url` | the repository | `https://example.org/repo` |
+"""
 for top in ("clusters", "platform", "apps", "create", "snippets"):
     FILES[f"{top}/README.md"] = f"# {top}\n"
 
@@ -257,7 +282,7 @@ needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no F
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
     for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, applied_twice,
-                  tree_policy):
+                  cluster_vars, tree_policy):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -469,3 +494,37 @@ def test_an_object_applied_by_two_kustomizations(tree):
                     "flux-system/base (from platform/base/web.yaml:1) and by Kustomization flux-system/apps "
                     "(from platform/apps/web.yaml:1)")
     assert len(failed(findings)) == 1, failed(findings)
+
+
+SCRIPT, PAGE = "snippets/cluster-vars.sh", "docs/design/reconciliation.md"
+
+
+@needs_kustomize
+def test_a_cluster_variable_the_script_does_not_write_nor_the_page_list(tree):
+    edit(tree, LAYERS_FILE, "  name: base\n", "  name: base\n  annotations:\n    region: in-${region:=eu}\n")
+    findings = cluster_vars.run(ctx(tree))
+    line = line_of(tree, LAYERS_FILE, "${region:=eu}")
+    assert_fails_at(findings, LAYERS_FILE, line, "`${region}` (substituted by Kustomization flux-system/flux-system, "
+                    "clusters/test/flux-system/gotk-sync.yaml:12) is not a cluster variable: "
+                    "snippets/cluster-vars.sh does not write it")
+    assert_fails_at(findings, LAYERS_FILE, line, f"is not listed in the cluster-variable table on {PAGE}")
+
+
+@needs_kustomize
+def test_a_cluster_variable_under_a_kustomization_that_does_not_read_cluster_vars(tree):
+    edit(tree, SETTINGS, "  cluster: ", "  url: at-${git_url:=https://example.org/repo}\n  cluster: ")
+    assert_fails_at(cluster_vars.run(ctx(tree)), SETTINGS, 7, "Kustomization base does not substitute from the "
+                    "ConfigMap cluster-vars, so the variable only ever takes its default")
+
+
+@needs_kustomize
+def test_variables_written_or_listed_but_never_used_and_a_default_that_disagrees(tree):
+    edit(tree, SCRIPT, '  git_url: "$GIT_URL"\n', '  git_url: "$GIT_URL"\n  zone: "$ZONE"\n')
+    edit(tree, PAGE, "| `git_url` | the repository | `https://example.org/repo` |",
+         "| `git_url` | the repository | `https://example.org/other` |\n| `zone` | the zone | `a` |")
+    findings = cluster_vars.run(ctx(tree))
+    assert_fails_at(findings, SCRIPT, 10, "writes the cluster variable `zone`, but no Kustomization")
+    assert_fails_at(findings, PAGE, 8, "the table lists the cluster variable `zone`, but no Kustomization")
+    assert_fails_at(findings, "clusters/test/flux-system/gotk-sync.yaml", 10,
+                    f"has the default `https://example.org/repo`, but the table on {PAGE} ({PAGE}:7) gives its "
+                    "default as `https://example.org/other`")
