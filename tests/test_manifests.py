@@ -4,8 +4,8 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
-                            yaml_parse)
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas,
+                            substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.report import fail_on
 
 CHECKS = {
@@ -17,6 +17,8 @@ CHECKS = {
     "flux-refs": flux_refs,
     "applied-twice": applied_twice,
     "cluster-vars": cluster_vars,
+    "semver": version_ranges,
+    "version-claims": version_claims,
     "tree-policy": tree_policy,
 }
 

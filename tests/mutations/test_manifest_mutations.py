@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution, tree_policy,
-                            yaml_parse)
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution,
+                            tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 FLUX_SCHEMAS = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
@@ -228,6 +228,14 @@ FILES["docs/design/reconciliation.md"] = """\
 | --- | --- | --- |
 | `git_url` | the repository | `https://example.org/repo` |
 """
+FILES["docs/charts.md"] = """\
+# Charts
+
+<!-- versions: test web-chart pins 1.2.3 -->
+
+The cluster runs the web chart `1.2.3`,
+and nothing newer.
+"""
 for top in ("clusters", "platform", "apps", "create", "snippets"):
     FILES[f"{top}/README.md"] = f"# {top}\n"
 
@@ -282,7 +290,7 @@ needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no F
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
     for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, applied_twice,
-                  cluster_vars, tree_policy):
+                  cluster_vars, version_ranges, version_claims, tree_policy):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -317,6 +325,12 @@ MUTATIONS = {
     "patch whose target selects nothing": pytest.param(
         "platform/apps/kustomization.yaml", "      name: web\n", "      name: wbe\n", kustomize_patches, "target:",
         "selects no resource of `kustomize build platform/apps`", marks=needs_kustomize),
+    "a range Flux refuses": (
+        RELEASE_FILE, "    tag: 1.2.3\n", '    semver: ">=1.2 && <2"\n', version_ranges, "semver:",
+        "ref.semver `>=1.2 && <2` is not a version range Flux accepts: improper constraint"),
+    "a range that admits nothing": (
+        RELEASE_FILE, "    tag: 1.2.3\n", '    semver: ">=2.0.0 <1.0.0"\n', version_ranges, "semver:",
+        "ref.semver `>=2.0.0 <1.0.0` admits no version at all"),
     "variable under a kustomization without postBuild": pytest.param(
         WEB, "name: web\n", "name: ${app:=web}\n", substitution, 4, "has no spec.postBuild", marks=needs_kustomize),
     "flux kustomization that does not prune": (
@@ -528,3 +542,42 @@ def test_variables_written_or_listed_but_never_used_and_a_default_that_disagrees
     assert_fails_at(findings, "clusters/test/flux-system/gotk-sync.yaml", 10,
                     f"has the default `https://example.org/repo`, but the table on {PAGE} ({PAGE}:7) gives its "
                     "default as `https://example.org/other`")
+
+
+def promotion_clusters(tree: Path, staging_ref: str, production_ref: str) -> None:
+    """clusters/staging and clusters/production, each with its own source app."""
+    for name, ref in (("staging", staging_ref), ("production", production_ref)):
+        for rel in ("gotk-sync.yaml", "gotk-components.yaml", "kustomization.yaml"):
+            text = (tree / "clusters/test/flux-system" / rel).read_text()
+            target = tree / f"clusters/{name}/flux-system/{rel}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text.replace("./clusters/test", f"./clusters/{name}"))
+        (tree / f"clusters/{name}/source.yaml").write_text(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: app\n"
+            f"  namespace: flux-system\nspec:\n  interval: 10m0s\n  url: oci://ghcr.io/example/app\n  ref:\n    {ref}\n")
+
+
+@needs_kustomize
+def test_production_pins_a_release_staging_admits(tree):
+    promotion_clusters(tree, 'semver: ">=1.0.0 <2.0.0"', 'tag: "1.4.0"')
+    assert failed(version_ranges.run(ctx(tree))) == []
+    promotion_clusters(tree, 'semver: ">=1.0.0 <2.0.0"', 'tag: "2.0.0"')
+    assert_fails_at(version_ranges.run(ctx(tree)), "clusters/production/source.yaml", 10,
+                    "production: OCIRepository flux-system/app pins `2.0.0`, and staging's range `>=1.0.0 <2.0.0` "
+                    "(clusters/staging/source.yaml:10) does not admit it")
+
+
+@needs_kustomize
+def test_a_page_states_a_version_the_tree_no_longer_pins(tree):
+    edit(tree, RELEASE_FILE, "    tag: 1.2.3\n", "    tag: 1.2.4\n")
+    expected = (f"docs/charts.md:5 ({RELEASE_FILE}:10): [version-claims] the page says test's `web-chart` pins "
+                "`1.2.3`, but on test OCIRepository default/web-chart is pinned to `1.2.4`")
+    found = failed(version_claims.run(ctx(tree)))
+    assert any(f.startswith(expected) for f in found), found
+
+
+@needs_kustomize
+def test_a_page_whose_text_and_versions_comment_disagree(tree):
+    edit(tree, "docs/charts.md", "chart `1.2.3`", "chart `1.3.0`")
+    assert_fails_at(version_claims.run(ctx(tree)), "docs/charts.md", 3,
+                    "the text below the comment does not say `1.2.3`")
