@@ -85,7 +85,7 @@ def pages(site: Site) -> list[Path]:
 # --- 1. Jinja (mkdocs-macros) -------------------------------------------------
 
 
-def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], str | None]:
+def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], MacroError | None]:
     """The page after mkdocs-macros, and for each line its page source line.
     Returns (lines, page_line_numbers, error)."""
     from mkdocs.structure.files import File
@@ -102,12 +102,50 @@ def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], str | N
     try:
         page.read_source(cfg)
         rendered = site.macros.on_page_markdown(page.markdown, page=page, config=cfg, files=None)
-    except SystemExit:
-        rendered, error = source, "mkdocs-macros failed to render the page (Jinja error; see its message above)"
-    except Exception as exc:  # noqa: BLE001 - any macro error is a finding
-        rendered, error = source, f"mkdocs-macros failed to render the page: {exc}"
+    except (SystemExit, Exception):  # noqa: BLE001 - any macro error is a finding
+        # With on_error_fail the plugin logs Jinja's message and exits; render
+        # the page's template again to have the exception itself.
+        rendered, error = source, macro_error(site, page, source)
     lines = rendered.split("\n")
     return lines, map_lines(source.split("\n"), lines), error
+
+
+@dataclass
+class MacroError:
+    line: int  # 1-based, in the page source
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def macro_error(site: Site, page, source: str) -> MacroError:
+    """Jinja's own message for a page mkdocs-macros cannot render, at the
+    page line it names (a syntax error's line, or the template line that was
+    being rendered when an undefined variable or a macro failed)."""
+    import traceback
+
+    import jinja2
+
+    markdown = page.markdown or ""
+    # The template is the page without its front matter: count those lines.
+    offset = source[: len(source) - len(markdown)].count("\n") if markdown and source.endswith(markdown) else 0
+    variables = dict(getattr(site.macros, "variables", {}) or {})
+    variables.update(page.meta or {})
+    try:
+        site.macros.env.from_string(markdown).render(**variables)
+    except jinja2.TemplateSyntaxError as exc:
+        return MacroError(offset + (exc.lineno or 1),
+                          f"Jinja cannot read the page: {exc.message}. Pages go through Jinja (mkdocs-macros) "
+                          f"before Markdown: wrap literal {{{{ }}}} or {{% %}} in {{% raw %}}...{{% endraw %}}")
+    except Exception as exc:  # noqa: BLE001 - undefined variables, failing macros
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
+        line = offset + (frames[-1].lineno if frames else 1)
+        hint = (" (versions.yaml and the page's front matter define the variables; "
+                "`{{ versions.flux.version }}` reads versions.yaml)") if isinstance(exc, jinja2.UndefinedError) else ""
+        return MacroError(line, f"mkdocs-macros cannot render the page: {type(exc).__name__}: {exc}{hint}")
+    return MacroError(offset + 1, "mkdocs-macros failed to render the page, but rendering it again worked; "
+                                  "run `nox -s docs` for the plugin's message")
 
 
 def map_lines(source: list[str], rendered: list[str]) -> list[int]:
@@ -310,7 +348,8 @@ def expand_page(site: Site, path: Path) -> list[Line]:
     page = site.rel(path)
     lines, numbers, error = render_macros(site, path)
     if error:
-        site.problems.append(Finding("macros", Outcome.FAILED, Location(Origin(page, 1)), error))
+        line = error.line if isinstance(error, MacroError) else 1
+        site.problems.append(Finding("macros", Outcome.FAILED, Location(Origin(page, line)), str(error)))
     return expand_snippets(site, page, lines, numbers)
 
 
