@@ -143,12 +143,10 @@ def run(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     texts: dict[str, Block] = {}
     for block in blocks:
-        if extract.unresolved_include(block) is not None:
-            findings.append(
-                Finding(CHECK, Outcome.SKIPPED, block.location(0), "its include does not resolve (see [snippets])", block)
-            )
-        else:
+        if extract.unresolved_include(block) is None:  # else the snippets failure is the block's only finding
             texts[f"{block.page}#{block.index}"] = block
+    if not texts:
+        return findings
     version, results = parse({key: b.text for key, b in texts.items()})
     for key, block in texts.items():
         result = results[key]
