@@ -137,7 +137,10 @@ def _render_text(root: Path, directory: str, render: ClusterRender, where: Origi
                                        + tools.missing_reason("kustomize", root), skipped=True))
             return None
         if result.error is not None:
-            render.issues.append(Issue("flux-refs", where, f"`kustomize build {directory}` failed: {result.error}"))
+            # The kustomize-build check reports the failure, once; here it only
+            # means that what this Kustomization applies is unknown.
+            render.issues.append(Issue("flux-refs", where, f"cannot render {directory}: `kustomize build {directory}` "
+                                       f"fails (see [kustomize-build])", skipped=True))
             return None
         return [(result.text, directory)]
     pieces: list[tuple[str, str]] = []

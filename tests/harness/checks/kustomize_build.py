@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +52,34 @@ def kustomization_dirs(root: Path) -> list[str]:
         if os.path.basename(rel) in KUSTOMIZATION_FILES:
             found.add(os.path.dirname(rel) or ".")
     return sorted(found)
+
+
+FROM = re.compile(r"accumulating resources from '(?P<entry>[^']+)'")
+RECURSED = re.compile(r"recursed accumulation of path '(?P<path>[^']+)'")
+TAIL = re.compile(r"'?: must build at directory: .*$")
+LSTAT = re.compile(r"evalsymlink failure on '[^']*' : lstat [^:]*: ")
+
+
+def describe_error(root: Path, error: str) -> str:
+    """kustomize's message, readable: paths relative to the tree, and without
+    the misleading tail kustomize adds when an entry is neither a file nor a
+    directory ("must build at directory: not a valid directory")."""
+    text = error.removeprefix("Error: ").replace(str(Path(root).resolve()) + "/", "").replace(str(root) + "/", "")
+    entries = FROM.findall(text)
+    if entries:
+        inner = text[text.rfind("accumulating resources from '"):]
+        reason = TAIL.sub("", inner.split("': ", 1)[1] if "': " in inner else inner)
+        reason = LSTAT.sub("", reason).strip().rstrip("'")
+        where = RECURSED.findall(text)
+        return (f"resource `{entries[-1]}`" + (f" (listed in {where[-1]})" if where else "") + f": {reason}")
+    return TAIL.sub("", text)
+
+
+def failing_directory(error: str, directory: str) -> str:
+    """The kustomization directory the failure is in: the innermost base the
+    build recursed into, else the directory built."""
+    where = RECURSED.findall(error)
+    return where[-1] if where else directory
 
 
 @functools.lru_cache(maxsize=256)
@@ -129,12 +158,22 @@ def run(ctx: Context) -> list[Finding]:
             for d in directories
         ]
     already = _validated_in_tree(root, yaml_docs.stamp(root))
-    for directory, result in build_many(root, directories).items():
+    built = build_many(root, directories)
+    failed_dirs = {d for d, r in built.items() if r.error is not None}
+    for directory, result in built.items():
         kfile = kustomization_file(root, directory) or directory
         if result.error is not None:
+            inner = os.path.relpath(os.path.join(root, failing_directory(result.error, directory)), root) \
+                if os.path.isabs(failing_directory(result.error, directory)) else failing_directory(result.error, directory)
+            inner = os.path.normpath(inner)
+            if inner != directory and inner in failed_dirs:
+                continue  # the base it builds on fails, and is reported on its own
+            message = describe_error(root, result.error)
+            if message.endswith("no such file or directory"):
+                message += ": fix the entry or restore the file"
             findings.append(Finding(
-                CHECK, Outcome.FAILED, _error_origin(root, kfile, result.error),
-                f"`kustomize build {directory}` failed: {result.error}",
+                CHECK, Outcome.FAILED, _error_origin(root, kfile, message),
+                f"`kustomize build {directory}` failed: {message}",
             ))
             continue
         text, _problems = flux_substitute.substitute(result.text)
