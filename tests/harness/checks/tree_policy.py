@@ -124,13 +124,25 @@ def _values_images(values, path: list):
             yield image, path + ["image"]
         for key in ("tag", "imageTag"):
             if values.get(key) == "latest":
-                yield f"{values.get('repository', '<repository>')}:latest", path + [key]
+                yield _tagged_image(values, path), path + [key]
         for key, value in values.items():
             if key != "image" or not isinstance(value, str):
                 yield from _values_images(value, path + [key])
     elif isinstance(values, list):
         for index, value in enumerate(values):
             yield from _values_images(value, path + [index])
+
+
+def _tagged_image(values: dict, path: list) -> str:
+    """The image a chart's ``tag`` value goes with: the repository beside it
+    (with its registry), or, when the values leave the repository to the
+    chart, the chart's image named by where the tag is."""
+    repository = values.get("repository") or values.get("image")
+    if isinstance(repository, str) and repository:
+        registry = values.get("registry")
+        return f"{registry}/{repository}" if isinstance(registry, str) and registry else repository
+    where = ".".join(str(p) for p in path[2:])  # after spec.values
+    return f"the chart's default {where} image" if where else "the chart's default image"
 
 
 def _images(root: Path) -> list[Finding]:
@@ -153,7 +165,15 @@ def _images(root: Path) -> list[Finding]:
                 findings.append(Finding("image-tag", Outcome.FAILED, _at(tree_file, doc, path),
                                         f"{doc.ident()}: a container without an image"))
                 continue
-            problem = _tag_problem(image) if path[-1] == "image" else f"image `{image}` uses `latest`: pin a version"
+            if path[-1] == "image":
+                problem = _tag_problem(image)
+            elif image.startswith("the chart's default"):
+                values_path = ".".join(str(p) for p in path[2:])
+                problem = (f"values {values_path} is `latest`, the tag of {image} (its repository is the "
+                           f"chart's default): pin a version")
+            else:
+                problem = f"image `{image}:latest` uses `latest` (values {'.'.join(str(p) for p in path[2:])}): " \
+                    "pin a version"
             if problem:
                 findings.append(Finding("image-tag", Outcome.FAILED, _at(tree_file, doc, path),
                                         f"{doc.ident()}: {problem}"))
