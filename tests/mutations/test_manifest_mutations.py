@@ -342,6 +342,13 @@ MUTATIONS = {
         LAYERS_FILE, "  wait: true\n", "", tree_policy, 6, "wait: true or healthChecks"),
     "image tag latest": (WEB, "web:1.2.3", "web:latest", tree_policy, "image:", "uses `latest`"),
     "image without tag": (WEB, "web:1.2.3", "web", tree_policy, "image:", "has no tag"),
+    "chart value tag latest names the image": (
+        RELEASE_FILE, "  values:\n", "  values:\n    redis:\n      tag: latest\n    image:\n      repository: "
+        "ghcr.io/example/web\n      tag: latest\n", tree_policy, "  tag: latest",
+        "values redis.tag is `latest`, the tag of the chart's default redis image"),
+    "chart image tag latest names the repository": (
+        RELEASE_FILE, "  values:\n", "  values:\n    image:\n      repository: ghcr.io/example/web\n      tag: latest\n",
+        tree_policy, "  tag: latest", "image `ghcr.io/example/web:latest` uses `latest` (values image.tag)"),
     "privilege escalation allowed": (
         WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
         "allowPrivilegeEscalation: false"),
@@ -581,3 +588,19 @@ def test_a_page_whose_text_and_versions_comment_disagree(tree):
     edit(tree, "docs/charts.md", "chart `1.2.3`", "chart `1.3.0`")
     assert_fails_at(version_claims.run(ctx(tree)), "docs/charts.md", 3,
                     "the text below the comment does not say `1.2.3`")
+
+
+@needs_kustomize
+def test_a_kustomize_failure_is_reported_once_without_temporary_paths(tree):
+    """A missing resource of a base that an overlay builds on: one failure, at
+    the base's entry, in the tree's own paths; the Flux checks only skip."""
+    (tree / "platform/overlay").mkdir()
+    (tree / "platform/overlay/kustomization.yaml").write_text("resources:\n  - ../apps\n")
+    edit(tree, "platform/apps/kustomization.yaml", "  - web.yaml\n", "  - wbe.yaml\n")
+    findings = [*kustomize_build.run(ctx(tree)), *flux_refs.run(ctx(tree))]
+    assert failed(findings) == [
+        "platform/apps/kustomization.yaml:2: [kustomize-build] `kustomize build platform/apps` failed: resource "
+        "`wbe.yaml`: no such file or directory: fix the entry or restore the file"], failed(findings)
+    skips = [str(f) for f in findings if f.outcome is Outcome.SKIPPED]
+    assert skips and all("see [kustomize-build]" in f for f in skips), skips
+    assert str(tree) not in " ".join(str(f) for f in findings)
