@@ -19,6 +19,7 @@ beside it and checked against that text.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -55,17 +56,17 @@ class Site:
 
 
 def load_site(root: Path = PROJECT_ROOT) -> Site:
-    """Load ``mkdocs.yml`` of ``root`` the way ``mkdocs build`` does."""
+    """Load ``mkdocs.yml`` of ``root`` the way ``mkdocs build`` does.
+
+    The configuration and the macros plugin are loaded once per project root
+    and process while ``mkdocs.yml`` and ``versions.yaml`` stay as they are
+    (every check that reads the pages asks for them); each call gets its own
+    snippets preprocessor and list of problems."""
     import markdown
-    from mkdocs.config import load_config
     from pymdownx.snippets import SnippetExtension
 
     root = Path(root).resolve()
-    config = load_config(str(root / "mkdocs.yml"))
-    macros = config.plugins.get("macros")
-    if macros is not None:
-        macros.on_config(config)
-
+    config, macros = _loaded_config(root, _config_stamp(root))
     options = dict(config.mdx_configs.get("pymdownx.snippets", {}))
     # mkdocs resolves base_path against the working directory, which is the
     # project root when the site is built; make that independent of our cwd.
@@ -78,6 +79,52 @@ def load_site(root: Path = PROJECT_ROOT) -> Site:
     return Site(root, config, macros, snippets, Path(config.docs_dir).resolve())
 
 
+CONFIG_FILES = ("mkdocs.yml", "versions.yaml")
+
+
+def _config_stamp(root: Path) -> tuple:
+    stamps = []
+    for name in CONFIG_FILES:
+        try:
+            st = os.stat(root / name)
+            stamps.append((name, st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            stamps.append((name, None, None))
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=32)
+def _loaded_config(root: Path, _stamp: tuple):
+    from mkdocs.config import load_config
+
+    _git_information_once()
+    config = load_config(str(root / "mkdocs.yml"))
+    macros = config.plugins.get("macros")
+    if macros is not None:
+        macros.on_config(config)
+    return config, macros
+
+
+def _git_information_once() -> None:
+    """mkdocs-macros runs a dozen git commands for its ``git`` variable each
+    time it loads; they run in the process's working directory and answer
+    the same every time, so the harness lets them run once per directory."""
+    import mkdocs_macros.context as macros_context
+
+    if getattr(macros_context.get_git_info, "docs_test_once", False):
+        return
+    real, answers = macros_context.get_git_info, {}
+
+    def get_git_info():
+        cwd = os.getcwd()
+        if cwd not in answers:
+            answers[cwd] = real()
+        return dict(answers[cwd]) if isinstance(answers[cwd], dict) else answers[cwd]
+
+    get_git_info.docs_test_once = True
+    macros_context.get_git_info = get_git_info
+
+
 def pages(site: Site) -> list[Path]:
     return sorted(p for p in site.docs_dir.rglob("*.md") if p.is_file())
 
@@ -87,7 +134,22 @@ def pages(site: Site) -> list[Path]:
 
 def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], MacroError | None]:
     """The page after mkdocs-macros, and for each line its page source line.
-    Returns (lines, page_line_numbers, error)."""
+    Returns (lines, page_line_numbers, error); rendered once per page content
+    (the extraction and the snippets check both read it)."""
+    st = os.stat(path)
+    key = (str(site.root), str(path), st.st_mtime_ns, st.st_size, _config_stamp(site.root))
+    if key not in _rendered:
+        if len(_rendered) > 256:
+            _rendered.clear()
+        _rendered[key] = _render_macros(site, path)
+    lines, numbers, error = _rendered[key]
+    return list(lines), list(numbers), error
+
+
+_rendered: dict[tuple, tuple] = {}
+
+
+def _render_macros(site: Site, path: Path) -> tuple[list[str], list[int], MacroError | None]:
     from mkdocs.structure.files import File
     from mkdocs.structure.pages import Page
 
