@@ -43,10 +43,15 @@ def tree_files(root: Path) -> list[str]:
     return sorted(files)
 
 
-def snapshot(root: Path, dest: Path) -> Path:
+def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     """Copy the working tree of ``root`` into ``dest`` (created; must not
     exist or be empty) and return ``dest``. ``root`` is only read; a snapshot
-    can itself be snapshotted (the mutation tests copy one base per test)."""
+    can itself be snapshotted (the mutation tests copy one base per test).
+
+    ``link=True`` hard-links the files instead of copying them (where the
+    filesystem allows): for a copy of a scratch tree whose files are only
+    ever replaced (removed and written anew), never changed in place, since a
+    change in place would show in both trees. Never use it on the real tree."""
     root, dest = Path(root).resolve(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     made = {dest}
@@ -60,6 +65,12 @@ def snapshot(root: Path, dest: Path) -> Path:
             if source.is_symlink():
                 os.symlink(os.readlink(source), target)
             elif source.is_file():
+                if link:
+                    try:
+                        os.link(source, target)
+                        continue
+                    except OSError:
+                        pass  # another filesystem: copy
                 shutil.copy2(source, target)
         except FileNotFoundError:
             continue  # deleted in the working tree (not yet committed, or just now)
