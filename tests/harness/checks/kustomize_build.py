@@ -18,17 +18,21 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import tools
+import yaml
+
+from harness import build_cache, scratch, tools
 from harness.checks import flux_substitute, schemas, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "kustomize-build"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 TIMEOUT = 60
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,56 @@ def failing_directory(error: str, directory: str) -> str:
     return where[-1] if where else directory
 
 
-@functools.lru_cache(maxsize=256)
-def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
+ROOT_MARK = "\0root\0"  # the tree's path in a cached message, put back on reading
+REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/)")
+BASE_KEYS = ("resources", "components", "bases")
+
+
+def inputs(root: Path, directory: str, overrides: dict[str, str] | None = None) -> list[tuple[str, bytes]] | None:
+    """Every file ``kustomize build DIRECTORY`` can read, with its content:
+    the files below the directory and below every base or component
+    directory it names (kustomize reads files only below a kustomization's
+    own directory); ``overrides`` replaces the content of some of them. None
+    when the build reads something outside the tree (a remote base)."""
+    root = Path(root)
+    overrides = overrides or {}
+    seen: set[str] = set()
+    found: dict[str, bytes] = {}
+    todo = [os.path.normpath(directory)]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for dirpath, dirnames, filenames in os.walk(root / current):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                rel = os.path.normpath(os.path.relpath(os.path.join(dirpath, name), root))
+                if rel not in found:
+                    found[rel] = overrides[rel].encode() if rel in overrides else Path(dirpath, name).read_bytes()
+        kfile = kustomization_file(root, current)
+        if kfile is None:
+            continue
+        try:
+            data = yaml.load(found[kfile].decode("utf-8", "replace"), Loader=_Loader)
+        except yaml.YAMLError:
+            data = None
+        for key in BASE_KEYS:
+            for entry in (data.get(key) or []) if isinstance(data, dict) else []:
+                if not isinstance(entry, str):
+                    continue
+                if REMOTE.match(entry):
+                    return None
+                target = os.path.normpath(os.path.join(current, entry))
+                if (root / target).is_dir():
+                    todo.append(target)
+    return sorted(found.items())
+
+
+def _run(kustomize: str, cwd: Path, directory: str) -> Build:
     try:
         proc = subprocess.run(
-            [kustomize, "build", directory], cwd=root, capture_output=True, text=True,
+            [kustomize, "build", directory], cwd=cwd, capture_output=True, text=True,
             timeout=TIMEOUT, env=dict(os.environ, HOME=os.environ.get("HOME", "/tmp")),
         )
     except subprocess.TimeoutExpired:
@@ -97,9 +146,47 @@ def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
     return Build(directory, proc.stdout, None)
 
 
+def cached_build(root: Path, directory: str, kustomize: str, overrides: dict[str, str] | None = None) -> Build:
+    """``kustomize build DIRECTORY`` of ``root``, with ``overrides`` (path ->
+    text) in place of some files, answered from ``harness.build_cache`` when
+    the same input was built before. With overrides the build runs in a
+    scratch copy of the files it reads."""
+    root = Path(root).resolve()
+    parts = inputs(root, directory, overrides)
+    name = None
+    if parts is not None:
+        name = build_cache.key("kustomize", kustomize, [("directory", directory.encode()), *parts])
+        answer = build_cache.get("kustomize", name)
+        if answer is not None:
+            error = answer["error"].replace(ROOT_MARK, str(root)) if answer["error"] is not None else None
+            return Build(directory, answer["text"], error)
+    if overrides:
+        with tempfile.TemporaryDirectory(prefix="docs-test-kustomize-") as tmp:
+            copy = Path(tmp)
+            files = parts if parts is not None else [
+                (rel, (root / rel).read_bytes()) for rel in scratch.tree_files(root) if (root / rel).is_file()]
+            for rel, content in files:
+                (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+                (copy / rel).write_bytes(overrides[rel].encode() if rel in overrides else content)
+            result = _run(kustomize, copy, directory)
+            if result.error is not None:
+                result = Build(directory, "", result.error.replace(str(copy), str(root)))
+    else:
+        result = _run(kustomize, root, directory)
+    if name is not None:
+        error = result.error.replace(str(root), ROOT_MARK) if result.error is not None else None
+        build_cache.put("kustomize", name, {"text": result.text, "error": error})
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
+    return cached_build(root, directory, kustomize)
+
+
 def build(root: Path, directory: str) -> Build | None:
-    """``kustomize build DIRECTORY`` (cached per tree content); None when
-    kustomize is missing."""
+    """``kustomize build DIRECTORY`` (kept per tree content, in this process
+    and on disk); None when kustomize is missing."""
     kustomize = tools.find("kustomize", Path(root))
     if kustomize is None:
         return None

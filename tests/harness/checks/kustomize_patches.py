@@ -8,10 +8,11 @@ fails on it when no resource matches; the ``kustomize-build`` check reports
 that.)
 
 What a target selects is what kustomize itself selects, so the check asks
-kustomize: in a scratch copy of the tree, every kustomization file with
-targeted patches gets, right before each of them, a patch with the same target
-that only adds an annotation naming it. One ``kustomize build`` per such
-directory then shows which targets reached a resource: an annotation that is
+kustomize: every kustomization file with targeted patches gets, right before
+each of them, a patch with the same target that only adds an annotation
+naming it. One ``kustomize build`` per such directory, in a scratch copy of
+the files the build reads (``kustomize_build.cached_build``), then shows
+which targets reached a resource: an annotation that is
 on no object of the output belongs to a patch that selects nothing. The marker
 sits at the patch's own place in the list, so it sees the resources as the
 patch does (after the patches before it).
@@ -27,16 +28,13 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from harness import scratch, tools
+from harness import tools
 from harness.checks import kustomize_build, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
@@ -44,7 +42,6 @@ CHECK = "patch-target"
 PATCH_LISTS = ("patches", "patchesJson6902")
 MARKER = "patch-target.docs-test.invalid/k{dir}-p{index}"
 FLUX_COMPONENTS_SELECTOR = "app.kubernetes.io/part-of=flux"
-NOT_COPIED = ("docs/", "tests/")
 
 
 @dataclass(frozen=True)
@@ -106,39 +103,28 @@ class Selection:
     error: str | None = None
 
 
-def _build(kustomize: str, copy: Path, directory: str) -> tuple[str, str | None]:
-    proc = subprocess.run([kustomize, "build", directory], cwd=copy, capture_output=True, text=True,
-                          timeout=kustomize_build.TIMEOUT)
-    return proc.stdout, (" ".join(proc.stderr.split()) or None) if proc.returncode else None
-
-
 @functools.lru_cache(maxsize=4)
 def _selections(root: Path, _stamp: tuple, kustomize: str) -> dict[str, Selection]:
     directories = [d for d in kustomize_build.kustomization_dirs(root) if targeted_patches(root, d)]
-    if not directories:
-        return {}
     tree = yaml_docs.tree(root)
-    with tempfile.TemporaryDirectory(prefix="docs-test-patches-") as tmp:
-        copy = Path(tmp) / "tree"
-        for name in scratch.tree_files(root):
-            if name.startswith(NOT_COPIED) or not (root / name).is_file():
-                continue
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / name, copy / name)
-        for number, directory in enumerate(directories):
-            patches = targeted_patches(root, directory)
-            kfile = patches[0].kfile
-            # the file as written (the tree index holds it after substitution)
-            marked = _marked(yaml.safe_load(tree[kfile].raw), patches, number)
-            (copy / kfile).write_text(yaml.safe_dump(marked, sort_keys=False), encoding="utf-8")
-        with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
-            outputs = list(pool.map(lambda d: _build(kustomize, copy, d), directories))
+
+    def marked_build(item: tuple[int, str]) -> kustomize_build.Build:
+        number, directory = item
+        patches = targeted_patches(root, directory)
+        kfile = patches[0].kfile
+        # the file as written (the tree index holds it after substitution)
+        marked = _marked(yaml.safe_load(tree[kfile].raw), patches, number)
+        return kustomize_build.cached_build(root, directory, kustomize,
+                                            {kfile: yaml.safe_dump(marked, sort_keys=False)})
+
+    with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
+        outputs = list(pool.map(marked_build, enumerate(directories)))
     result = {}
-    for directory, (text, error) in zip(directories, outputs):
-        if error is not None:
-            result[directory] = Selection(frozenset(), (), error.replace(str(copy) + "/", ""))
+    for directory, built in zip(directories, outputs):
+        if built.error is not None:
+            result[directory] = Selection(frozenset(), (), kustomize_build.describe_error(root, built.error))
             continue
-        docs, _ = yaml_docs.parse(text)
+        docs, _ = yaml_docs.parse(built.text)
         keys, objects = set(), []
         for doc in docs:
             if not doc.is_object:
