@@ -47,8 +47,11 @@ def docs_serve(session: nox.Session) -> None:
 
 
 # The offline run's pytest workers (pytest-xdist): two, the cores it is budgeted
-# for (tests/bench/run.py); `-- -n 0` runs everything in one process.
+# for (tests/bench/run.py); `-- -n 0` runs everything in one process. Tests
+# marked with one xdist_group run on one worker (the manifest checks, which
+# share what they work out about the tree).
 DOCS_TEST_WORKERS = "2"
+DOCS_TEST_DIST = "loadgroup"
 
 
 @nox.session(name="docs-test")
@@ -62,7 +65,7 @@ def docs_test(session: nox.Session) -> None:
     # reason in the report, never passed.
     session.run("python", "-m", "harness.tools", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
-    session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
+    session.run("pytest", "-n", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST, *joined_page_option(session.posargs),
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
@@ -83,7 +86,8 @@ def bench(session: nox.Session) -> None:
     """Time each stage of the offline run and the whole `pytest` run (on the
     docs-test session's workers; `-- --workers 0` times it in one process)."""
     _install(session)
-    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, *session.posargs,
+    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST,
+                *session.posargs,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 

@@ -8,6 +8,10 @@ from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_bu
                             substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.report import fail_on
 
+# One worker runs them all: they share what Flux applies on each cluster
+# (flux_render) and the parsed tree, which a second worker would work out again.
+pytestmark = pytest.mark.xdist_group("tree")
+
 CHECKS = {
     "yaml-parse": yaml_parse,
     "schema": schemas,
