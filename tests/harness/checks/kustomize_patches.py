@@ -179,7 +179,7 @@ def run(ctx: Context) -> list[Finding]:
                 findings.append(Finding(
                     CHECK, Outcome.SKIPPED, where,
                     f"the patch with target {patch.describe()} is for the Flux components that `flux bootstrap` "
-                    f"writes into {directory}/gotk-components.yaml, a placeholder without objects here"))
+                    f"writes into gotk-components.yaml beside it, a placeholder without objects here"))
                 continue
             failed = True
             built = ", ".join(selection.objects) or "nothing"
