@@ -62,6 +62,7 @@ RUNS = 5
 SLOWEST = 10
 WORKERS = 2  # as noxfile.py's DOCS_TEST_WORKERS
 DIST = "loadgroup"  # as noxfile.py's DOCS_TEST_DIST
+PLUGINS = ["-p", "no:pytest-kind"]  # as noxfile.py's DOCS_TEST_ARGS
 
 
 def cpu_seconds() -> float:
@@ -112,7 +113,7 @@ def cache_entries() -> dict[str, int]:
 
 
 def pytest_argv(flux_schemas: Path | None, workers: int, dist: str) -> tuple[list[str], int]:
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--durations={SLOWEST}"]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--durations={SLOWEST}", *PLUGINS]
     if workers and importlib.util.find_spec("xdist") is None:
         print(f"          pytest-xdist is not installed: the full runs are timed in one process, not on {workers} workers")
         workers = 0
@@ -130,8 +131,7 @@ def full_run(argv: list[str], cold: bool) -> dict:
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)  # the environment nox gives
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = proc.stdout.strip().splitlines()
@@ -149,8 +149,7 @@ def startup(argv: list[str]) -> float:
     """What each worker repeats before its first test: interpreter, imports
     and collection (timed as ``pytest --collect-only`` in one process)."""
     started = time.perf_counter()
-    subprocess.run([*argv[:4], "--collect-only", "-q"], cwd=ROOT, capture_output=True, text=True,
-                   env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    subprocess.run([*argv[:4], *PLUGINS, "--collect-only", "-q"], cwd=ROOT, capture_output=True, text=True)
     return time.perf_counter() - started
 
 
