@@ -604,3 +604,13 @@ def test_a_kustomize_failure_is_reported_once_without_temporary_paths(tree):
     skips = [str(f) for f in findings if f.outcome is Outcome.SKIPPED]
     assert skips and all("see [kustomize-build]" in f for f in skips), skips
     assert str(tree) not in " ".join(str(f) for f in findings)
+
+
+def test_a_chart_version_range_flux_refuses(tree):
+    (tree / "platform/base/cache.yaml").write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cache\n  namespace: default\n"
+        "spec:\n  interval: 10m0s\n  chart:\n    spec:\n      chart: redis\n      version: \">=7.0.0 || <=>8\"\n"
+        "      sourceRef:\n        kind: HelmRepository\n        name: charts\n")
+    assert_fails_at(version_ranges.run(ctx(tree)), "platform/base/cache.yaml", 11,
+                    "HelmRelease default/cache chart.spec.version `>=7.0.0 || <=>8` is not a version range Flux "
+                    "accepts: improper constraint: ' <=>8'")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness import masterminds_semver as semver
 from harness.checks import flux_render, yaml_docs
-from harness.model import Context, Finding, Location, Mode, Origin, Outcome
+from harness.model import Context, Finding, Location, Origin, Outcome
 
 CHECK = "semver"
 PROMOTION = ("development", "staging", "production")
