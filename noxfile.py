@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -57,8 +59,17 @@ def docs_serve(session: nox.Session) -> None:
 
 
 # The offline run's pytest workers (pytest-xdist): two, the cores it is budgeted
-# for (tests/bench/run.py); `-- -n 0` runs everything in one process.
+# for (tests/bench/run.py); `-- -n 0` runs everything in one process. Tests
+# marked with one xdist_group run on one worker (the manifest checks, which
+# share what they work out about the tree).
 DOCS_TEST_WORKERS = "2"
+DOCS_TEST_DIST = "loadgroup"
+# The pytest-kind plugin serves the cluster tier only (its --keep-cluster);
+# the offline run leaves it out, and with it the HTTP libraries it imports.
+DOCS_TEST_ARGS = ["-n", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST, "-p", "no:pytest-kind"]
+# Python's bytecode goes to the git-ignored .tools/pycache, not beside the
+# tree's files: every pytest process (and the site build) starts from it.
+OFFLINE_ENV = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(".tools/pycache").resolve())}
 
 
 @nox.session(name="docs-test")
@@ -77,8 +88,7 @@ def docs_test(session: nox.Session) -> None:
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
     _install_mermaid(session)
-    session.run("pytest", "-n", DOCS_TEST_WORKERS, *joined_page_option(session.posargs),
-                env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("pytest", *DOCS_TEST_ARGS, *joined_page_option(session.posargs), env=OFFLINE_ENV)
 
 
 def joined_page_option(args: list[str]) -> list[str]:
@@ -109,8 +119,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "tests/bench/cluster.py", "--cluster", provider, *rest,
                     env={"PYTHONDONTWRITEBYTECODE": "1"})
         return
-    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, *session.posargs,
-                env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST,
+                *session.posargs, env=OFFLINE_ENV)
 
 
 # --- cluster tier -----------------------------------------------------------

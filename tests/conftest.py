@@ -51,8 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """Tests marked ``last_check`` run last, after everything else ran."""
-    items.sort(key=lambda item: item.get_closest_marker("last_check") is not None)
+    """The checks of the pages and the tree (the tests that use ``context``)
+    run first, so that their findings come before anything else a mistake
+    may break; tests marked ``last_check`` run last, after everything else."""
+    items.sort(key=lambda item: (item.get_closest_marker("last_check") is not None,
+                                 "context" not in getattr(item, "fixturenames", ())))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -1,6 +1,7 @@
 """snippets/cluster-vars.sh without a cluster: the ConfigMap it applies, and
 what it refuses. kubectl is replaced by ``$KUBECTL``, a script that lists the
-contexts given and records what ``apply`` receives."""
+contexts given and records what ``apply`` receives. (Whether the variables it
+writes are the ones the tree uses is the ``cluster-vars`` check's business.)"""
 
 from __future__ import annotations
 

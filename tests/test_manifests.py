@@ -4,15 +4,25 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import flux_refs, kustomize_build, schemas, substitution, tree_policy, yaml_parse
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas,
+                            substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.report import fail_on
+
+# One worker runs them all: they share what Flux applies on each cluster
+# (flux_render) and the parsed tree, which a second worker would work out again.
+pytestmark = pytest.mark.xdist_group("tree")
 
 CHECKS = {
     "yaml-parse": yaml_parse,
     "schema": schemas,
     "kustomize-build": kustomize_build,
+    "patch-target": kustomize_patches,
     "substitution": substitution,
     "flux-refs": flux_refs,
+    "applied-twice": applied_twice,
+    "cluster-vars": cluster_vars,
+    "semver": version_ranges,
+    "version-claims": version_claims,
     "tree-policy": tree_policy,
 }
 

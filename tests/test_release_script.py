@@ -8,7 +8,6 @@ registry, and signing there needs the cosign CLI."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -50,6 +49,14 @@ IDENTITY = {"GIT_AUTHOR_NAME": "Release Test", "GIT_AUTHOR_EMAIL": "release@exam
             "GIT_COMMITTER_NAME": "Release Test", "GIT_COMMITTER_EMAIL": "release@example.test"}
 
 
+PLATFORM = {
+    "platform/README.md": "# platform\n",
+    "platform/baseline/kustomization.yaml": "resources:\n  - namespaces.yaml\n",
+    "platform/baseline/namespaces.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n",
+    "platform/configs/kustomization.yaml": "resources: []\n",
+}
+
+
 def git(*args: str, cwd: Path) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd), **IDENTITY}
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True,
@@ -58,10 +65,14 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """platform/ of the working tree, committed, with an ignored file beside
-    it, and a bare remote that has main."""
+    """A platform/ committed, with an ignored file beside it, and a bare
+    remote that has main."""
     root = tmp_path / "repo"
-    shutil.copytree(PROJECT_ROOT / "platform", root / "platform")
+    # platform/ of the tree's shape, written here: the script is tested, not
+    # the tree's platform (whose checks are the harness's).
+    for name, text in PLATFORM.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
     (root / "README.md").write_text("not part of a release\n", encoding="utf-8")
     (root / ".gitignore").write_text("*.local\n", encoding="utf-8")
     git("init", "--quiet", "--initial-branch", "main", cwd=root)

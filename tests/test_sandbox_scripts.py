@@ -1,11 +1,10 @@
-"""snippets/sandbox-clone.sh and snippets/sandbox-return.sh on a scratch copy
-of clusters/ (a git repository of its own): the sandbox's gotk-sync.yaml, the
+"""snippets/sandbox-clone.sh and snippets/sandbox-return.sh on a clusters/
+of the tree's shape that the test writes (a git repository of its own): the sandbox's gotk-sync.yaml, the
 files the return leaves alone, and the returns it refuses."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,11 +19,102 @@ RETURN = "snippets/sandbox-return.sh"
 BRANCH = "PLAT-9-try"
 
 
+# The shape of a cluster directory that the scripts read (CONTRIBUTING.md, "The
+# clusters"), written by the test: the scripts are tested here, not the tree,
+# so a mistake in the tree's own clusters/ fails the tree's checks, not these.
+SYNC = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  secretRef:
+    name: flux-system
+  url: https://git.example.test/fleet
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  path: ./clusters/{cluster}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+GIT_SOURCE = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: platform
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  url: https://git.example.test/fleet
+  ref:
+    branch: main
+"""
+OCI_SOURCE = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: platform
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  url: oci://registry.example.test/platform
+  ref:
+    {ref}
+"""
+APPS = """\
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./apps/{cluster}
+  postBuild:
+    substitute:
+      cluster_name: ${{quote}}${{cluster_name:={cluster}}}${{quote}}
+"""
+PLATFORM = {"development": GIT_SOURCE, "staging": OCI_SOURCE.format(ref='semver: ">=1.0.0 <2.0.0"'),
+            "production": OCI_SOURCE.format(ref='tag: "1.0.0"')}
+
+
+def write_clusters(root: Path) -> None:
+    for cluster, platform in PLATFORM.items():
+        files = {
+            "flux-system/gotk-sync.yaml": SYNC.format(cluster=cluster),
+            "flux-system/gotk-components.yaml": "# written by flux bootstrap\n",
+            "flux-system/kustomization.yaml": "resources:\n  - gotk-components.yaml\n  - gotk-sync.yaml\n",
+            "kustomization.yaml": "resources:\n  - flux-system\n  - platform.yaml\n  - apps.yaml\n",
+            "platform.yaml": platform,
+            "apps.yaml": APPS.format(cluster=cluster),
+        }
+        for name, text in files.items():
+            path = root / "clusters" / cluster / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """clusters/ of the working tree in a git repository on branch BRANCH."""
+    """A clusters/ of the shape the tree's has, in a git repository on branch BRANCH."""
     root = tmp_path / "repo"
-    shutil.copytree(PROJECT_ROOT / "clusters", root / "clusters")
+    write_clusters(root)
     subprocess.run(["git", "init", "--quiet", "--initial-branch", BRANCH, str(root)], check=True, timeout=60)
     return root
 

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from harness import site_build, site_html
-from harness.model import PROJECT_ROOT, Outcome
+from harness.model import PROJECT_ROOT, Finding, Origin, Outcome
+from harness.report import fail_on
 
 SITE_BUILD_KEY = pytest.StashKey["site_build.SiteBuild | site_build.AttachedBuild"]()
 # What the controlling process passes to pytest-xdist workers (``workers``).
@@ -88,26 +89,28 @@ def hook(name: str):
     return module
 
 
-def test_site_builds_strict(request, context):
+def test_site_builds_strict(request, context, report):
     """``mkdocs build --strict`` into a temporary folder: a broken include,
-    link or macro fails here as it fails the site."""
+    link or macro fails here as it fails the site. Every warning the build
+    prints is a finding at the page (and line) it names."""
     build = shared_build(request.config)
     code, output = build.result()
-    if code == 0:
+    if code is None:
+        pytest.fail(f"mkdocs build --strict did not finish in {site_build.TIMEOUT}s:\n"
+                    + "\n".join(output.strip().splitlines()[-5:]), pytrace=False)
+    found = site_build.findings(output, PROJECT_ROOT)
+    if code == 0 and not found:
+        report.add([Finding(site_build.CHECK, Outcome.PASSED, Origin("mkdocs.yml", 1), "mkdocs build --strict")])
         return
-    lines = output.strip().splitlines()
+    if not found:  # failed without a message we know: show its last lines
+        tail = "\n".join(output.strip().splitlines()[-5:])
+        found = [Finding(site_build.CHECK, Outcome.FAILED, Origin("mkdocs.yml", 1),
+                         f"mkdocs build --strict failed (exit status {code}):\n{tail}")]
     # mkdocs names the page for link and nav problems but not when an include
     # raises; the extraction's findings name page:line for those.
-    located = [str(p) for p in context.problems if p.outcome is Outcome.FAILED]
-    messages = [ln for ln in lines if ln.startswith(("WARNING", "ERROR", "Error", "Aborted"))]
-    tail = messages or lines[-5:]
-    what = "did not finish in {}s".format(site_build.TIMEOUT) if code is None else "failed"
-    pytest.fail(
-        f"mkdocs build --strict {what}:\n"
-        + "\n".join(tail + located)
-        + "\nRun `nox -s docs` to see the full build output.",
-        pytrace=False,
-    )
+    located = [p for p in context.problems if p.outcome is Outcome.FAILED]
+    report.add(found)
+    fail_on(found + located)
 
 
 def test_site_loads_nothing_from_another_host(request):

@@ -19,6 +19,7 @@ beside it and checked against that text.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -55,17 +56,17 @@ class Site:
 
 
 def load_site(root: Path = PROJECT_ROOT) -> Site:
-    """Load ``mkdocs.yml`` of ``root`` the way ``mkdocs build`` does."""
+    """Load ``mkdocs.yml`` of ``root`` the way ``mkdocs build`` does.
+
+    The configuration and the macros plugin are loaded once per project root
+    and process while ``mkdocs.yml`` and ``versions.yaml`` stay as they are
+    (every check that reads the pages asks for them); each call gets its own
+    snippets preprocessor and list of problems."""
     import markdown
-    from mkdocs.config import load_config
     from pymdownx.snippets import SnippetExtension
 
     root = Path(root).resolve()
-    config = load_config(str(root / "mkdocs.yml"))
-    macros = config.plugins.get("macros")
-    if macros is not None:
-        macros.on_config(config)
-
+    config, macros = _loaded_config(root, _config_stamp(root))
     options = dict(config.mdx_configs.get("pymdownx.snippets", {}))
     # mkdocs resolves base_path against the working directory, which is the
     # project root when the site is built; make that independent of our cwd.
@@ -78,6 +79,52 @@ def load_site(root: Path = PROJECT_ROOT) -> Site:
     return Site(root, config, macros, snippets, Path(config.docs_dir).resolve())
 
 
+CONFIG_FILES = ("mkdocs.yml", "versions.yaml")
+
+
+def _config_stamp(root: Path) -> tuple:
+    stamps = []
+    for name in CONFIG_FILES:
+        try:
+            st = os.stat(root / name)
+            stamps.append((name, st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            stamps.append((name, None, None))
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=32)
+def _loaded_config(root: Path, _stamp: tuple):
+    from mkdocs.config import load_config
+
+    _git_information_once()
+    config = load_config(str(root / "mkdocs.yml"))
+    macros = config.plugins.get("macros")
+    if macros is not None:
+        macros.on_config(config)
+    return config, macros
+
+
+def _git_information_once() -> None:
+    """mkdocs-macros runs a dozen git commands for its ``git`` variable each
+    time it loads; they run in the process's working directory and answer
+    the same every time, so the harness lets them run once per directory."""
+    import mkdocs_macros.context as macros_context
+
+    if getattr(macros_context.get_git_info, "docs_test_once", False):
+        return
+    real, answers = macros_context.get_git_info, {}
+
+    def get_git_info():
+        cwd = os.getcwd()
+        if cwd not in answers:
+            answers[cwd] = real()
+        return dict(answers[cwd]) if isinstance(answers[cwd], dict) else answers[cwd]
+
+    get_git_info.docs_test_once = True
+    macros_context.get_git_info = get_git_info
+
+
 def pages(site: Site) -> list[Path]:
     return sorted(p for p in site.docs_dir.rglob("*.md") if p.is_file())
 
@@ -85,9 +132,24 @@ def pages(site: Site) -> list[Path]:
 # --- 1. Jinja (mkdocs-macros) -------------------------------------------------
 
 
-def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], str | None]:
+def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], MacroError | None]:
     """The page after mkdocs-macros, and for each line its page source line.
-    Returns (lines, page_line_numbers, error)."""
+    Returns (lines, page_line_numbers, error); rendered once per page content
+    (the extraction and the snippets check both read it)."""
+    st = os.stat(path)
+    key = (str(site.root), str(path), st.st_mtime_ns, st.st_size, _config_stamp(site.root))
+    if key not in _rendered:
+        if len(_rendered) > 256:
+            _rendered.clear()
+        _rendered[key] = _render_macros(site, path)
+    lines, numbers, error = _rendered[key]
+    return list(lines), list(numbers), error
+
+
+_rendered: dict[tuple, tuple] = {}
+
+
+def _render_macros(site: Site, path: Path) -> tuple[list[str], list[int], MacroError | None]:
     from mkdocs.structure.files import File
     from mkdocs.structure.pages import Page
 
@@ -102,12 +164,50 @@ def render_macros(site: Site, path: Path) -> tuple[list[str], list[int], str | N
     try:
         page.read_source(cfg)
         rendered = site.macros.on_page_markdown(page.markdown, page=page, config=cfg, files=None)
-    except SystemExit:
-        rendered, error = source, "mkdocs-macros failed to render the page (Jinja error; see its message above)"
-    except Exception as exc:  # noqa: BLE001 - any macro error is a finding
-        rendered, error = source, f"mkdocs-macros failed to render the page: {exc}"
+    except (SystemExit, Exception):  # noqa: BLE001 - any macro error is a finding
+        # With on_error_fail the plugin logs Jinja's message and exits; render
+        # the page's template again to have the exception itself.
+        rendered, error = source, macro_error(site, page, source)
     lines = rendered.split("\n")
     return lines, map_lines(source.split("\n"), lines), error
+
+
+@dataclass
+class MacroError:
+    line: int  # 1-based, in the page source
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def macro_error(site: Site, page, source: str) -> MacroError:
+    """Jinja's own message for a page mkdocs-macros cannot render, at the
+    page line it names (a syntax error's line, or the template line that was
+    being rendered when an undefined variable or a macro failed)."""
+    import traceback
+
+    import jinja2
+
+    markdown = page.markdown or ""
+    # The template is the page without its front matter: count those lines.
+    offset = source[: len(source) - len(markdown)].count("\n") if markdown and source.endswith(markdown) else 0
+    variables = dict(getattr(site.macros, "variables", {}) or {})
+    variables.update(page.meta or {})
+    try:
+        site.macros.env.from_string(markdown).render(**variables)
+    except jinja2.TemplateSyntaxError as exc:
+        return MacroError(offset + (exc.lineno or 1),
+                          f"Jinja cannot read the page: {exc.message}. Pages go through Jinja (mkdocs-macros) "
+                          f"before Markdown: wrap literal {{{{ }}}} or {{% %}} in {{% raw %}}...{{% endraw %}}")
+    except Exception as exc:  # noqa: BLE001 - undefined variables, failing macros
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<template>"]
+        line = offset + (frames[-1].lineno if frames else 1)
+        hint = (" (versions.yaml and the page's front matter define the variables; "
+                "`{{ versions.flux.version }}` reads versions.yaml)") if isinstance(exc, jinja2.UndefinedError) else ""
+        return MacroError(line, f"mkdocs-macros cannot render the page: {type(exc).__name__}: {exc}{hint}")
+    return MacroError(offset + 1, "mkdocs-macros failed to render the page, but rendering it again worked; "
+                                  "run `nox -s docs` for the plugin's message")
 
 
 def map_lines(source: list[str], rendered: list[str]) -> list[int]:
@@ -311,7 +411,8 @@ def expand_page(site: Site, path: Path) -> list[Line]:
     page = site.rel(path)
     lines, numbers, error = render_macros(site, path)
     if error:
-        site.problems.append(Finding("macros", Outcome.FAILED, Location(Origin(page, 1)), error))
+        line = error.line if isinstance(error, MacroError) else 1
+        site.problems.append(Finding("macros", Outcome.FAILED, Location(Origin(page, line)), str(error)))
     return expand_snippets(site, page, lines, numbers)
 
 

@@ -10,9 +10,10 @@ not count).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 
-from harness.model import Block, Finding, Mode, Outcome
+from harness.model import Block, Finding, Location, Mode, Origin, Outcome
 
 # Checks that look at how a block is written, not at what it says.
 BOOKKEEPING = {"metadata", "snippets", "macros"}
@@ -35,12 +36,36 @@ def block_key(block: Block) -> tuple[str, int]:
     return block.page, block.index
 
 
+def shown_on_pages(findings: list[Finding], blocks: list[Block]) -> list[Finding]:
+    """Findings of whole-tree checks (a tree file and line) with the page
+    line added where a page shows that tree line, as block findings name
+    both: ``docs/x.md:42 (clusters/production/platform.yaml:7)``. The first
+    page (in page order) that shows the line is named."""
+    shown: dict[tuple[str, int], Location] = {}
+    for block in blocks:
+        for offset, origin in enumerate(block.origins):
+            if origin.path != block.page:
+                shown.setdefault((origin.path, origin.line), block.location(offset))
+    if not shown:
+        return findings
+    out = []
+    for finding in findings:
+        where = finding.where
+        if finding.block is None and isinstance(where, Origin) and (where.path, where.line) in shown:
+            finding = dataclasses.replace(finding, where=shown[(where.path, where.line)])
+        out.append(finding)
+    return out
+
+
 class Report:
     def __init__(self, blocks: list[Block] | None = None) -> None:
         self.blocks: list[Block] = list(blocks or [])
         self.findings: list[Finding] = []
 
     def add(self, findings: list[Finding]) -> list[Finding]:
+        """Record findings (tree findings named on the pages that show their
+        line, ``shown_on_pages``); returns them as recorded."""
+        findings = shown_on_pages(findings, self.blocks)
         self.findings.extend(findings)
         return findings
 

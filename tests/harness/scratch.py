@@ -5,12 +5,10 @@ A snapshot holds every tracked and untracked-but-not-ignored file as it is on
 disk now (uncommitted changes included) and a copy of ``.git``, so scripts
 that call git see the same history and the same uncommitted changes.
 
-Copying ``.git`` is most of a snapshot's cost. Its object files (under
-``.git/objects``) are written once and never changed in place: git writes a
-new object to a temporary file and renames it, and only ever deletes old ones
-(``gc``, ``prune``). So they are hard-linked when the snapshot is on the same
-filesystem, which is safe for both sides; everything else (index, refs,
-config, HEAD, logs) is copied.
+Copying ``.git`` would be most of a snapshot's cost: its object store is one
+folder per object prefix. The snapshot's ``.git`` borrows the real objects
+through git's alternates instead (``copy_git_dir``); everything else (index,
+refs, config, HEAD, logs) is copied.
 """
 
 from __future__ import annotations
@@ -43,10 +41,15 @@ def tree_files(root: Path) -> list[str]:
     return sorted(files)
 
 
-def snapshot(root: Path, dest: Path) -> Path:
+def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     """Copy the working tree of ``root`` into ``dest`` (created; must not
     exist or be empty) and return ``dest``. ``root`` is only read; a snapshot
-    can itself be snapshotted (the mutation tests copy one base per test)."""
+    can itself be snapshotted (the mutation tests copy one base per test).
+
+    ``link=True`` hard-links the files instead of copying them (where the
+    filesystem allows): for a copy of a scratch tree whose files are only
+    ever replaced (removed and written anew), never changed in place, since a
+    change in place would show in both trees. Never use it on the real tree."""
     root, dest = Path(root).resolve(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     made = {dest}
@@ -60,6 +63,12 @@ def snapshot(root: Path, dest: Path) -> Path:
             if source.is_symlink():
                 os.symlink(os.readlink(source), target)
             elif source.is_file():
+                if link:
+                    try:
+                        os.link(source, target)
+                        continue
+                    except OSError:
+                        pass  # another filesystem: copy
                 shutil.copy2(source, target)
         except FileNotFoundError:
             continue  # deleted in the working tree (not yet committed, or just now)
@@ -72,13 +81,23 @@ def snapshot(root: Path, dest: Path) -> Path:
 
 
 def copy_git_dir(git: Path, dest: Path) -> None:
-    """Copy a ``.git`` folder, hard-linking its object files where possible
-    and leaving out lock files (a commit in progress in the real tree)."""
+    """Copy a ``.git`` folder without its object store, leaving out lock
+    files (a commit in progress in the real tree).
+
+    The copy borrows the objects instead: its ``objects/info/alternates``
+    names the real ``objects`` folder, where git looks up every object it
+    does not have itself. Git never writes into an alternate (new objects go
+    to the copy's own store) and never deletes from one, so the real
+    repository is only read; the copy costs a few dozen files instead of one
+    folder per object prefix."""
+    objects = (git / "objects").resolve()
     for dirpath, dirnames, filenames in os.walk(git):
         rel = os.path.relpath(dirpath, git)
+        if rel == "objects" or rel.startswith("objects" + os.sep):
+            dirnames[:] = []
+            continue
         target_dir = dest / rel
         target_dir.mkdir(parents=True, exist_ok=True)
-        objects = rel == "objects" or rel.startswith("objects" + os.sep)
         for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             dirnames.remove(name)
             os.symlink(os.readlink(os.path.join(dirpath, name)), target_dir / name)
@@ -89,13 +108,10 @@ def copy_git_dir(git: Path, dest: Path) -> None:
             try:
                 if os.path.islink(source):
                     os.symlink(os.readlink(source), target)
-                    continue
-                if objects:
-                    try:
-                        os.link(source, target)
-                        continue
-                    except OSError:
-                        pass  # another filesystem, or links not allowed: copy
-                shutil.copy2(source, target)
+                else:
+                    shutil.copy2(source, target)
             except FileNotFoundError:
-                continue  # removed while we copied (git gc in the real tree)
+                continue  # removed while we copied
+    (dest / "objects" / "pack").mkdir(parents=True, exist_ok=True)
+    (dest / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (dest / "objects" / "info" / "alternates").write_text(f"{objects}\n", encoding="utf-8")

@@ -1,5 +1,6 @@
-"""Trees for the mutation tests: the fixture page is written into one
-snapshot of the project per run; a test that mutates it gets its own copy."""
+"""Trees for the mutation tests: the fixture page and files are written into
+one small project per run (``fixture.make``); a test that mutates it gets its
+own copy."""
 
 from __future__ import annotations
 

@@ -1,8 +1,12 @@
-"""A small page and tree files written into a scratch snapshot of the
-project, so the mutation tests never depend on (or touch) the real pages."""
+"""A small page and tree files, with the project's site configuration, in a
+scratch project of their own, so the mutation tests never depend on (or
+touch) the real pages."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from harness import extract, scratch
@@ -67,24 +71,44 @@ OUTPUT_FIRST_LINE = 19
 SCRIPT_INCLUDE_LINE = 26
 
 
+# What the pages are read with: the project's own site configuration.
+SITE_FILES = ("mkdocs.yml", "versions.yaml")
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "docs-test", "GIT_AUTHOR_EMAIL": "docs-test@example.org",
+                "GIT_COMMITTER_NAME": "docs-test", "GIT_COMMITTER_EMAIL": "docs-test@example.org"}
+
+
 def make(tmp_path: Path) -> Path:
-    """A snapshot of the project with the fixture files written into it."""
-    root = scratch.snapshot(PROJECT_ROOT, tmp_path / "tree")
+    """A small project: the project's mkdocs.yml and versions.yaml, the
+    fixture page and tree files, committed to a git repository of its own
+    (the local blocks run git). Small, so that each test's copy is cheap to
+    make and to remove."""
+    root = tmp_path / "tree"
+    root.mkdir(parents=True)
+    for name in SITE_FILES:
+        shutil.copyfile(PROJECT_ROOT / name, root / name)
     write(root, FILES)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **GIT_IDENTITY}
+    for args in (["init", "--quiet", "--template=", "--initial-branch", "main"], ["add", "--all"],
+                 ["commit", "--quiet", "--no-gpg-sign", "-m", "fixture"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True, timeout=60)
     return root
 
 
 def copy(base: Path, tmp_path: Path) -> Path:
     """A copy of a tree ``make`` wrote, for one test to mutate (cheaper than
-    ``make``: the project is read once per run)."""
-    return scratch.snapshot(base, tmp_path / "tree")
+    ``make``: the project is read once per run). Its files are hard links to
+    the base's: a test changes a file with ``write`` or ``edit``, which
+    replace the file (the base keeps its own), never in place."""
+    return scratch.snapshot(base, tmp_path / "tree", link=True)
 
 
 def write(root: Path, files: dict[str, str]) -> None:
-    """Write ``files`` (relative name -> text) into ``root``."""
+    """Write ``files`` (relative name -> text) into ``root``, each as a new
+    file (a hard link to another tree's file is replaced, not written through)."""
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
         path.write_text(text, encoding="utf-8")
 
 
@@ -92,7 +116,7 @@ def edit(root: Path, name: str, old: str, new: str) -> None:
     path = root / name
     text = path.read_text(encoding="utf-8")
     assert old in text, f"fixture {name} no longer contains {old!r}"
-    path.write_text(text.replace(old, new), encoding="utf-8")
+    write(root, {name: text.replace(old, new)})
 
 
 def context(root: Path, whole_tree: bool = False) -> Context:

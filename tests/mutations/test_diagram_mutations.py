@@ -65,6 +65,16 @@ flowchat LR
     a --> b
 ```
 
+```mermaid
+flowchart LR
+    subgraph dev["development"]
+        d[(one)] --)> s[(two)]
+    end
+    subgraph prod["production"]
+        p[(three)]
+    end
+```
+
 !!! note "Included"
 
     ```mermaid
@@ -118,10 +128,10 @@ def assert_failure(findings, where: str, *words: str) -> None:
 def test_every_mermaid_block_is_checked(checked):
     ctx, findings = checked
     mermaid = [b for b in ctx.blocks if b.lang == "mermaid"]
-    assert len(mermaid) == 6 and all(b.mode is Mode.NONE for b in mermaid)
+    assert len(mermaid) == 7 and all(b.mode is Mode.NONE for b in mermaid)
     assert sorted(f.block.index for f in findings) == sorted(b.index for b in mermaid)
     failed = [f for f in findings if f.outcome is Outcome.FAILED]
-    assert len(failed) == 4, [str(f) for f in failed]
+    assert len(failed) == 5, [str(f) for f in failed]
 
 
 def test_good_diagrams_pass_and_count_as_tested(checked):
@@ -131,7 +141,7 @@ def test_good_diagrams_pass_and_count_as_tested(checked):
     report = Report(ctx.blocks)
     report.add(findings)
     summary = "\n".join(report.lines())
-    assert f"{PAGE}: 6 blocks, 6 tested (diagrams 6); 2 passed, 4 failed" in summary, summary
+    assert f"{PAGE}: 7 blocks, 7 tested (diagrams 7); 2 passed, 5 failed" in summary, summary
 
 
 def test_syntax_error_names_the_page_line(checked):
@@ -149,6 +159,13 @@ def test_unknown_diagram_type_fails_at_its_first_line(checked):
     assert_failure(findings, f"{PAGE}:{page_line('flowchat LR')}", "No diagram type detected")
 
 
+def test_a_mistake_noticed_lines_later_is_named_at_its_own_line(checked):
+    """Mermaid notices the bad arrow only at `subgraph prod`, two lines on."""
+    _, findings = checked
+    assert_failure(findings, f"{PAGE}:{page_line('d[(one)] --)> s')}", "cannot parse")
+    assert not findings_at(findings, f"{PAGE}:{page_line('subgraph prod')}", Outcome.FAILED)
+
+
 def test_included_diagram_names_page_and_tree_lines(checked):
     _, findings = checked
     where = f"{PAGE}:{page_line('flow.mmd:broken')} ({TREE_FILE}:7)"
@@ -159,9 +176,9 @@ def test_without_node_every_diagram_is_skipped_with_the_reason(checked, monkeypa
     ctx, _ = checked
     monkeypatch.setenv("PATH", "/nonexistent")
     findings = diagrams.run(ctx)
-    assert len(findings) == 6
+    assert len(findings) == 7
     assert all(f.outcome is Outcome.SKIPPED and "node not found" in f.message for f in findings)
     report = Report(ctx.blocks)
     report.add(findings)
     summary = "\n".join(report.lines())
-    assert "6 skipped" in summary and "checks skipped for a missing tool" in summary, summary
+    assert "7 skipped" in summary and "checks skipped for a missing tool" in summary, summary

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import tools
-from harness.checks import flux_refs, kustomize_build, schemas, substitution, tree_policy, yaml_parse
+from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution,
+                            tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 FLUX_SCHEMAS = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
@@ -49,6 +50,10 @@ spec:
   postBuild:
     substitute:
       cluster_name: test
+    substituteFrom:
+      - kind: ConfigMap
+        name: cluster-vars
+        optional: true
 """
 
 LAYERS = """\
@@ -216,7 +221,18 @@ kubernetes:
     "clusters/test/layers.yaml": LAYERS,
     "platform/base/settings.yaml": CONFIGMAP,
     "platform/base/release.yaml": RELEASE,
-    "platform/apps/kustomization.yaml": "resources:\n  - web.yaml\n",
+    "platform/apps/kustomization.yaml": """\
+resources:
+  - web.yaml
+patches:
+  - target:
+      kind: Deployment
+      name: web
+    patch: |-
+      - op: add
+        path: /spec/replicas
+        value: 2
+""",
     "platform/apps/web.yaml": DEPLOYMENT,
     "create/test.yaml": """\
 kind: Cluster
@@ -226,6 +242,35 @@ nodes:
     image: kindest/node:v1.35.0@sha256:abc
 """,
 }
+FILES["snippets/cluster-vars.sh"] = """\
+#!/usr/bin/env bash
+cat <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cluster-vars
+  namespace: flux-system
+data:
+  git_url: "$GIT_URL"
+YAML
+"""
+FILES["docs/design/reconciliation.md"] = """\
+# Reconciliation
+
+## Cluster variables
+
+| variable | used for | default |
+| --- | --- | --- |
+| `git_url` | the repository | `https://example.org/repo` |
+"""
+FILES["docs/charts.md"] = """\
+# Charts
+
+<!-- versions: test web-chart pins 1.2.3 -->
+
+The cluster runs the web chart `1.2.3`,
+and nothing newer.
+"""
 for top in ("clusters", "platform", "apps", "create", "snippets"):
     FILES[f"{top}/README.md"] = f"# {top}\n"
 
@@ -279,7 +324,8 @@ needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no F
 @needs_kustomize
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
-    for check in (yaml_parse, schemas, kustomize_build, substitution, flux_refs, tree_policy):
+    for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, applied_twice,
+                  cluster_vars, version_ranges, version_claims, tree_policy):
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -311,12 +357,33 @@ MUTATIONS = {
     "kustomize build error": pytest.param(
         "platform/apps/kustomization.yaml", "web.yaml", "gone.yaml", kustomize_build, 2,
         "kustomize build platform/apps", marks=needs_kustomize),
+    "patch whose target selects nothing": pytest.param(
+        "platform/apps/kustomization.yaml", "      name: web\n", "      name: wbe\n", kustomize_patches, "target:",
+        "selects no resource of `kustomize build platform/apps`", marks=needs_kustomize),
+    "a range Flux refuses": (
+        RELEASE_FILE, "    tag: 1.2.3\n", '    semver: ">=1.2 && <2"\n', version_ranges, "semver:",
+        "ref.semver `>=1.2 && <2` is not a version range Flux accepts: improper constraint"),
+    "a range that admits nothing": (
+        RELEASE_FILE, "    tag: 1.2.3\n", '    semver: ">=2.0.0 <1.0.0"\n', version_ranges, "semver:",
+        "ref.semver `>=2.0.0 <1.0.0` admits no version at all"),
     "variable under a kustomization without postBuild": pytest.param(
         WEB, "name: web\n", "name: ${app:=web}\n", substitution, 4, "has no spec.postBuild", marks=needs_kustomize),
+    "flux kustomization that does not prune": (
+        LAYERS_FILE, "  prune: true\n", "  prune: false\n", tree_policy, "prune: false", "set `prune: true`"),
+    "bootstrap's kustomization that does not prune": (
+        "clusters/test/flux-system/gotk-sync.yaml", "  prune: true\n", "  prune: false\n", tree_policy, "prune: false",
+        "every Flux Kustomization of this tree prunes"),
     "flux kustomization without wait": (
         LAYERS_FILE, "  wait: true\n", "", tree_policy, 6, "wait: true or healthChecks"),
     "image tag latest": (WEB, "web:1.2.3", "web:latest", tree_policy, "image:", "uses `latest`"),
     "image without tag": (WEB, "web:1.2.3", "web", tree_policy, "image:", "has no tag"),
+    "chart value tag latest names the image": (
+        RELEASE_FILE, "  values:\n", "  values:\n    redis:\n      tag: latest\n    image:\n      repository: "
+        "ghcr.io/example/web\n      tag: latest\n", tree_policy, "  tag: latest",
+        "values redis.tag is `latest`, the tag of the chart's default redis image"),
+    "chart image tag latest names the repository": (
+        RELEASE_FILE, "  values:\n", "  values:\n    image:\n      repository: ghcr.io/example/web\n      tag: latest\n",
+        tree_policy, "  tag: latest", "image `ghcr.io/example/web:latest` uses `latest` (values image.tag)"),
     "privilege escalation allowed": (
         WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
         "allowPrivilegeEscalation: false"),
@@ -539,3 +606,120 @@ def test_a_cluster_on_platform_releases_needs_an_alert(tree):
     assert not [f for f in failed(tree_policy.run(ctx(tree))) if "[alerting]" in f]
     edit(tree, "clusters/test/alerts.yaml", "    name: team\n  eventSeverity", "    name: teem\n  eventSeverity")
     assert_fails_at(flux_refs.run(ctx(tree)), "clusters/test/alerts.yaml", 16, "refers to Provider flux-system/teem")
+
+
+def test_a_patch_that_turns_pruning_off(tree):
+    edit(tree, FLUX_SYSTEM, "  - gotk-sync.yaml\n", "  - gotk-sync.yaml\npatches:\n  - target:\n      kind: Kustomization\n"
+         "      name: flux-system\n    patch: |-\n      - op: replace\n        path: /spec/prune\n        value: false\n")
+    assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "path: /spec/prune"),
+                    "sets a Flux Kustomization's spec.prune to `false`")
+
+
+@needs_kustomize
+def test_an_object_applied_by_two_kustomizations(tree):
+    """The Deployment copied into base: applied by base and by apps."""
+    (tree / "platform/base/web.yaml").write_text(DEPLOYMENT)
+    findings = applied_twice.run(ctx(tree))
+    assert_fails_at(findings, "platform/base/web.yaml", 1, "Deployment default/web (apps) is applied by Kustomization "
+                    "flux-system/base (from platform/base/web.yaml:1) and by Kustomization flux-system/apps "
+                    "(from platform/apps/web.yaml:1)")
+    assert len(failed(findings)) == 1, failed(findings)
+
+
+SCRIPT, PAGE = "snippets/cluster-vars.sh", "docs/design/reconciliation.md"
+
+
+@needs_kustomize
+def test_a_cluster_variable_the_script_does_not_write_nor_the_page_list(tree):
+    edit(tree, LAYERS_FILE, "  name: base\n", "  name: base\n  annotations:\n    region: in-${region:=eu}\n")
+    findings = cluster_vars.run(ctx(tree))
+    line = line_of(tree, LAYERS_FILE, "${region:=eu}")
+    assert_fails_at(findings, LAYERS_FILE, line, "`${region}` (substituted by Kustomization flux-system/flux-system, "
+                    "clusters/test/flux-system/gotk-sync.yaml:12) is not a cluster variable: "
+                    "snippets/cluster-vars.sh does not write it")
+    assert_fails_at(findings, LAYERS_FILE, line, f"is not listed in the cluster-variable table on {PAGE}")
+
+
+@needs_kustomize
+def test_a_cluster_variable_under_a_kustomization_that_does_not_read_cluster_vars(tree):
+    edit(tree, SETTINGS, "  cluster: ", "  url: at-${git_url:=https://example.org/repo}\n  cluster: ")
+    assert_fails_at(cluster_vars.run(ctx(tree)), SETTINGS, 7, "Kustomization base does not substitute from the "
+                    "ConfigMap cluster-vars, so the variable only ever takes its default")
+
+
+@needs_kustomize
+def test_variables_written_or_listed_but_never_used_and_a_default_that_disagrees(tree):
+    edit(tree, SCRIPT, '  git_url: "$GIT_URL"\n', '  git_url: "$GIT_URL"\n  zone: "$ZONE"\n')
+    edit(tree, PAGE, "| `git_url` | the repository | `https://example.org/repo` |",
+         "| `git_url` | the repository | `https://example.org/other` |\n| `zone` | the zone | `a` |")
+    findings = cluster_vars.run(ctx(tree))
+    assert_fails_at(findings, SCRIPT, 10, "writes the cluster variable `zone`, but no Kustomization")
+    assert_fails_at(findings, PAGE, 8, "the table lists the cluster variable `zone`, but no Kustomization")
+    assert_fails_at(findings, "clusters/test/flux-system/gotk-sync.yaml", 10,
+                    f"has the default `https://example.org/repo`, but the table on {PAGE} ({PAGE}:7) gives its "
+                    "default as `https://example.org/other`")
+
+
+def promotion_clusters(tree: Path, staging_ref: str, production_ref: str) -> None:
+    """clusters/staging and clusters/production, each with its own source app."""
+    for name, ref in (("staging", staging_ref), ("production", production_ref)):
+        for rel in ("gotk-sync.yaml", "gotk-components.yaml", "kustomization.yaml"):
+            text = (tree / "clusters/test/flux-system" / rel).read_text()
+            target = tree / f"clusters/{name}/flux-system/{rel}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text.replace("./clusters/test", f"./clusters/{name}"))
+        (tree / f"clusters/{name}/source.yaml").write_text(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: app\n"
+            f"  namespace: flux-system\nspec:\n  interval: 10m0s\n  url: oci://ghcr.io/example/app\n  ref:\n    {ref}\n")
+
+
+@needs_kustomize
+def test_production_pins_a_release_staging_admits(tree):
+    promotion_clusters(tree, 'semver: ">=1.0.0 <2.0.0"', 'tag: "1.4.0"')
+    assert failed(version_ranges.run(ctx(tree))) == []
+    promotion_clusters(tree, 'semver: ">=1.0.0 <2.0.0"', 'tag: "2.0.0"')
+    assert_fails_at(version_ranges.run(ctx(tree)), "clusters/production/source.yaml", 10,
+                    "production: OCIRepository flux-system/app pins `2.0.0`, and staging's range `>=1.0.0 <2.0.0` "
+                    "(clusters/staging/source.yaml:10) does not admit it")
+
+
+@needs_kustomize
+def test_a_page_states_a_version_the_tree_no_longer_pins(tree):
+    edit(tree, RELEASE_FILE, "    tag: 1.2.3\n", "    tag: 1.2.4\n")
+    expected = (f"docs/charts.md:5 ({RELEASE_FILE}:10): [version-claims] the page says test's `web-chart` pins "
+                "`1.2.3`, but on test OCIRepository default/web-chart is pinned to `1.2.4`")
+    found = failed(version_claims.run(ctx(tree)))
+    assert any(f.startswith(expected) for f in found), found
+
+
+@needs_kustomize
+def test_a_page_whose_text_and_versions_comment_disagree(tree):
+    edit(tree, "docs/charts.md", "chart `1.2.3`", "chart `1.3.0`")
+    assert_fails_at(version_claims.run(ctx(tree)), "docs/charts.md", 3,
+                    "the text below the comment does not say `1.2.3`")
+
+
+@needs_kustomize
+def test_a_kustomize_failure_is_reported_once_without_temporary_paths(tree):
+    """A missing resource of a base that an overlay builds on: one failure, at
+    the base's entry, in the tree's own paths; the Flux checks only skip."""
+    (tree / "platform/overlay").mkdir()
+    (tree / "platform/overlay/kustomization.yaml").write_text("resources:\n  - ../apps\n")
+    edit(tree, "platform/apps/kustomization.yaml", "  - web.yaml\n", "  - wbe.yaml\n")
+    findings = [*kustomize_build.run(ctx(tree)), *flux_refs.run(ctx(tree))]
+    assert failed(findings) == [
+        "platform/apps/kustomization.yaml:2: [kustomize-build] `kustomize build platform/apps` failed: resource "
+        "`wbe.yaml`: no such file or directory: fix the entry or restore the file"], failed(findings)
+    skips = [str(f) for f in findings if f.outcome is Outcome.SKIPPED]
+    assert skips and all("see [kustomize-build]" in f for f in skips), skips
+    assert str(tree) not in " ".join(str(f) for f in findings)
+
+
+def test_a_chart_version_range_flux_refuses(tree):
+    (tree / "platform/base/cache.yaml").write_text(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: cache\n  namespace: default\n"
+        "spec:\n  interval: 10m0s\n  chart:\n    spec:\n      chart: redis\n      version: \">=7.0.0 || <=>8\"\n"
+        "      sourceRef:\n        kind: HelmRepository\n        name: charts\n")
+    assert_fails_at(version_ranges.run(ctx(tree)), "platform/base/cache.yaml", 11,
+                    "HelmRelease default/cache chart.spec.version `>=7.0.0 || <=>8` is not a version range Flux "
+                    "accepts: improper constraint: ' <=>8'")

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from harness.checks import cli_help, metadata, run_local, shellcheck, snippets
+from harness.checks import (cli_help, metadata, run_local, schemas, shellcheck, snippets, substitution, tree_policy,
+                            yaml_parse)
+from harness.report import Report
 from harness.model import Finding, Outcome
 
 from mutations import fixture
@@ -73,6 +75,14 @@ MUTATIONS = {
         [(P, "git rev-parse --short HEAD", "git rev-parse --short HEAD\ngit switch --creat x")],
         cli_help, False, f"{P}:{fixture.LOCAL_FENCE_LINE + 3}", "--creat",
     ),
+    "undefined variable names its page line and Jinja's message": (
+        [(P, "{{ versions.flux.version }}", "{{ versions.flux.verison }}")],
+        snippets, False, f"{P}:4", "UndefinedError: 'dict object' has no attribute 'verison'",
+    ),
+    "jinja syntax error names its page line and Jinja's message": (
+        [(P, '!!! note "Indented"', '!!! note "Indented {% if %}"')],
+        snippets, False, f"{P}:23", "Jinja cannot read the page: Expected an expression",
+    ),
     "skip without reason": (
         [(P, "<!-- test: local timeout=20 -->", "<!-- test: skip -->")],
         metadata, False, f"{P}:{fixture.LOCAL_FENCE_LINE}", "reason",
@@ -101,6 +111,19 @@ def test_missing_include(fixture_tree):
     assert_failure(snippets.run(fixture.context(fixture_tree)), f"{P}:{fixture.SCRIPT_INCLUDE_LINE}", "greet.sh")
 
 
+def test_a_block_whose_include_fails_reports_that_failure_alone(fixture_tree):
+    """No schema, parse, shellcheck or run finding besides the include's."""
+    fixture.edit(fixture_tree, APP, "[start:data]", "[start:values]")
+    fixture.edit(fixture_tree, APP, "[end:data]", "[end:values]")
+    (fixture_tree / GREET).unlink()
+    ctx = fixture.context(fixture_tree)
+    broken = [b for b in ctx.blocks if b.lang in ("yaml", "bash") and b.mode.value in ("manifests", "static")]
+    findings = [*all_checks(ctx), *yaml_parse.run(ctx), *schemas.run(ctx), *substitution.run(ctx)]
+    for block in broken:
+        on_block = [str(f) for f in findings if f.block is block]
+        assert len(on_block) == 1 and "[snippets]" in on_block[0] and "does not resolve" in on_block[0], on_block
+
+
 def test_block_that_hangs(fixture_tree):
     fixture.edit(fixture_tree, P, "<!-- test: local timeout=20 -->", "<!-- test: local timeout=1 -->")
     fixture.edit(fixture_tree, P, 'test -z "${KUBECONFIG:-}"', "sleep 600 &\nsleep 600")
@@ -108,3 +131,14 @@ def test_block_that_hangs(fixture_tree):
     findings = run_local.run(fixture.context(fixture_tree))
     assert time.monotonic() - started < 15, "the timeout did not stop the block"
     assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "killed")
+
+
+def test_a_whole_tree_finding_names_the_page_that_shows_its_line(fixture_tree):
+    """The tree policy reports the Secret at the tree file's line; the report
+    adds the page line of the include that shows it."""
+    fixture.edit(fixture_tree, APP, "kind: ConfigMap", "kind: Secret")
+    ctx = fixture.context(fixture_tree, whole_tree=True)
+    report = Report(ctx.blocks)
+    found = [str(f) for f in report.add(tree_policy.run(ctx)) if f.outcome is Outcome.FAILED]
+    expected = f"{P}:{fixture.YAML_INCLUDE_LINE} ({APP}:6): [plaintext-secret] Secret fixture: a Secret in plain text"
+    assert any(f.startswith(expected) for f in found), found

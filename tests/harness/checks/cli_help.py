@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import extract
+from harness import build_cache, extract
 from harness.metadata import SHELL_LANGS
 from harness.model import Block, Context, Finding, Mode, Outcome
 
@@ -74,8 +74,15 @@ def help_text(tool: str, path: tuple[str, ...]) -> str:
         argv = [binary, "options"]  # the global flags
     else:
         argv = [binary, *path, "--help"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin",
-                                                                                    "HOME": "/nonexistent"})
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    # A help text depends on the binary alone (and, for `git help -a`, on the
+    # git-* commands on PATH, which is fixed here): kept on disk per binary.
+    name = build_cache.key("help", binary, [("argv", "\0".join(argv[1:]).encode()), ("PATH", env["PATH"].encode())])
+    answer = build_cache.get("help", name)
+    if answer is not None:
+        return answer["text"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    build_cache.put("help", name, {"text": proc.stdout + proc.stderr})
     return proc.stdout + proc.stderr
 
 

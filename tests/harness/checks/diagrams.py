@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import extract
+from harness import build_cache, extract
 from harness.model import PROJECT_ROOT, Block, Context, Finding, Mode, Outcome
 
 CHECK = "diagrams"
@@ -105,13 +105,21 @@ def parse(texts: dict[str, str], root: Path = PROJECT_ROOT) -> tuple[str, dict[s
     """Parse diagrams ``{id: text}`` in one node process; returns mermaid's
     version and ``{id: {"ok", "type", "line", "message"}}``."""
     payload = json.dumps({"diagrams": [{"id": key, "text": text} for key, text in texts.items()]})
-    proc = subprocess.run(
-        ["node", str(source_dir(root) / PARSER), str(node_modules(root))],
-        input=payload, capture_output=True, text=True, timeout=TIMEOUT,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{SOURCE_DIR}/{PARSER} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    answer = json.loads(proc.stdout)
+    # The answer depends on node, the parser script, the installed packages
+    # (their lockfile) and the diagrams: kept on disk under those.
+    node = shutil.which("node") or "node"
+    parts = [(name, (source_dir(root) / name).read_bytes()) for name in (PARSER, "package-lock.json")]
+    name = build_cache.key("mermaid", node, [*parts, ("payload", payload.encode())])
+    answer = build_cache.get("mermaid", name)
+    if answer is None:
+        proc = subprocess.run(
+            [node, str(source_dir(root) / PARSER), str(node_modules(root))],
+            input=payload, capture_output=True, text=True, timeout=TIMEOUT,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{SOURCE_DIR}/{PARSER} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        answer = json.loads(proc.stdout)
+        build_cache.put("mermaid", name, answer)
     return answer["mermaid"], {r["id"]: r for r in answer["results"]}
 
 
@@ -143,12 +151,10 @@ def run(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     texts: dict[str, Block] = {}
     for block in blocks:
-        if extract.unresolved_include(block) is not None:
-            findings.append(
-                Finding(CHECK, Outcome.SKIPPED, block.location(0), "its include does not resolve (see [snippets])", block)
-            )
-        else:
+        if extract.unresolved_include(block) is None:  # else the snippets failure is the block's only finding
             texts[f"{block.page}#{block.index}"] = block
+    if not texts:
+        return findings
     version, results = parse({key: b.text for key, b in texts.items()})
     for key, block in texts.items():
         result = results[key]

@@ -98,7 +98,9 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
     for issue in render.issues:
         if issue.check == CHECK:
             outcome = Outcome.SKIPPED if issue.skipped else Outcome.FAILED
-            findings.append(Finding(CHECK, outcome, issue.where, f"{render.cluster}: {issue.message}"))
+            # a skip reads the same on every cluster (the report lists it once, with its places)
+            message = issue.message if issue.skipped else f"{render.cluster}: {issue.message}"
+            findings.append(Finding(CHECK, outcome, issue.where, message))
     present = {(o.kind, o.namespace, o.name) for o in render.objects}
     for obj in render.objects:
         for path, kind, name, namespace in _references(obj):

@@ -75,12 +75,23 @@ class Issue:
     skipped: bool = False
 
 
+@dataclass(frozen=True)
+class VariableUse:
+    """One ``${name}`` in what a Kustomization applies (and substitutes)."""
+
+    name: str
+    default: str | None  # the text after `:=` / `:-` / `=` / `-`, None without one
+    by: Applied  # the Flux Kustomization that substitutes it
+    where: Origin  # the tree file line that holds it
+
+
 @dataclass
 class ClusterRender:
     cluster: str
     objects: list[Applied] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # Kustomizations rendered, for the report
+    variables: list[VariableUse] = field(default_factory=list)
 
 
 def cluster_dirs(root: Path) -> list[str]:
@@ -126,7 +137,10 @@ def _render_text(root: Path, directory: str, render: ClusterRender, where: Origi
                                        + tools.missing_reason("kustomize", root), skipped=True))
             return None
         if result.error is not None:
-            render.issues.append(Issue("flux-refs", where, f"`kustomize build {directory}` failed: {result.error}"))
+            # The kustomize-build check reports the failure, once; here it only
+            # means that what this Kustomization applies is unknown.
+            render.issues.append(Issue("flux-refs", where, f"cannot render {directory}: `kustomize build {directory}` "
+                                       f"fails (see [kustomize-build])", skipped=True))
             return None
         return [(result.text, directory)]
     pieces: list[tuple[str, str]] = []
@@ -213,6 +227,7 @@ def _disabled(document: str) -> bool:
 
 
 _REFERENCE = re.compile(r"(?<!\$)\$\{[^}\n]*\}?")
+_VARIABLE = re.compile(r"(?<!\$)\$\{(?P<name>[_A-Za-z][_A-Za-z0-9]*)(?::?[=-](?P<default>[^}\n]*))?\}")
 
 
 def _substitute(root: Path, text: str, ks: Applied, near: str, render: ClusterRender) -> str:
@@ -243,6 +258,12 @@ def _substitute(root: Path, text: str, ks: Applied, near: str, render: ClusterRe
                 ))
             out.append(document)
             continue
+        for line in document.split("\n"):
+            if line.lstrip().startswith("#"):
+                continue
+            for match in _VARIABLE.finditer(line):
+                where = _line_with(root, text, match.group(0), near) or ks.field(["spec", "postBuild"])
+                render.variables.append(VariableUse(match.group("name"), match.group("default"), ks, where))
         result, problems = flux_substitute.substitute(document, plan.values)
         lines = document.split("\n")
         for problem in problems:

@@ -16,18 +16,23 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import tools
+import yaml
+
+from harness import build_cache, scratch, tools
 from harness.checks import flux_substitute, schemas, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "kustomize-build"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 TIMEOUT = 60
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -53,11 +58,84 @@ def kustomization_dirs(root: Path) -> list[str]:
     return sorted(found)
 
 
-@functools.lru_cache(maxsize=256)
-def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
+FROM = re.compile(r"accumulating resources from '(?P<entry>[^']+)'")
+RECURSED = re.compile(r"recursed accumulation of path '(?P<path>[^']+)'")
+TAIL = re.compile(r"'?: must build at directory: .*$")
+LSTAT = re.compile(r"evalsymlink failure on '[^']*' : lstat [^:]*: ")
+
+
+def describe_error(root: Path, error: str) -> str:
+    """kustomize's message, readable: paths relative to the tree, and without
+    the misleading tail kustomize adds when an entry is neither a file nor a
+    directory ("must build at directory: not a valid directory")."""
+    text = error.removeprefix("Error: ").replace(str(Path(root).resolve()) + "/", "").replace(str(root) + "/", "")
+    entries = FROM.findall(text)
+    if entries:
+        inner = text[text.rfind("accumulating resources from '"):]
+        reason = TAIL.sub("", inner.split("': ", 1)[1] if "': " in inner else inner)
+        reason = LSTAT.sub("", reason).strip().rstrip("'")
+        where = RECURSED.findall(text)
+        return (f"resource `{entries[-1]}`" + (f" (listed in {where[-1]})" if where else "") + f": {reason}")
+    return TAIL.sub("", text)
+
+
+def failing_directory(error: str, directory: str) -> str:
+    """The kustomization directory the failure is in: the innermost base the
+    build recursed into, else the directory built."""
+    where = RECURSED.findall(error)
+    return where[-1] if where else directory
+
+
+ROOT_MARK = "\0root\0"  # the tree's path in a cached message, put back on reading
+REMOTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/)")
+BASE_KEYS = ("resources", "components", "bases")
+
+
+def inputs(root: Path, directory: str, overrides: dict[str, str] | None = None) -> list[tuple[str, bytes]] | None:
+    """Every file ``kustomize build DIRECTORY`` can read, with its content:
+    the files below the directory and below every base or component
+    directory it names (kustomize reads files only below a kustomization's
+    own directory); ``overrides`` replaces the content of some of them. None
+    when the build reads something outside the tree (a remote base)."""
+    root = Path(root)
+    overrides = overrides or {}
+    seen: set[str] = set()
+    found: dict[str, bytes] = {}
+    todo = [os.path.normpath(directory)]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for dirpath, dirnames, filenames in os.walk(root / current):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in filenames:
+                rel = os.path.normpath(os.path.relpath(os.path.join(dirpath, name), root))
+                if rel not in found:
+                    found[rel] = overrides[rel].encode() if rel in overrides else Path(dirpath, name).read_bytes()
+        kfile = kustomization_file(root, current)
+        if kfile is None:
+            continue
+        try:
+            data = yaml.load(found[kfile].decode("utf-8", "replace"), Loader=_Loader)
+        except yaml.YAMLError:
+            data = None
+        for key in BASE_KEYS:
+            for entry in (data.get(key) or []) if isinstance(data, dict) else []:
+                if not isinstance(entry, str):
+                    continue
+                if REMOTE.match(entry):
+                    return None
+                target = os.path.normpath(os.path.join(current, entry))
+                if (root / target).is_dir():
+                    todo.append(target)
+    return sorted(found.items())
+
+
+def _run(kustomize: str, cwd: Path, directory: str) -> Build:
     try:
         proc = subprocess.run(
-            [kustomize, "build", directory], cwd=root, capture_output=True, text=True,
+            [kustomize, "build", directory], cwd=cwd, capture_output=True, text=True,
             timeout=TIMEOUT, env=dict(os.environ, HOME=os.environ.get("HOME", "/tmp")),
         )
     except subprocess.TimeoutExpired:
@@ -68,9 +146,47 @@ def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
     return Build(directory, proc.stdout, None)
 
 
+def cached_build(root: Path, directory: str, kustomize: str, overrides: dict[str, str] | None = None) -> Build:
+    """``kustomize build DIRECTORY`` of ``root``, with ``overrides`` (path ->
+    text) in place of some files, answered from ``harness.build_cache`` when
+    the same input was built before. With overrides the build runs in a
+    scratch copy of the files it reads."""
+    root = Path(root).resolve()
+    parts = inputs(root, directory, overrides)
+    name = None
+    if parts is not None:
+        name = build_cache.key("kustomize", kustomize, [("directory", directory.encode()), *parts])
+        answer = build_cache.get("kustomize", name)
+        if answer is not None:
+            error = answer["error"].replace(ROOT_MARK, str(root)) if answer["error"] is not None else None
+            return Build(directory, answer["text"], error)
+    if overrides:
+        with tempfile.TemporaryDirectory(prefix="docs-test-kustomize-") as tmp:
+            copy = Path(tmp)
+            files = parts if parts is not None else [
+                (rel, (root / rel).read_bytes()) for rel in scratch.tree_files(root) if (root / rel).is_file()]
+            for rel, content in files:
+                (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+                (copy / rel).write_bytes(overrides[rel].encode() if rel in overrides else content)
+            result = _run(kustomize, copy, directory)
+            if result.error is not None:
+                result = Build(directory, "", result.error.replace(str(copy), str(root)))
+    else:
+        result = _run(kustomize, root, directory)
+    if name is not None:
+        error = result.error.replace(str(root), ROOT_MARK) if result.error is not None else None
+        build_cache.put("kustomize", name, {"text": result.text, "error": error})
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def _build(root: Path, directory: str, _stamp: tuple, kustomize: str) -> Build:
+    return cached_build(root, directory, kustomize)
+
+
 def build(root: Path, directory: str) -> Build | None:
-    """``kustomize build DIRECTORY`` (cached per tree content); None when
-    kustomize is missing."""
+    """``kustomize build DIRECTORY`` (kept per tree content, in this process
+    and on disk); None when kustomize is missing."""
     kustomize = tools.find("kustomize", Path(root))
     if kustomize is None:
         return None
@@ -129,12 +245,22 @@ def run(ctx: Context) -> list[Finding]:
             for d in directories
         ]
     already = _validated_in_tree(root, yaml_docs.stamp(root))
-    for directory, result in build_many(root, directories).items():
+    built = build_many(root, directories)
+    failed_dirs = {d for d, r in built.items() if r.error is not None}
+    for directory, result in built.items():
         kfile = kustomization_file(root, directory) or directory
         if result.error is not None:
+            inner = os.path.relpath(os.path.join(root, failing_directory(result.error, directory)), root) \
+                if os.path.isabs(failing_directory(result.error, directory)) else failing_directory(result.error, directory)
+            inner = os.path.normpath(inner)
+            if inner != directory and inner in failed_dirs:
+                continue  # the base it builds on fails, and is reported on its own
+            message = describe_error(root, result.error)
+            if message.endswith("no such file or directory"):
+                message += ": fix the entry or restore the file"
             findings.append(Finding(
-                CHECK, Outcome.FAILED, _error_origin(root, kfile, result.error),
-                f"`kustomize build {directory}` failed: {result.error}",
+                CHECK, Outcome.FAILED, _error_origin(root, kfile, message),
+                f"`kustomize build {directory}` failed: {message}",
             ))
             continue
         text, _problems = flux_substitute.substitute(result.text)

@@ -103,9 +103,10 @@ def run_page(ctx: Context, blocks: list[Block], default_timeout: int) -> list[Fi
 
 def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path, default_timeout: int):
     expected = next((b for b in page_blocks if b.index == block.index + 1 and b.mode is Mode.OUTPUT), None)
-    if extract.unresolved_include(block) is not None or block.errors:
-        reason = "its include does not resolve (see [snippets])" if not block.errors else "its metadata is invalid"
-        out = [Finding("local", Outcome.SKIPPED, block.location(0), reason, block)]
+    if extract.unresolved_include(block) is not None:
+        return []  # the snippets failure is the block's only finding
+    if block.errors:
+        out = [Finding("local", Outcome.SKIPPED, block.location(0), "its metadata is invalid", block)]
         if expected:
             out.append(Finding("output", Outcome.SKIPPED, expected.location(0), "the block it shows did not run", expected))
         return out

@@ -17,7 +17,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import extract, scratch
+from harness import build_cache, extract, scratch
 from harness.metadata import SHELL_LANGS
 from harness.model import Block, Context, Finding, Location, Mode, Origin, Outcome
 
@@ -54,6 +54,13 @@ def scripts(root: Path) -> list[str]:
     return found
 
 
+def rc_files(root: Path) -> list[str]:
+    """The project's shellcheck configuration, if it has one (``.shellcheckrc``
+    in snippets/ or at the root); it is passed to shellcheck by name, and no
+    other is read, so the answer depends on the tree alone."""
+    return [str(p) for p in (Path(root) / SCRIPT_DIR / ".shellcheckrc", Path(root) / ".shellcheckrc") if p.is_file()]
+
+
 def run(ctx: Context) -> list[Finding]:
     blocks = [b for b in ctx.blocks if b.lang in SHELL_LANGS and b.mode in CHECKED_MODES]
     script_names = [] if ctx.only_page else scripts(ctx.root)
@@ -64,22 +71,22 @@ def run(ctx: Context) -> list[Finding]:
             Finding("shellcheck", Outcome.SKIPPED, Origin(s, 1), reason) for s in script_names
         ]
     findings: list[Finding] = []
-    broken = [b for b in blocks if extract.unresolved_include(b) is not None]
-    findings.extend(
-        Finding("shellcheck", Outcome.SKIPPED, b.location(0), "its include does not resolve (see [snippets])", b)
-        for b in broken
-    )
-    blocks = [b for b in blocks if b not in broken]
+    # A block whose include did not resolve has the snippets failure alone.
+    blocks = [b for b in blocks if extract.unresolved_include(b) is None]
     with tempfile.TemporaryDirectory(prefix="docs-test-shellcheck-") as tmp, ThreadPoolExecutor(2) as pool:
         files: dict[str, Block] = {}
         for block in blocks:
-            path = Path(tmp) / f"block{len(files):04d}.sh"
-            path.write_text(block.text + "\n", encoding="utf-8")
-            files[str(path)] = block
-        # blocks and scripts in two shellcheck runs side by side
-        block_run = pool.submit(shellcheck, binary, list(files), ["--shell=bash", f"--exclude={BLOCK_EXCLUDES}"], tmp)
+            name = f"block{len(files):04d}.sh"
+            (Path(tmp) / name).write_text(block.text + "\n", encoding="utf-8")
+            files[name] = block
+        # blocks and scripts in two shellcheck runs side by side; the blocks'
+        # folder is a temporary one, so no .shellcheckrc is read for them
+        block_run = pool.submit(shellcheck, binary, list(files),
+                                ["--norc", "--shell=bash", f"--exclude={BLOCK_EXCLUDES}"], tmp)
         script_run = pool.submit(
-            shellcheck, binary, script_names, ["--external-sources", "--source-path=SCRIPTDIR"], ctx.root
+            shellcheck, binary, script_names, ["--external-sources", "--source-path=SCRIPTDIR"]
+            + [f"--rcfile={rc}" for rc in rc_files(ctx.root)[:1]] + ([] if rc_files(ctx.root) else ["--norc"]),
+            ctx.root,
         )
         comments = block_run.result() if files else {}
         for name, block in files.items():
@@ -99,15 +106,28 @@ def run(ctx: Context) -> list[Finding]:
 
 
 def shellcheck(binary: str, names: list[str], options: list[str], cwd) -> dict[str, list[dict]]:
+    """shellcheck's comments on ``names`` (relative to ``cwd``), by file.
+    The answer depends on the binary, the options and the files checked
+    together (a script may source another), so it is kept on disk under
+    those (``harness.build_cache``)."""
     if not names:
         return {}
-    proc = subprocess.run(
-        [binary, "--format=json1", *options, *names], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"shellcheck failed to run (exit {proc.returncode}): {proc.stderr.strip()}")
+    parts = [("options", "\0".join(options).encode())]
+    parts += [(option, Path(option.split("=", 1)[1]).read_bytes()) for option in options
+              if option.startswith("--rcfile=")]
+    parts += [(name, (Path(cwd) / name).read_bytes()) for name in names]
+    key = build_cache.key("shellcheck", binary, parts)
+    answer = build_cache.get("shellcheck", key)
+    if answer is None:
+        proc = subprocess.run(
+            [binary, "--format=json1", *options, *names], cwd=cwd, capture_output=True, text=True, timeout=120
+        )
+        if proc.returncode not in (0, 1):
+            raise RuntimeError(f"shellcheck failed to run (exit {proc.returncode}): {proc.stderr.strip()}")
+        answer = json.loads(proc.stdout or "{}")
+        build_cache.put("shellcheck", key, answer)
     comments: dict[str, list[dict]] = {}
-    for comment in json.loads(proc.stdout or "{}").get("comments", []):
+    for comment in answer.get("comments", []):
         comments.setdefault(comment["file"], []).append(comment)
     return comments
 

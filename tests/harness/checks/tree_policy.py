@@ -5,7 +5,9 @@
 - ``image-tag``: no untagged or ``latest`` image, in workloads, kustomize
   ``images:`` and HelmRelease values;
 - ``flux-kustomization``: every Flux Kustomization sets ``interval``,
-  ``timeout`` and ``prune``, and ``wait: true`` or ``healthChecks``;
+  ``timeout`` and ``prune: true`` (the tree prunes everywhere: ``false`` fails,
+  in a tree file, in ``gotk-sync.yaml`` and in a kustomize patch), and
+  ``wait: true`` or ``healthChecks``;
 - ``workload-security``: every container of a workload requests resources and
   runs restricted (runAsNonRoot, allowPrivilegeEscalation false, capabilities
   drop ALL, seccompProfile RuntimeDefault; pod or container level);
@@ -125,13 +127,25 @@ def _values_images(values, path: list):
             yield image, path + ["image"]
         for key in ("tag", "imageTag"):
             if values.get(key) == "latest":
-                yield f"{values.get('repository', '<repository>')}:latest", path + [key]
+                yield _tagged_image(values, path), path + [key]
         for key, value in values.items():
             if key != "image" or not isinstance(value, str):
                 yield from _values_images(value, path + [key])
     elif isinstance(values, list):
         for index, value in enumerate(values):
             yield from _values_images(value, path + [index])
+
+
+def _tagged_image(values: dict, path: list) -> str:
+    """The image a chart's ``tag`` value goes with: the repository beside it
+    (with its registry), or, when the values leave the repository to the
+    chart, the chart's image named by where the tag is."""
+    repository = values.get("repository") or values.get("image")
+    if isinstance(repository, str) and repository:
+        registry = values.get("registry")
+        return f"{registry}/{repository}" if isinstance(registry, str) and registry else repository
+    where = ".".join(str(p) for p in path[2:])  # after spec.values
+    return f"the chart's default {where} image" if where else "the chart's default image"
 
 
 def _images(root: Path) -> list[Finding]:
@@ -154,11 +168,23 @@ def _images(root: Path) -> list[Finding]:
                 findings.append(Finding("image-tag", Outcome.FAILED, _at(tree_file, doc, path),
                                         f"{doc.ident()}: a container without an image"))
                 continue
-            problem = _tag_problem(image) if path[-1] == "image" else f"image `{image}` uses `latest`: pin a version"
+            if path[-1] == "image":
+                problem = _tag_problem(image)
+            elif image.startswith("the chart's default"):
+                values_path = ".".join(str(p) for p in path[2:])
+                problem = (f"values {values_path} is `latest`, the tag of {image} (its repository is the "
+                           f"chart's default): pin a version")
+            else:
+                problem = f"image `{image}:latest` uses `latest` (values {'.'.join(str(p) for p in path[2:])}): " \
+                    "pin a version"
             if problem:
                 findings.append(Finding("image-tag", Outcome.FAILED, _at(tree_file, doc, path),
                                         f"{doc.ident()}: {problem}"))
     return findings
+
+
+PRUNES = ("every Flux Kustomization of this tree prunes: objects removed from git are deleted from the cluster "
+          "(the reconciliation page says so, and deletionPolicy MirrorPrune follows it)")
 
 
 def _flux_kustomizations(root: Path) -> list[Finding]:
@@ -167,15 +193,63 @@ def _flux_kustomizations(root: Path) -> list[Finding]:
         data = doc.data
         if data["kind"] != "Kustomization" or not str(data["apiVersion"]).startswith("kustomize.toolkit.fluxcd.io/"):
             continue
-        if tree_file.path.endswith("flux-system/gotk-sync.yaml"):
-            continue  # written by `flux bootstrap`; flux-system/kustomization.yaml patches the settings in
         spec = data.get("spec") or {}
+        if "prune" in spec and spec["prune"] is not True:
+            findings.append(Finding("flux-kustomization", Outcome.FAILED, _at(tree_file, doc, ["spec", "prune"]),
+                                    f"{doc.ident()}: `prune: {_shown(spec['prune'])}`"
+                                    f"; {PRUNES}: set `prune: true`"))
+        if tree_file.path.endswith("flux-system/gotk-sync.yaml"):
+            # written by `flux bootstrap` (with prune: true); flux-system/kustomization.yaml patches the
+            # other settings in
+            if "prune" not in spec:
+                findings.append(Finding("flux-kustomization", Outcome.FAILED, _at(tree_file, doc, ["spec"]),
+                                        f"{doc.ident()}: set `prune: true` ({PRUNES})"))
+            continue
         missing = [key for key in ("interval", "timeout", "prune") if key not in spec]
         if spec.get("wait") is not True and not spec.get("healthChecks"):
             missing.append("wait: true or healthChecks")
         if missing:
             findings.append(Finding("flux-kustomization", Outcome.FAILED, _at(tree_file, doc, ["spec"]),
                                     f"{doc.ident()}: set {', '.join(missing)} explicitly"))
+    findings += _patched_prune(root)
+    return findings
+
+
+def _shown(value) -> str:
+    return "false" if value is False else "true" if value is True else repr(value)
+
+
+def _patched_prune(root: Path) -> list[Finding]:
+    """A kustomize patch that sets a Flux Kustomization's ``spec.prune`` to
+    anything but true (strategic merge or JSON 6902)."""
+    findings = []
+    for tree_file in yaml_docs.tree(root).values():
+        if os.path.basename(tree_file.path) not in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+            continue
+        doc = tree_file.docs[0] if tree_file.docs else None
+        data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
+        for index, entry in enumerate(data.get("patches") or []):
+            text = entry.get("patch") if isinstance(entry, dict) else None
+            if not isinstance(text, str) or "prune" not in text:
+                continue
+            try:
+                patch = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue  # kustomize-build reports it
+            values = []
+            if isinstance(patch, dict) and isinstance(patch.get("spec"), dict) and "prune" in patch["spec"]:
+                values.append(patch["spec"]["prune"])
+            elif isinstance(patch, list):
+                values += [op.get("value") for op in patch if isinstance(op, dict) and op.get("path") == "/spec/prune"
+                           and op.get("op") in ("add", "replace")]
+            for value in values:
+                if value is True:
+                    continue
+                line = yaml_docs.line_of(data, ["patches", index, "patch"], doc.line)
+                offset = next((n for n, ln in enumerate(text.split("\n")) if "prune" in ln), 0)
+                findings.append(Finding("flux-kustomization", Outcome.FAILED, tree_file.origin(line + 1 + offset),
+                                        f"this patch sets a Flux Kustomization's spec.prune to `{_shown(value)}`; {PRUNES}: "
+                                        f"leave prune at true"))
     return findings
 
 

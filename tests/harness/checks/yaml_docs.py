@@ -243,9 +243,9 @@ def source_of(root: Path, data: dict, near: str = "") -> tuple[TreeFile, Doc] | 
     candidates = by_ident(root).get((str(data.get("kind")), str(meta.get("name"))), [])
     if not candidates:
         return None
-    near = near.rstrip("/") + "/" if near else ""
+    near = near.rstrip("/")
     for candidate in candidates:
-        if near and candidate[0].path.startswith(near):
+        if near and (candidate[0].path == near or candidate[0].path.startswith(near + "/")):
             return candidate
     return candidates[0]
 
@@ -278,5 +278,10 @@ def block_docs(block: Block) -> BlockDocs:
 
 
 def manifest_blocks(blocks: list[Block]) -> list[BlockDocs]:
-    """The parsed documents of every ``test: manifests`` block, in page order."""
-    return [block_docs(block) for block in blocks if block.mode is Mode.MANIFESTS]
+    """The parsed documents of every ``test: manifests`` block, in page order.
+    A block whose include did not resolve is left out: the snippets check
+    reports that failure, and it is the only one the block has."""
+    from harness import extract
+
+    return [block_docs(block) for block in blocks
+            if block.mode is Mode.MANIFESTS and extract.unresolved_include(block) is None]

@@ -83,6 +83,40 @@ function oneLine(message) {
   return String(message).replace(/\s+$/, "");
 }
 
+// Mermaid names the line of the token where parsing could not go on, which
+// can be a line or two after the mistake: an arrow typed wrong at the end of
+// a line is only noticed at the next line's first token (or later, when the
+// lexer took the following lines as label text). So the line reported is
+// the first line, from a few lines before the one mermaid names up to it,
+// without which the diagram parses; when no single line is the cause, the
+// line mermaid names. The YAML front matter's errors name no diagram line:
+// they count lines of the front matter (after its first `---`), and are
+// taken as they are.
+const LOOK_BACK = 6;
+
+async function parses(text) {
+  try {
+    await mermaid.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function culprit(text, named) {
+  const lines = text.split("\n");
+  for (let line = Math.max(1, named - LOOK_BACK); line <= Math.min(named, lines.length); line++) {
+    const without = lines.map((content, i) => (i === line - 1 ? "" : content)).join("\n");
+    if (await parses(without)) return line;
+  }
+  return named;
+}
+
+function frontMatterLine(error, text) {
+  const match = /\((\d+):\d+\)/.exec(String(error.message));
+  return match && /^\s*-{3}/.test(text) ? Number(match[1]) + 1 : null;
+}
+
 const input = JSON.parse(readFileSync(0, "utf8"));
 const results = [];
 for (const { id, text } of input.diagrams) {
@@ -90,7 +124,9 @@ for (const { id, text } of input.diagrams) {
     const parsed = await mermaid.parse(text);
     results.push({ id, ok: true, type: parsed.diagramType, line: null, message: "" });
   } catch (error) {
-    results.push({ id, ok: false, type: null, line: errorLine(error, text), message: oneLine(error.message || error) });
+    const named = errorLine(error, text);
+    const line = named === null ? frontMatterLine(error, text) : await culprit(text, named);
+    results.push({ id, ok: false, type: null, line, message: oneLine(error.message || error) });
   }
 }
 process.stdout.write(JSON.stringify({ mermaid: version, results }));
