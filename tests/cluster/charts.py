@@ -185,13 +185,13 @@ def _check_admitted(source: ChartSource, version: str) -> None:
     """The version built must be one every ref of the tree admits: equal to a
     tag, inside a semver range. Otherwise a cluster would wait for a chart
     the tier cannot serve, or the tier would have relabelled one."""
-    from .semver_ranges import admits
+    from harness.masterminds_semver import parse_constraint
 
     for ref in source.refs:
         if "tag" in ref and str(ref["tag"]) != version:
             raise ValueError(f"{source.where()}: the tree pins {source.upstream} to {ref['tag']}, but the chart "
                              f"the cluster tier can build here is {version}; pin a version whose sources the "
                              "module proxy serves and say why beside the pin (versions.yaml charts:)")
-        if "semver" in ref and not admits(str(ref["semver"]), version):
+        if "semver" in ref and not parse_constraint(str(ref["semver"])).admits(version):
             raise ValueError(f"{source.where()}: the range {ref['semver']!r} for {source.upstream} does not admit "
                              f"{version}, the chart the cluster tier can build here")
