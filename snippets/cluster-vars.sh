@@ -30,9 +30,9 @@ Environment:
   PLATFORM_OCI_URL       the OCI repository of platform releases (required)
   PLATFORM_OCI_INSECURE  true only for a registry served over plain HTTP
                          (default: false)
-  OCI_MIRROR_QUAY_IO     a mirror of quay.io's charts, as oci://HOST[:PORT]
-                         (default: none; the tree then pulls from quay.io)
-  OCI_MIRROR_GHCR_IO     a mirror of ghcr.io's charts (default: none)
+  OCI_MIRROR_QUAY_IO     where quay.io's charts come from: quay.io itself or
+                         a mirror, as oci://HOST[:PORT] (default: oci://quay.io)
+  OCI_MIRROR_GHCR_IO     the same for ghcr.io (default: oci://ghcr.io)
   OCI_MIRROR_INSECURE    true only for mirrors served over plain HTTP
                          (default: false)
   PLATFORM_RELEASE_KEY   a cosign public key file (cosign.pub): the key the
@@ -68,18 +68,14 @@ INSECURE="${PLATFORM_OCI_INSECURE:-false}"
   die "PLATFORM_OCI_URL must be an oci:// URL: $PLATFORM_OCI_URL"
 [[ "$INSECURE" == true || "$INSECURE" == false ]] ||
   die "PLATFORM_OCI_INSECURE must be true or false: $INSECURE"
-MIRRORS=()
-for pair in oci_mirror_quay_io:"${OCI_MIRROR_QUAY_IO:-}" oci_mirror_ghcr_io:"${OCI_MIRROR_GHCR_IO:-}" \
-  oci_mirror_insecure:"${OCI_MIRROR_INSECURE:-}"; do
-  name="${pair%%:*}" value="${pair#*:}"
-  [[ -n "$value" ]] || continue
-  if [[ "$name" == oci_mirror_insecure ]]; then
-    [[ "$value" == true || "$value" == false ]] || die "OCI_MIRROR_INSECURE must be true or false: $value"
-  else
-    [[ "$value" =~ ^oci://[^/\"\\[:space:]]+$ ]] || die "${name^^} must be oci://HOST[:PORT], without a path: $value"
-  fi
-  MIRRORS+=("$name" "$value")
+MIRROR_QUAY="${OCI_MIRROR_QUAY_IO:-oci://quay.io}"
+MIRROR_GHCR="${OCI_MIRROR_GHCR_IO:-oci://ghcr.io}"
+MIRROR_INSECURE="${OCI_MIRROR_INSECURE:-false}"
+for pair in OCI_MIRROR_QUAY_IO:"$MIRROR_QUAY" OCI_MIRROR_GHCR_IO:"$MIRROR_GHCR"; do
+  [[ "${pair#*:}" =~ ^oci://[^/\"\\[:space:]]+$ ]] || die "${pair%%:*} must be oci://HOST[:PORT], without a path: ${pair#*:}"
 done
+[[ "$MIRROR_INSECURE" == true || "$MIRROR_INSECURE" == false ]] ||
+  die "OCI_MIRROR_INSECURE must be true or false: $MIRROR_INSECURE"
 RELEASE_KEY="${PLATFORM_RELEASE_KEY:-}"
 if [[ -n "$RELEASE_KEY" ]]; then
   [[ -f "$RELEASE_KEY" ]] || die "PLATFORM_RELEASE_KEY $RELEASE_KEY: no such file (the cosign.pub of the release key)"
@@ -105,11 +101,11 @@ data:
   platform_git_url: "$PLATFORM_GIT_URL"
   platform_oci_url: "$PLATFORM_OCI_URL"
   platform_oci_insecure: "$INSECURE"
+  oci_mirror_quay_io: "$MIRROR_QUAY"
+  oci_mirror_ghcr_io: "$MIRROR_GHCR"
+  oci_mirror_insecure: "$MIRROR_INSECURE"
 YAML
 )"
-for ((i = 0; i < ${#MIRRORS[@]}; i += 2)); do
-  MANIFEST+=$'\n'"  ${MIRRORS[i]}: \"${MIRRORS[i + 1]}\""
-done
 
 if [[ -n "$RELEASE_KEY" ]]; then
   # A public key: nothing secret, but Flux reads keys from a Secret.
@@ -118,7 +114,8 @@ fi
 
 say "cluster variables for $CLUSTER on context $CONTEXT$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL" \
-  platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE" ${MIRRORS[@]+"${MIRRORS[@]}"}
+  platform_oci_url "$PLATFORM_OCI_URL" platform_oci_insecure "$INSECURE" \
+  oci_mirror_quay_io "$MIRROR_QUAY" oci_mirror_ghcr_io "$MIRROR_GHCR" oci_mirror_insecure "$MIRROR_INSECURE"
 printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars%s)\n' \
   "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)" \
   "$([[ -z "$RELEASE_KEY" ]] || echo ', secret flux-system/platform-release-key')"

@@ -56,14 +56,14 @@ def test_applies_the_namespace_and_the_configmap(tmp_path: Path) -> None:
                                  "platform_oci_url": OCI_URL, "platform_oci_insecure": "true"}
 
 
-def test_chart_mirrors_are_written_only_when_given(tmp_path: Path) -> None:
+def test_chart_mirrors_default_to_the_upstream_registries(tmp_path: Path) -> None:
     proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, OCI_MIRROR_QUAY_IO="oci://mirror.example.test:5000",
                         OCI_MIRROR_INSECURE="true")
     assert proc.returncode == 0, proc.stderr
     data = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]["data"]
     assert data["oci_mirror_quay_io"] == "oci://mirror.example.test:5000"
     assert data["oci_mirror_insecure"] == "true"
-    assert "oci_mirror_ghcr_io" not in data
+    assert data["oci_mirror_ghcr_io"] == "oci://ghcr.io"
 
 
 @pytest.mark.parametrize(("env", "message"), [

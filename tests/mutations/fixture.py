@@ -72,13 +72,15 @@ SCRIPT_INCLUDE_LINE = 26
 
 
 # What the pages are read with: the project's own site configuration.
-SITE_FILES = ("mkdocs.yml", "versions.yaml")
+SITE_FILES = ("mkdocs.yml", "versions.yaml", "reviewed.yaml", "site_macros.py")
+SITE_DIRS = ("hooks",)  # mkdocs.yml's hooks, which the configuration loads
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "docs-test", "GIT_AUTHOR_EMAIL": "docs-test@example.org",
                 "GIT_COMMITTER_NAME": "docs-test", "GIT_COMMITTER_EMAIL": "docs-test@example.org"}
 
 
 def make(tmp_path: Path) -> Path:
-    """A small project: the project's mkdocs.yml and versions.yaml, the
+    """A small project: the project's site configuration (mkdocs.yml, its
+    hooks and macros, versions.yaml and reviewed.yaml), the
     fixture page and tree files, committed to a git repository of its own
     (the local blocks run git). Small, so that each test's copy is cheap to
     make and to remove."""
@@ -86,6 +88,8 @@ def make(tmp_path: Path) -> Path:
     root.mkdir(parents=True)
     for name in SITE_FILES:
         shutil.copyfile(PROJECT_ROOT / name, root / name)
+    for name in SITE_DIRS:
+        shutil.copytree(PROJECT_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     write(root, FILES)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), **GIT_IDENTITY}
     for args in (["init", "--quiet", "--template=", "--initial-branch", "main"], ["add", "--all"],

@@ -609,7 +609,7 @@ def test_a_cluster_on_platform_releases_needs_an_alert(tree):
 
 
 def test_a_patch_that_turns_pruning_off(tree):
-    edit(tree, FLUX_SYSTEM, "  - gotk-sync.yaml\n", "  - gotk-sync.yaml\npatches:\n  - target:\n      kind: Kustomization\n"
+    edit(tree, FLUX_SYSTEM, "patches:\n", "patches:\n  - target:\n      kind: Kustomization\n"
          "      name: flux-system\n    patch: |-\n      - op: replace\n        path: /spec/prune\n        value: false\n")
     assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "path: /spec/prune"),
                     "sets a Flux Kustomization's spec.prune to `false`")

@@ -31,10 +31,15 @@ def small_site(root: Path) -> Path:
     """The project's mkdocs.yml with a nav of two pages, and those pages."""
     config = (PROJECT_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     config = re.sub(r"^nav:\n(?:[ -].*\n?)*", NAV, config, flags=re.M)
+    config = re.sub(r"^hooks:\n(?:[ -].*\n)*", "", config, flags=re.M)
     assert "validation:" in config and config.endswith(NAV), "mkdocs.yml no longer ends with its nav"
     (root / "docs").mkdir(parents=True)
     (root / "mkdocs.yml").write_text(config, encoding="utf-8")
-    shutil.copy(PROJECT_ROOT / "versions.yaml", root / "versions.yaml")
+    for name in ("versions.yaml", "reviewed.yaml", "site_macros.py"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    # The macros module reads hooks/repository.py; the hooks themselves (the
+    # tree's pages, the local Mermaid) are left out of this small site.
+    shutil.copytree(PROJECT_ROOT / "hooks", root / "hooks", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "docs/index.md").write_text(INDEX, encoding="utf-8")
     (root / "docs/guide.md").write_text(GUIDE, encoding="utf-8")
     return root

@@ -18,10 +18,11 @@ sits at the patch's own place in the list, so it sees the resources as the
 patch does (after the patches before it).
 
 One allowance: in ``clusters/*/flux-system/kustomization.yaml`` a target that
-selects by the label ``app.kubernetes.io/part-of=flux`` is meant for the Flux
-components ``flux bootstrap`` writes into ``gotk-components.yaml``; while that
-file is the placeholder without objects, such a patch is reported as skipped
-with that reason.
+selects by the label ``app.kubernetes.io/part-of=flux``, or Deployments by the
+names of Flux components only (the multi-tenancy lockdown patches), is meant
+for the Flux components ``flux bootstrap`` writes into ``gotk-components.yaml``;
+while that file is the placeholder without objects, such a patch is reported
+as skipped with that reason.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ CHECK = "patch-target"
 PATCH_LISTS = ("patches", "patchesJson6902")
 MARKER = "patch-target.docs-test.invalid/k{dir}-p{index}"
 FLUX_COMPONENTS_SELECTOR = "app.kubernetes.io/part-of=flux"
+FLUX_COMPONENTS = {"source-controller", "kustomize-controller", "helm-controller", "notification-controller",
+                   "image-reflector-controller", "image-automation-controller", "source-watcher"}
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ def _placeholder_components(root: Path, patch: Patch) -> bool:
     gotk-components.yaml holds no objects yet."""
     if not (patch.kfile.startswith("clusters/") and patch.directory.endswith("/flux-system")):
         return False
-    if str(patch.target.get("labelSelector", "")).replace(" ", "") != FLUX_COMPONENTS_SELECTOR:
+    by_label = str(patch.target.get("labelSelector", "")).replace(" ", "") == FLUX_COMPONENTS_SELECTOR
+    names = str(patch.target.get("name", "")).strip("()^$").split("|")
+    by_name = patch.target.get("kind") == "Deployment" and all(n in FLUX_COMPONENTS for n in names)
+    if not (by_label or by_name):
         return False
     components = yaml_docs.tree(root).get(os.path.join(patch.directory, "gotk-components.yaml"))
     return components is not None and not any(d.is_object for d in components.docs)
