@@ -53,7 +53,9 @@ def test_applies_the_namespace_and_the_configmap(tmp_path: Path) -> None:
     assert namespace == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}
     assert configmap["metadata"] == {"name": "cluster-vars", "namespace": "flux-system"}
     assert configmap["data"] == {"cluster_name": "staging", "platform_git_url": GIT_URL,
-                                 "platform_oci_url": OCI_URL, "platform_oci_insecure": "true"}
+                                 "platform_oci_url": OCI_URL, "platform_oci_insecure": "true",
+                                 "oci_mirror_quay_io": "oci://quay.io", "oci_mirror_ghcr_io": "oci://ghcr.io",
+                                 "oci_mirror_insecure": "false"}
 
 
 def test_chart_mirrors_default_to_the_upstream_registries(tmp_path: Path) -> None:
