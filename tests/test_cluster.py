@@ -56,12 +56,14 @@ def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEn
         promotion.run(tier_env)
 
 
-# The sandbox proof runs before the page blocks: it makes the sandbox cluster
-# the way the pages do (from a cloned directory on a work branch), and the
-# pages' `cluster sandbox` blocks then run against that cluster.
-def test_sandbox_procedure_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
+# The sandbox proof is split around the page blocks: it makes the sandbox
+# cluster the way the pages do (from a cloned directory on a work branch) and
+# proves it follows its branch; the pages' `cluster sandbox` blocks then run
+# on that cluster, their clean-down included; and the last test proves the
+# clean-down left nothing stuck in deletion and returns the change.
+def test_sandbox_follows_its_work_branch(tier_env: TierEnvironment) -> None:
     with tier.artifacts_on_failure(tier_env, "sandbox"):
-        sandbox.run(tier_env)
+        sandbox.start(tier_env)
 
 
 def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report) -> None:
@@ -71,3 +73,8 @@ def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report) -> 
     with tier.artifacts_on_failure(tier_env, "cluster-blocks"):
         findings = report.add(doc_blocks.run(tier_env, blocks))
         fail_on(findings)
+
+
+def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "sandbox-clean-down"):
+        sandbox.finish(tier_env)

@@ -61,8 +61,9 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     for target in names.LONG_LIVED:
         bootstrap.run(env, target)
     promotion.run(env)
-    sandbox.run(env)  # before the page blocks, which use the sandbox it makes
+    sandbox.start(env)  # the page blocks use the sandbox it makes, and clean it down
     doc_blocks.run(env, cluster_blocks(root) if blocks is None else blocks)
+    sandbox.finish(env)
     env.close()
     return plan.render(env.runner.steps)
 

@@ -123,7 +123,12 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
             findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0),
                                     f"not run: the block at {failed_at} on this page failed first", block))
             continue
-        cluster = env.cluster(block.options["cluster"])
+        if block.options["cluster"] == names.SANDBOX:
+            from . import sandbox
+
+            cluster = sandbox.prepare(env)[1]  # made the way the pages make it
+        else:
+            cluster = env.cluster(block.options["cluster"])
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
         timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))

@@ -62,6 +62,18 @@ def dangling(listings: dict[str, dict]) -> list[str]:
 
 
 def run(env) -> None:
+    """The whole procedure in one go (the plan prints it this way too)."""
+    start(env)
+    finish(env)
+
+
+def prepare(env):
+    """The sandbox cluster, made the way the pages make it: development
+    cloned into clusters/sandbox-a on a work branch, a cluster bootstrapped
+    from there. Once per run; returns (clone, cluster)."""
+    made = getattr(env, "sandbox_made", None)
+    if made is not None:
+        return made
     clone = env.checkout("sandbox")
     git(env, clone, "switch", "--quiet", "--create", BRANCH, note="a work branch for the sandbox")
     script(env, clone, "snippets/sandbox-clone.sh", "development", SANDBOX_DIR, "--branch", BRANCH,
@@ -72,6 +84,13 @@ def run(env) -> None:
 
     sandbox = env.cluster(names.SANDBOX, path=f"clusters/{SANDBOX_DIR}", branch=BRANCH)
     status.wait_all_ready(sandbox, env.runner, env.tool("kubectl"), READY_BOUND)
+    env.sandbox_made = (clone, sandbox)
+    return env.sandbox_made
+
+
+def start(env) -> None:
+    """The sandbox follows its work branch: a change pushed there reaches it."""
+    clone, sandbox = prepare(env)
 
     # The change: one more object in the sandbox directory.
     git(env, clone, "pull", "--quiet", "origin", BRANCH, note="fetch bootstrap's commit")
@@ -89,8 +108,23 @@ def run(env) -> None:
             f"after a reconcile: {made.stderr.strip()}"
         )
 
-    script(env, clone, "snippets/sandbox-clean-down.sh", "--context", sandbox.context, cluster=sandbox,
-           note="clean the sandbox cluster down (snippets/sandbox-clean-down.sh)")
+
+def cleaned_down(env, sandbox) -> bool:
+    """Whether the clean-down ran already (it suspends the root Kustomization
+    first): the pages' own clean-down block runs it on the same cluster."""
+    proc = env.runner.run(Step([env.tool("kubectl"), *kube_args(sandbox), "get",
+                                "kustomizations.kustomize.toolkit.fluxcd.io/flux-system", "-n", "flux-system",
+                                "-o", "jsonpath={.spec.suspend}"], timeout=60), check=False)
+    return env.live and proc.stdout.strip() == "true"
+
+
+def finish(env) -> None:
+    """The clean-down (unless the pages' block ran it) leaves nothing stuck in
+    deletion, and the change returns to development."""
+    clone, sandbox = prepare(env)
+    if not cleaned_down(env, sandbox):
+        script(env, clone, "snippets/sandbox-clean-down.sh", "--context", sandbox.context, cluster=sandbox,
+               note="clean the sandbox cluster down (snippets/sandbox-clean-down.sh)")
     kinds = ("namespaces", "kustomizations.kustomize.toolkit.fluxcd.io", "helmreleases.helm.toolkit.fluxcd.io",
              "persistentvolumeclaims", "persistentvolumes")
     listings = {}
