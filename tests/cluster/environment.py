@@ -165,12 +165,21 @@ class TierEnvironment:
             if self.registry is not None:
                 kept.append(f"registry {self.registry.push_host}")
             return kept
-        for cluster in list(self.clusters.values()):
+        # The clusters are independent: take them down side by side.
+        from concurrent.futures import ThreadPoolExecutor
+
+        def delete(cluster: Cluster) -> None:
             try:
                 self.provider.delete(cluster, self.runner)
             finally:
                 self.guard.forget(cluster.context)
                 self.clusters.pop(cluster.target, None)
+
+        clusters = list(self.clusters.values())
+        if clusters:
+            with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
+                for done in [pool.submit(delete, c) for c in clusters]:
+                    done.result()
         if self.registry is not None:
             self.provider.stop_registry(self.runner)
             self.registry = None
