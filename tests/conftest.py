@@ -9,8 +9,8 @@ controlling process, which prints the one report (``workers``).
 
 Options: ``--page docs/x.md`` runs the checks of one page only;
 ``--flux-schemas=DIR`` (or ``$FLUX_SCHEMAS``) points at the Flux JSON schemas
-(default: what ``nox -s flux-schemas`` made for the pinned Flux, else
-``../shared/flux/schemas`` when it exists; ``harness.flux_schemas``).
+(default: the schemas made from the pinned Flux's CRDs in the tool cache;
+``harness.flux_schemas``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="folder of Flux JSON schemas ({group}/{kind}_{version}.json); default $FLUX_SCHEMAS, "
-        "else .tools/flux-schemas/<flux.version> (nox -s flux-schemas), else ../shared/flux/schemas",
+        "else the schemas of the pinned Flux in the tool cache (nox -s flux-schemas)",
     )
 
 

@@ -37,6 +37,10 @@ def tier_env(request: pytest.FixtureRequest):
                           keep=bool(config.getoption("--keep-cluster", default=False)))
     tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
                          clusters=env.made)
+    # Every cluster the proofs use is made side by side, ahead of the test
+    # that first needs it (each test still waits for, and reports on, its own).
+    env.prepare(names.LONG_LIVED)
+    sandbox.prepare_ahead(env)
     try:
         yield env
     finally:

@@ -11,7 +11,9 @@ Ctrl-C all clean up.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import os
+import threading
 import shutil
 import signal
 import tempfile
@@ -44,6 +46,9 @@ class TierEnvironment:
         self.registry: registry.Registry | None = None
         self.git: gitserver.GitServer | None = None
         self.closed = False
+        self._lock = threading.Lock()
+        self._once: dict[str, concurrent.futures.Future] = {}
+        self._threads: list[threading.Thread] = []
         if live:
             atexit.register(self.close)
             self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -57,9 +62,67 @@ class TierEnvironment:
 
     # -- what the tests ask for --------------------------------------------
 
+    # -- work done once, maybe ahead of time -------------------------------
+
+    def once(self, key: str, make):
+        """``make()``'s result, made once per run; waits for it when
+        ``ahead`` started it in the background (and re-raises its error)."""
+        with self._lock:
+            future = self._once.get(key)
+            if future is None:
+                future = self._once[key] = concurrent.futures.Future()
+                mine = True
+            else:
+                mine = False
+        if mine:
+            try:
+                future.set_result(make())
+            except BaseException as error:
+                future.set_exception(error)
+        return future.result()
+
+    def ahead(self, key: str, make) -> None:
+        """Start ``once(key, make)`` in the background: the clusters are made
+        side by side while the first test waits for its own."""
+        if not self.live:
+            return
+        with self._lock:
+            if key in self._once:
+                return
+
+        def run() -> None:
+            try:
+                self.once(key, make)
+            except BaseException:  # noqa: BLE001 - kept in the future; the test that needs it raises it
+                pass
+
+        thread = threading.Thread(target=run, name=f"gwp-{key.replace(' ', '-')}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def prepare(self, targets) -> None:
+        """Make and bootstrap ``targets`` in the background."""
+        if not self.live:
+            return
+        self.ensure_endpoints()
+        for target in targets:
+            self.ahead(f"cluster {target}", lambda t=target: self._make(t, None, names.DEFAULT_BRANCH))
+
     def cluster(self, target: str, path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> Cluster:
         """The cluster ``target``, bootstrapped from ``path`` (default
         ``clusters/<target>``) on ``branch`` of the served snapshot."""
+        made = self.once(f"cluster {target}", lambda: self._make(target, path, branch))
+        made_from = self.sources[target]
+        if path is not None and made_from != (path, branch):
+            raise AssertionError(
+                f"the {target} cluster was bootstrapped from {made_from[0]} on {made_from[1]}, "
+                f"not {path} on {branch}: a test asked for two different {target} clusters"
+            )
+        return made
+
+    def _make(self, target: str, path: str | None, branch: str) -> Cluster:
+        if self.closed:
+            raise RuntimeError(f"{target}: not made, the cluster tier is being taken down")
         if target in self.clusters:
             made_from = self.sources[target]
             if path is not None and made_from != (path, branch):
@@ -75,14 +138,20 @@ class TierEnvironment:
         self.made.append(target)
         self.provider.wait_ready(made, self.runner)
         endpoints = self.ensure_endpoints()
+        if self.closed:
+            raise RuntimeError(f"{target}: not bootstrapped, the cluster tier is being taken down")
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
         return made
 
     def ensure_endpoints(self) -> Endpoints:
-        """Git server, registry and the pinned platform release; once."""
+        """Git server, registry and the pinned platform release; once (the
+        clusters made side by side share them)."""
         if self.endpoints is not None:
             return self.endpoints
+        return self.once("endpoints", self._make_endpoints)
+
+    def _make_endpoints(self) -> Endpoints:
         bind, advertised = self.provider.host_address(self.runner)
         step = Step(["serve a snapshot of", str(self.root), f"on {bind}:{GIT_PORT} as",
                      f"http://{advertised}:{GIT_PORT}{names.GIT_REPO_PATH}"],
@@ -184,7 +253,13 @@ class TierEnvironment:
             self.provider.stop_registry(self.runner)
             self.registry = None
         if self.live:
-            # Whatever a half-made cluster or an interrupted step left running.
+            # Clusters still being made in the background stop at their next
+            # step (or fail, their processes gone); then whatever a half-made
+            # cluster or an interrupted step left running is stopped.
+            for thread in self._threads:
+                thread.join(timeout=60)
+            for cluster in list(self.clusters.values()):
+                delete(cluster)
             self.provider.cleanup(self.runner)
             shutil.rmtree(self.work, ignore_errors=True)
             signal.signal(signal.SIGTERM, self._previous_sigterm)

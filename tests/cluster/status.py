@@ -77,7 +77,7 @@ def wait_all_ready(cluster: Cluster, runner: Recorder, kubectl: str, bound: floa
             raise TimeoutError(
                 f"{cluster.target}: not Ready within {bound:.0f}s:\n  " + "\n  ".join(waiting)
             )
-        time.sleep(5)
+        time.sleep(2)
 
 
 def get_json(cluster: Cluster, runner: Recorder, kubectl: str, *what: str) -> dict:

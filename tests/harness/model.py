@@ -127,7 +127,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Context:
     """What every check gets: the tree under test (read-only: checks never
     write into it), the blocks the pages render, and where the Flux schemas
-    are (``--flux-schemas`` or ``$FLUX_SCHEMAS``; CI uses ../shared/flux/schemas)."""
+    are (``--flux-schemas``, ``$FLUX_SCHEMAS``, or the tool cache's)."""
 
     root: Path
     blocks: list[Block]

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import tools
+from harness import flux_schemas, tools
 from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas, substitution,
                             tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
-FLUX_SCHEMAS = (PROJECT_ROOT / ".." / "shared" / "flux" / "schemas").resolve()
+# The schemas of the pinned Flux, where docs-test made them (harness.flux_schemas).
+FLUX_SCHEMAS = flux_schemas.generated_folder(PROJECT_ROOT)
 
 GOTK_SYNC = """\
 apiVersion: source.toolkit.fluxcd.io/v1
@@ -318,7 +319,7 @@ def assert_fails_at(findings, rel: str, line: int, words: str) -> None:
 
 
 needs_kustomize = pytest.mark.skipif(tools.find("kustomize") is None, reason=tools.missing_reason("kustomize"))
-needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=f"no Flux schemas at {FLUX_SCHEMAS}")
+needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=flux_schemas.missing_reason(PROJECT_ROOT))
 
 
 @needs_kustomize

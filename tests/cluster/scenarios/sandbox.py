@@ -71,9 +71,15 @@ def prepare(env):
     """The sandbox cluster, made the way the pages make it: development
     cloned into clusters/sandbox-a on a work branch, a cluster bootstrapped
     from there. Once per run; returns (clone, cluster)."""
-    made = getattr(env, "sandbox_made", None)
-    if made is not None:
-        return made
+    return env.once("sandbox", lambda: _prepare(env))
+
+
+def prepare_ahead(env) -> None:
+    """Start making the sandbox cluster in the background."""
+    env.ahead("sandbox", lambda: _prepare(env))
+
+
+def _prepare(env):
     clone = env.checkout("sandbox")
     git(env, clone, "switch", "--quiet", "--create", BRANCH, note="a work branch for the sandbox")
     script(env, clone, "snippets/sandbox-clone.sh", "development", SANDBOX_DIR, "--branch", BRANCH,
@@ -84,8 +90,7 @@ def prepare(env):
 
     sandbox = env.cluster(names.SANDBOX, path=f"clusters/{SANDBOX_DIR}", branch=BRANCH)
     status.wait_all_ready(sandbox, env.runner, env.tool("kubectl"), READY_BOUND)
-    env.sandbox_made = (clone, sandbox)
-    return env.sandbox_made
+    return clone, sandbox
 
 
 def start(env) -> None:
