@@ -116,3 +116,12 @@ def test_a_port_in_use_is_refused_with_what_to_do():
         port = sock.getsockname()[1]
         with pytest.raises(processes.PortInUse, match="cluster-clean"):
             processes.require_free({"kube-apiserver": port}, "staging (kwok)")
+
+
+def test_a_crd_without_conditions_yet_is_not_established():
+    from cluster.providers.kwok import _all_established
+
+    assert not _all_established('{"items": [{"status": {"conditions": null}}]}')
+    assert not _all_established('{"items": [{}]}')
+    assert not _all_established("not json")
+    assert _all_established('{"items": [{"status": {"conditions": [{"type": "Established", "status": "True"}]}}]}')

@@ -332,7 +332,8 @@ def _all_established(listing: str) -> bool:
     except ValueError:
         return False
     return bool(items) and all(
-        any(c.get("type") == "Established" and c.get("status") == "True" for c in i.get("status", {}).get("conditions", []))
+        any(c.get("type") == "Established" and c.get("status") == "True"
+            for c in ((i.get("status") or {}).get("conditions") or []))
         for i in items
     )
 
