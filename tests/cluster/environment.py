@@ -244,25 +244,38 @@ class TierEnvironment:
                 self.guard.forget(cluster.context)
                 self.clusters.pop(cluster.target, None)
 
+        # Every step runs even when one before it failed; the first error is
+        # raised at the end, after the temporary directory is gone.
+        errors: list[BaseException] = []
         clusters = list(self.clusters.values())
         if clusters:
             with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
                 for done in [pool.submit(delete, c) for c in clusters]:
-                    done.result()
+                    if done.exception() is not None:
+                        errors.append(done.exception())
         if self.registry is not None:
-            self.provider.stop_registry(self.runner)
+            try:
+                self.provider.stop_registry(self.runner)
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
             self.registry = None
         if self.live:
             # Clusters still being made in the background stop at their next
             # step (or fail, their processes gone); then whatever a half-made
             # cluster or an interrupted step left running is stopped.
-            for thread in self._threads:
-                thread.join(timeout=60)
-            for cluster in list(self.clusters.values()):
-                delete(cluster)
-            self.provider.cleanup(self.runner)
-            shutil.rmtree(self.work, ignore_errors=True)
+            try:
+                for thread in self._threads:
+                    thread.join(timeout=60)
+                for cluster in list(self.clusters.values()):
+                    delete(cluster)
+                self.provider.cleanup(self.runner)
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+            finally:
+                shutil.rmtree(self.work, ignore_errors=True)
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+        if errors:
+            raise errors[0]
         return kept
 
 
