@@ -91,7 +91,16 @@ class Provider:
         """``flux bootstrap git`` against the harness's git server: installs
         the pinned Flux (the CLI's own embedded manifests), pushes the sync
         manifests to the snapshot, and waits for the first reconciliation."""
-        runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
+        from ..runner import StepFailed
+
+        for attempt in range(1, 4):
+            try:
+                runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
+                return
+            except StepFailed as failed:
+                # Another cluster's bootstrap pushed to the branch first.
+                if attempt == 3 or "non-fast-forward" not in str(failed):
+                    raise
 
     def bootstrap_step(self, cluster: Cluster, endpoints: Endpoints, flux: str, path: str | None = None,
                        branch: str = names.DEFAULT_BRANCH) -> Step:

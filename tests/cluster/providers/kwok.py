@@ -41,6 +41,9 @@ BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
 ORDER = (*names.LONG_LIVED, names.SANDBOX)
 CREATE_BOUND = 300
+# flux bootstrap pushes to the branch; clusters bootstrapped side by side can
+# race for it, and the loser bootstraps again.
+BOOTSTRAP_ATTEMPTS = 3
 READY_BOUND = 180
 # Admission plugins that call webhooks served by pods, which no pod here can
 # serve (cert-manager's webhook, for one).
@@ -254,21 +257,35 @@ class KwokProvider(Provider):
                              note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
-        bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
-        try:
-            present = self.wait_for_controllers(cluster, bootstrap, step.timeout or 900)
-            binaries = {name: self.tools[name] for name in flux_host.CONTROLLERS if name in self.tools}
-            missing = [n for n in present if n not in binaries]
-            if missing:
-                raise RuntimeError(f"{cluster.target}: no binary for {', '.join(missing)}: run `nox -s tools -- --tier kwok`")
-            runner.echo(f"+ {cluster.target}: start {', '.join(present)} on the host")
-            self.controllers[cluster.target] = flux_host.start_all(
-                binaries, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "flux",
-                self.logs(cluster.target), self.controller_ports(cluster.target), present)
-            runner.finish(bootstrap, step)
-        except BaseException:
-            bootstrap.stop()
-            raise
+        for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
+            bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
+            try:
+                if cluster.target not in self.controllers:
+                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
+                runner.finish(bootstrap, step)
+                return
+            except Exception:
+                bootstrap.stop()
+                if attempt < BOOTSTRAP_ATTEMPTS and pushed_concurrently(bootstrap.tail(15)):
+                    runner.echo(f"+ {cluster.target}: another cluster's bootstrap pushed to the branch first; "
+                                "bootstrap again (rerunning it is safe)")
+                    time.sleep(attempt)
+                    continue
+                raise
+            except BaseException:
+                bootstrap.stop()
+                raise
+
+    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float) -> None:
+        present = self.wait_for_controllers(cluster, bootstrap, bound)
+        binaries = {name: self.tools[name] for name in flux_host.CONTROLLERS if name in self.tools}
+        missing = [n for n in present if n not in binaries]
+        if missing:
+            raise RuntimeError(f"{cluster.target}: no binary for {', '.join(missing)}: run `nox -s tools -- --tier kwok`")
+        runner.echo(f"+ {cluster.target}: start {', '.join(present)} on the host")
+        self.controllers[cluster.target] = flux_host.start_all(
+            binaries, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "flux",
+            self.logs(cluster.target), self.controller_ports(cluster.target), present)
 
     def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float) -> list[str]:
         """Until bootstrap has applied the Flux CRDs (Established) and the
@@ -319,6 +336,12 @@ class KwokProvider(Provider):
     def ports(self) -> list[int]:
         """Every port this provider's clusters may bind."""
         return [p for target in ORDER for p in range(self.base_port(target), self.base_port(target) + PORTS_PER_CLUSTER)]
+
+
+def pushed_concurrently(output: str) -> bool:
+    """Whether bootstrap failed because another push moved the branch first
+    (clusters bootstrapped side by side share one branch)."""
+    return "non-fast-forward" in output
 
 
 def kube_context(target: str) -> str:
