@@ -226,6 +226,20 @@ class TierEnvironment:
         if self.closed:
             return []
         self.closed = True
+        # A second Ctrl-C must not cut the teardown short and leave processes
+        # behind: interrupts wait until it is done.
+        previous = {}
+        if self.live and threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if signal.SIGTERM in previous:
+            previous[signal.SIGTERM] = getattr(self, "_previous_sigterm", previous[signal.SIGTERM])
+        try:
+            return self._close()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _close(self) -> list[str]:
         kept: list[str] = []
         if self.git is not None:
             self.git.stop()  # a server cannot outlive the test process
@@ -273,7 +287,6 @@ class TierEnvironment:
                 errors.append(error)
             finally:
                 shutil.rmtree(self.work, ignore_errors=True)
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
         if errors:
             raise errors[0]
         return kept
