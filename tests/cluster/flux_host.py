@@ -35,6 +35,9 @@ EXTRA_ARGS = {
     "kustomize-controller": ["--requeue-dependency=5s"],
     "helm-controller": ["--requeue-dependency=5s"],
 }
+# As for the control plane (providers/kwok.py): collect garbage at half
+# Go's default heap growth.
+GOGC = "50"
 CONTROLLERS = ("source-controller", "kustomize-controller", "helm-controller", "notification-controller")
 NAMESPACE = "flux-system"
 _LISTEN = re.compile(r"^(?P<flag>--[\w-]+)=(?P<host>[\w.-]*):(?P<port>\d+)$")
@@ -133,6 +136,7 @@ def start_all(binaries: dict[str, str], kubectl: str, kubeconfig: str, work: Pat
             "HOME": str(work),
             "TMPDIR": str(tmp),
             "TUF_ROOT": str(work / "sigstore"),
+            "GOGC": GOGC,
         }
         if name == "source-controller":
             (work / "storage").mkdir(parents=True, exist_ok=True)

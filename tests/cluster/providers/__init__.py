@@ -10,6 +10,7 @@ same on every provider (``flux bootstrap git`` and one ConfigMap) and live in
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from .. import names
@@ -17,6 +18,8 @@ from ..plan import Step
 from ..runner import Recorder
 
 FLUX_NAMESPACE = "flux-system"
+# One flux bootstrap at a time: each pushes to the branch (see install_flux).
+_BOOTSTRAP_LOCK = threading.Lock()
 CLUSTER_VARS = "cluster-vars"
 
 
@@ -93,6 +96,10 @@ class Provider:
         manifests to the snapshot, and waits for the first reconciliation."""
         from ..runner import StepFailed
 
+        with _BOOTSTRAP_LOCK:
+            self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed)
+
+    def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed) -> None:
         for attempt in range(1, 4):
             try:
                 runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
