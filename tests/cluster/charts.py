@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.checks import yaml_docs
 from harness.model import PROJECT_ROOT
 
 from .plan import Step
@@ -61,7 +62,6 @@ class ChartBuild:
     module: str
     module_version: str | None  # None: the version is the tree's tag
     path: str
-    note: str
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,33 +69,36 @@ def builds(root: Path = PROJECT_ROOT) -> dict[str, ChartBuild]:
     data = yaml.safe_load((Path(root) / "versions.yaml").read_text(encoding="utf-8")) or {}
     out = {}
     for upstream, spec in (data.get("charts") or {}).items():
-        out[upstream] = ChartBuild(upstream, spec["module"], spec.get("module_version"), spec["path"],
-                                   str(spec.get("note", "")))
+        out[upstream] = ChartBuild(upstream, spec["module"], spec.get("module_version"), spec["path"])
     return out
 
 
 def sources(root: Path) -> list[ChartSource]:
     """Every chart source in the tree, with the refs its overlays set."""
     found: dict[str, ChartSource] = {}
-    for path in sorted([*root.glob("platform/**/*.yaml"), *root.glob("apps/**/*.yaml")]):
-        text = path.read_text(encoding="utf-8")
-        for start, doc in _documents(text):
-            if not isinstance(doc, dict) or doc.get("kind") != "OCIRepository":
+    for rel in yaml_docs.yaml_files(root):
+        if not rel.startswith(("platform/", "apps/")):
+            continue
+        # As written, before substitution: the url must name its variable.
+        docs, _error = yaml_docs.parse((root / rel).read_text(encoding="utf-8"))
+        for doc in docs:
+            data = doc.data
+            if not doc.is_object or data.get("kind") != "OCIRepository":
                 continue
-            spec = doc.get("spec") or {}
+            spec = data.get("spec") or {}
             if (spec.get("layerSelector") or {}).get("mediaType") != HELM_LAYER:
                 continue
             url = str(spec.get("url", ""))
-            line = text.count("\n", 0, text.find("url:", start)) + 1
+            line = yaml_docs.line_of(data, ["spec", "url"], doc.line) + 1
             match = _VARIABLE_URL.match(url)
             if not match:
                 raise ValueError(
-                    f"{path.relative_to(root)}:{line}: the chart source's url {url!r} is not behind a mirror "
+                    f"{rel}:{line}: the chart source's url {url!r} is not behind a mirror "
                     "variable; write it as ${oci_mirror_<registry>:=oci://<registry>}/<path> (CONTRIBUTING.md, "
                     "Cluster variables) so a mirror can serve it"
                 )
-            name = doc.get("metadata", {}).get("name", "")
-            found[name] = ChartSource(str(path.relative_to(root)), line, url, match["var"], match["host"],
+            name = data.get("metadata", {}).get("name", "")
+            found[name] = ChartSource(rel, line, url, match["var"], match["host"],
                                       match["path"], (dict(spec.get("ref") or {}),))
     for overlay in sorted(root.glob("apps/*/kustomization.yaml")):
         data = yaml.safe_load(overlay.read_text(encoding="utf-8")) or {}
@@ -108,16 +111,6 @@ def sources(root: Path) -> list[ChartSource]:
                     source = found[target["name"]]
                     found[target["name"]] = ChartSource(**{**source.__dict__, "refs": (*source.refs, op["value"])})
     return list(found.values())
-
-
-def _documents(text: str):
-    offset = 0
-    for chunk in re.split(r"(?m)^---[^\n]*\n", text):
-        try:
-            yield offset, yaml.safe_load(chunk)
-        except yaml.YAMLError:
-            pass
-        offset += len(chunk) + 4
 
 
 def chart_version(chart_dir: Path, build: ChartBuild, tag: str | None) -> str:

@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -57,7 +57,6 @@ class HostProcess:
     argv: list[str]
     log: Path
     proc: subprocess.Popen
-    ports: list[int] = field(default_factory=list)
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -94,8 +93,7 @@ def stop_all(running: list[HostProcess], grace: float = 10) -> None:
         process.stop(grace)
 
 
-def start(name: str, argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None,
-          ports: list[int] | None = None) -> HostProcess:
+def start(name: str, argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> HostProcess:
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "ab")
     try:
@@ -103,7 +101,7 @@ def start(name: str, argv: list[str], log: Path, env: dict[str, str], cwd: Path 
                                 env=env, cwd=cwd, start_new_session=True)
     finally:
         handle.close()
-    return HostProcess(name, argv, log, proc, list(ports or []))
+    return HostProcess(name, argv, log, proc)
 
 
 def pid_alive(pid: int) -> bool:

@@ -26,9 +26,11 @@ from .runner import Recorder
 
 @functools.lru_cache(maxsize=None)
 def image() -> str:
-    """The registry image versions.yaml pins (``images.registry``)."""
-    with open(PROJECT_ROOT / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["images"]["registry"]
+    """The registry image of the version versions.yaml pins for the registry
+    (``tools.registry``): the kind tier runs the image, kwok the binary."""
+    from toolchain import pins
+
+    return "registry:" + pins.tools(PROJECT_ROOT)["registry"].version.lstrip("v")
 
 LABEL = "org.gitops-whitepaper.harness=cluster-tier"
 REPOSITORY = "platform"

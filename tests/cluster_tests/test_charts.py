@@ -67,7 +67,7 @@ def test_overlay_refs_are_read_with_the_base(tmp_path):
 
 def test_a_placeholder_chart_version_takes_the_release_tag(tmp_path):
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: x\nversion: v0.0.0\n")
-    build = charts.ChartBuild("oci://quay.io/x", "example.org/x", None, "chart", "")
+    build = charts.ChartBuild("oci://quay.io/x", "example.org/x", None, "chart")
     assert charts.chart_version(tmp_path, build, "v1.21.2") == "v1.21.2"
     (tmp_path / "Chart.yaml").write_text("apiVersion: v2\nname: x\nversion: 6.9.2\n")
     assert charts.chart_version(tmp_path, build, "v1.21.2") == "6.9.2"

@@ -9,7 +9,6 @@ is skipped with ``missing_reason(name)``; it never passes silently.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from harness.model import PROJECT_ROOT
@@ -25,10 +24,6 @@ def pins(root: Path = PROJECT_ROOT) -> dict[str, dict[str, str]]:
         for binary in tool.binaries:
             out[binary] = {"tool": tool.name, "module": tool.module, "version": tool.version}
     return out
-
-
-def tools_dir(root: Path = PROJECT_ROOT) -> Path:
-    return Path(root) / TOOLS_DIR
 
 
 def find(name: str, root: Path = PROJECT_ROOT) -> str | None:
@@ -57,23 +52,3 @@ def missing_reason(name: str, root: Path = PROJECT_ROOT) -> str:
     except gomod.BuildError:
         return f"{where}; `nox -s tools` builds it from source, and needs Go"
     return f"{where}; run `nox -s tools -- {tool.name}` to build the pinned {tool.version}"
-
-
-def ensure_all(root: Path = PROJECT_ROOT, names: list[str] | None = None,
-               tier: str | None = "offline") -> dict[str, str | None]:
-    """Build what is missing of ``names`` (tool names; default: the tier's).
-    Returns tool name -> None when available, else why it is not."""
-    status: dict[str, str | None] = {}
-    for tool in install.selected(names or [], None if names else tier, Path(root)):
-        outcome = install.ensure(tool, Path(root))
-        status[tool.name] = None if outcome.ok else outcome.how
-    return status
-
-
-def main(argv: list[str]) -> int:
-    """``python -m harness.tools``: the toolchain's command line."""
-    return install.main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

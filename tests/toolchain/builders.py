@@ -26,7 +26,7 @@ from pathlib import Path
 
 from . import gomod
 from .components import ASSET, bundled
-from .pins import PROJECT_ROOT, Tool, replace_refused, tools
+from .pins import Tool, replace_refused
 
 LDFLAGS = "-s -w"
 
@@ -188,5 +188,3 @@ def recipe(tool: Tool):
         raise gomod.BuildError(f"versions.yaml tools.{tool.name}.build: unknown recipe {tool.build!r}; "
                                f"known: {', '.join(RECIPES)}") from None
 
-
-__all__ = ["RECIPES", "recipe", "tools", "PROJECT_ROOT"]

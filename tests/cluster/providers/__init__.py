@@ -18,8 +18,16 @@ from ..plan import Step
 from ..runner import Recorder
 
 FLUX_NAMESPACE = "flux-system"
-# One flux bootstrap at a time: each pushes to the branch (see install_flux).
-_BOOTSTRAP_LOCK = threading.Lock()
+# One flux bootstrap at a time: each pushes to the branch, and clusters made
+# side by side would race for it; one that loses anyway bootstraps again
+# (rerunning bootstrap is safe).
+BOOTSTRAP_LOCK = threading.Lock()
+BOOTSTRAP_ATTEMPTS = 3
+
+
+def pushed_concurrently(output: str) -> bool:
+    """Whether bootstrap failed because another push moved the branch first."""
+    return "non-fast-forward" in output
 CLUSTER_VARS = "cluster-vars"
 
 
@@ -96,17 +104,16 @@ class Provider:
         manifests to the snapshot, and waits for the first reconciliation."""
         from ..runner import StepFailed
 
-        with _BOOTSTRAP_LOCK:
+        with BOOTSTRAP_LOCK:
             self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed)
 
     def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed) -> None:
-        for attempt in range(1, 4):
+        for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             try:
                 runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
                 return
             except StepFailed as failed:
-                # Another cluster's bootstrap pushed to the branch first.
-                if attempt == 3 or "non-fast-forward" not in str(failed):
+                if attempt == BOOTSTRAP_ATTEMPTS or not pushed_concurrently(str(failed)):
                     raise
 
     def bootstrap_step(self, cluster: Cluster, endpoints: Endpoints, flux: str, path: str | None = None,

@@ -25,14 +25,13 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 from .. import flux_host, names, processes
 from ..plan import Step
 from ..runner import Recorder
-from . import Cluster, Endpoints, Provider, kube_args
+from . import BOOTSTRAP_ATTEMPTS, BOOTSTRAP_LOCK, Cluster, Endpoints, Provider, kube_args, pushed_concurrently
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
 # index. The first six are the control plane's, the rest the controllers'.
@@ -42,13 +41,7 @@ BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
 ORDER = (*names.LONG_LIVED, names.SANDBOX)
 CREATE_BOUND = 300
-# Go's garbage collector runs at half the default heap growth in every
-# process of a cluster: four clusters side by side fit in less memory, for a
-# little more CPU. It changes when memory is reclaimed, nothing else.
-GOGC = "50"
-# flux bootstrap pushes to the branch; clusters bootstrapped side by side can
-# race for it, and the loser bootstraps again.
-BOOTSTRAP_ATTEMPTS = 3
+
 READY_BOUND = 180
 # Admission plugins that call webhooks served by pods, which no pod here can
 # serve (cert-manager's webhook, for one).
@@ -94,7 +87,6 @@ class KwokProvider(Provider):
         self.kwokctl = tools.get("kwokctl", "kwokctl")
         self.kubectl = tools.get("kubectl", "kubectl")
         self.controllers: dict[str, list[processes.HostProcess]] = {}
-        self.bootstrap_lock = threading.Lock()
 
     # -- layout ----------------------------------------------------------------
 
@@ -151,7 +143,7 @@ class KwokProvider(Provider):
             "kubeAdmission": True,
             **binaries,
         }
-        gc = [{"name": "GOGC", "value": GOGC}]
+        gc = [{"name": "GOGC", "value": flux_host.GOGC}]  # as for the controllers
         patches = [
             {"name": "kube-apiserver", "extraArgs": [
                 {"key": "advertise-address", "value": "127.0.0.1"},
@@ -266,9 +258,7 @@ class KwokProvider(Provider):
                              note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
-        # One bootstrap at a time: each pushes to the branch, and clusters made
-        # side by side would race for it (a loser still bootstraps again).
-        with self.bootstrap_lock:
+        with BOOTSTRAP_LOCK:
             self._bootstrap(cluster, runner, step)
 
     def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
@@ -351,12 +341,6 @@ class KwokProvider(Provider):
     def ports(self) -> list[int]:
         """Every port this provider's clusters may bind."""
         return [p for target in ORDER for p in range(self.base_port(target), self.base_port(target) + PORTS_PER_CLUSTER)]
-
-
-def pushed_concurrently(output: str) -> bool:
-    """Whether bootstrap failed because another push moved the branch first
-    (clusters bootstrapped side by side share one branch)."""
-    return "non-fast-forward" in output
 
 
 def kube_context(target: str) -> str:
