@@ -173,14 +173,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _service_account_key(path: Path) -> None:
+def _service_account_key(private: Path, public: Path) -> None:
+    """A new key pair for signing service-account tokens (none is ever
+    issued here, but kube-apiserver does not start without one)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                          serialization.NoEncryption()))
+    private.chmod(0o600)
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
 
 
 def _http_ok(url: str, headers: dict | None = None, context: ssl.SSLContext | None = None) -> bool:
@@ -241,7 +245,7 @@ class Server:
         token = os.urandom(24).hex()
         (self.folder / "tokens.csv").write_text(f'{token},{TOKEN_USER},{TOKEN_USER},"system:masters"\n')
         (self.folder / "tokens.csv").chmod(0o600)
-        _service_account_key(self.folder / "service-account.key")
+        _service_account_key(self.folder / "service-account.key", self.folder / "service-account.pub")
         self._wait(etcd, "etcd", lambda: _http_ok(f"{etcd_url}/health"), deadline)
         port = _free_port()
         apiserver = self._spawn("kube-apiserver", [
@@ -250,7 +254,7 @@ class Server:
             f"--cert-dir={self.folder / 'certs'}", f"--token-auth-file={self.folder / 'tokens.csv'}",
             "--authorization-mode=AlwaysAllow",
             "--service-account-issuer=https://kubernetes.default.svc",
-            f"--service-account-key-file={self.folder / 'service-account.key'}",
+            f"--service-account-key-file={self.folder / 'service-account.pub'}",
             f"--service-account-signing-key-file={self.folder / 'service-account.key'}",
             "--service-cluster-ip-range=10.96.0.0/16",
             # No pod can serve a webhook here (as on the kwok tier).

@@ -60,11 +60,20 @@ class Resources:
         self.conn = conn
         self.known: dict[tuple[str, str, str], tuple[str, bool]] = {}
         self.served_groups: dict[str, list[str]] = {}
+        # Kinds of CRDs kept from an earlier cluster, not yet applied by this
+        # one: not served as far as this cluster is concerned.
+        self.hidden: set[tuple[str, str, str]] = set()
         self.refresh()
 
     def refresh(self) -> None:
         self.known.clear()
         self.served_groups.clear()
+        self.hidden.clear()
+        crds = self.conn.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").body
+        for crd in crds.get("items") or []:
+            spec = crd.get("spec") or {}
+            for version in spec.get("versions") or []:
+                self.hidden.add((spec.get("group"), version.get("name"), (spec.get("names") or {}).get("kind")))
         paths = ["/api/v1"]
         groups = self.conn.request("GET", "/apis").body.get("groups") or []
         for group in groups:
@@ -83,15 +92,21 @@ class Resources:
 
     def lookup(self, data: dict) -> tuple[str, bool] | None:
         group, _, version = str(data.get("apiVersion", "")).rpartition("/")
-        return self.known.get((group, version, str(data.get("kind"))))
+        key = (group, version, str(data.get("kind")))
+        return None if key in self.hidden else self.known.get(key)
+
+    def groups(self, group: str) -> list[str]:
+        return sorted(gv for gv in self.served_groups.get(group, [])
+                      if (group, gv.rpartition("/")[2]) not in {(g, v) for g, v, _ in self.hidden})
 
     def add_crd(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
         names = spec.get("names") or {}
         for version in spec.get("versions") or []:
             if version.get("served"):
-                self.known[(spec.get("group"), version.get("name"), names.get("kind"))] = (
-                    names.get("plural"), spec.get("scope") == "Namespaced")
+                key = (spec.get("group"), version.get("name"), names.get("kind"))
+                self.known[key] = (names.get("plural"), spec.get("scope") == "Namespaced")
+                self.hidden.discard(key)
                 self.served_groups.setdefault(spec.get("group"), []).append(f"{spec.get('group')}/{version.get('name')}")
 
     def path(self, data: dict, resource: str, namespaced: bool, namespace: str | None) -> str:
@@ -199,24 +214,31 @@ def _delete(conn: apiserver.Connection, entry: dict) -> None:
 
 def _reset(conn: apiserver.Connection, folder: Path, keep: dict[str, str]) -> list[dict]:
     """Delete what earlier plans created for real, except the objects in
-    ``keep`` (path -> digest) that are there unchanged; returns what stays."""
+    ``keep`` (path -> digest) that are there unchanged; returns what stays.
+    Namespaced objects go first, then CRDs and cluster-wide objects, then
+    the namespaces, which are finalised here (the namespace controller that
+    would do it does not run); each group at once."""
     state = _load_state(folder)
     stays = [e for e in state if keep.get(e["path"]) == e["digest"]]
     going = [e for e in state if e not in stays]
-    rank = {"namespaced": 0, "crd": 1, "namespace": 2, "cluster": 1}
-    for entry in sorted(going, key=lambda e: rank.get(e["what"], 1)):
-        if entry["what"] == "namespace":
-            reply = conn.request("DELETE", entry["path"])
-            if reply.status < 300:
-                body = conn.request("GET", entry["path"]).body
-                if body.get("kind") == "Namespace":
-                    body.setdefault("spec", {})["finalizers"] = []
-                    conn.request("PUT", entry["path"] + "/finalize", body)
-        else:
-            _delete(conn, entry)
+
+    def delete_namespace(entry: dict) -> None:
+        if conn.request("DELETE", entry["path"]).status < 300:
+            body = conn.request("GET", entry["path"]).body
+            if body.get("kind") == "Namespace":
+                body.setdefault("spec", {})["finalizers"] = []
+                conn.request("PUT", entry["path"] + "/finalize", body)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for group in (("namespaced",), ("crd", "cluster"), ("namespace",)):
+            entries = [e for e in going if e["what"] in group]
+            action = delete_namespace if group == ("namespace",) else (lambda e: _delete(conn, e))
+            list(pool.map(action, entries))
     deadline = time.monotonic() + WAIT
-    for entry in going:
-        while conn.request("GET", entry["path"]).status != 404 and time.monotonic() < deadline:
+    left = list(going)
+    while left and time.monotonic() < deadline:
+        left = [e for e in left if conn.request("GET", e["path"]).status != 404]
+        if left:
             time.sleep(0.05)
     return stays
 
@@ -246,7 +268,7 @@ class Session:
         if mapping is None:
             group, _, _ = str(data.get("apiVersion", "")).rpartition("/")
             return {"status": 0, "served": False, "warnings": [],
-                    "versions": sorted(self.resources.served_groups.get(group, []))}
+                    "versions": self.resources.groups(group)}
         resource, namespaced = mapping
         namespace = (data.get("metadata") or {}).get("namespace") or ("default" if namespaced else None)
         path = self.resources.path(data, resource, namespaced, namespace)
@@ -259,15 +281,30 @@ class Session:
         return _answer(reply, namespaced=namespaced)
 
     def send_crds(self, crds: list[dict]) -> list[dict]:
+        kept = {e["path"]: e for e in self.state if e["what"] == "crd"}
+
+        def send(crd: dict) -> dict:
+            entry = kept.get(_crd_path(crd))
+            if entry is not None and entry["digest"] == _digest(crd) and entry.get("answer"):
+                return entry["answer"]  # this very CRD, kept from the cluster before: its answer then
+            return self.send(crd, True)
+
         with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(lambda crd: self.send(crd, True), crds))
+            answers = list(pool.map(send, crds))
         for crd, answer in zip(crds, answers):
-            if answer["status"] and answer["status"] < 300:
+            entry = kept.get(_crd_path(crd))
+            if entry is not None and entry.get("answer") is answer:
+                self.resources.add_crd(crd)
+            elif answer["status"] and answer["status"] < 300:
                 why = _wait_established(self.conn, str((crd.get("metadata") or {}).get("name")))
                 if why is not None:
                     answer.update(status=422, reason="NotEstablished", message=f"the CRD is {why}", causes=[])
                 else:
                     self.resources.add_crd(crd)
+                    for entry in self.state:
+                        if entry["path"] == _crd_path(crd):
+                            entry["answer"] = answer
+                    _save_state(self.folder, self.state)
         return answers
 
     def run(self, plan: Plan) -> list[dict]:
@@ -312,10 +349,7 @@ def answers_for(root: Path, plan: Plan) -> list[dict]:
     (folder / "used").touch()
     try:
         with apiserver.exclusive(folder):
-            keep = {}
-            for item in plan.steps[0].items if plan.steps else []:
-                if item.stage == 1:
-                    keep[_stage_one_path(item)] = _digest(item.data)
+            keep = {_crd_path(crd): _digest(crd) for crd in _crds(plan)}
             state = _reset(conn, folder, keep)
             _save_state(folder, state)
             answers = Session(conn, folder, state).run(plan)
@@ -325,10 +359,19 @@ def answers_for(root: Path, plan: Plan) -> list[dict]:
     return answers
 
 
-def _stage_one_path(item: Item) -> str:
-    if item.kind == "Namespace":
-        return f"/api/v1/namespaces/{item.name}"
-    return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{item.name}"
+def _crds(plan: Plan) -> list[dict]:
+    """Every CRD the plan creates: kept between clusters when unchanged
+    (creating and deleting a CRD costs the server seconds), and hidden
+    until the plan applies it (``Resources.hidden``)."""
+    out = []
+    for step in plan.steps:
+        out += [item.data for item in step.items if item.kind == "CustomResourceDefinition" and item.real]
+        out += [crd for chart in step.charts if chart.waited for crd in chart.crds]
+    return out
+
+
+def _crd_path(crd: dict) -> str:
+    return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{(crd.get('metadata') or {}).get('name')}"
 
 
 # -- findings ---------------------------------------------------------------------------------
