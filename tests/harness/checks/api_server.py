@@ -149,6 +149,7 @@ def _wait_established(conn: apiserver.Connection, name: str) -> str | None:
     return f"not Established after {WAIT:.0f}s"
 
 
+_MESSAGE_FIELD = re.compile(r"(?:^|: )(\.[\w-]+(?:\.[\w-]+|\[\d+\])*): ")
 _KLOG = re.compile(r"^[IWEF](\d{2})(\d{2}) (\d{2}):(\d{2}):(\d{2}\.\d+)")
 
 
@@ -466,7 +467,9 @@ class Reporter:
         for cause in answer.get("causes") or []:
             if cause.get("field"):
                 return _located(item, cause["field"])
-        return item.origin
+        # Server-side apply names the field in its message: ".spec.replicas: expected ..."
+        match = _MESSAGE_FIELD.search(answer.get("message") or "")
+        return _located(item, match.group(1)) if match else item.origin
 
     def _warning_where(self, item: Item, warning: str) -> Origin:
         match = re.search(r'unknown field "([^"]+)"', warning)
@@ -494,6 +497,9 @@ class Reporter:
         if "field is immutable" in message or "immutable" in message.lower():
             return (f"the API server refuses the update (the object exists from an earlier step): {message}; "
                     "an immutable field cannot change in place: keep it as first applied, or give the object a new name")
+        if "field not declared in schema" in message:
+            return (f"the API server rejects it: {message}; the kind's schema has no such field: fix its name or "
+                    "indentation")
         causes = [f"{c['field']}: {c['message']}" if c.get("field") and c["field"] not in c["message"] else c["message"]
                   for c in answer.get("causes") or [] if c.get("message")]
         detail = "; ".join(causes) if causes and len(message) > 400 else message
