@@ -41,8 +41,8 @@ that; the plan's linear order alone would make everything earlier visible.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +62,7 @@ POLICIES = {("admissionregistration.k8s.io", kind) for kind in (
     "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")}
 HELM_GROUP = "helm.toolkit.fluxcd.io"
 CHART_MODULE_ENV = {"GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def group_of(data: dict) -> str:
@@ -211,7 +212,7 @@ def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] 
         plan.skipped.append((where, f"cannot plan bootstrap: `kustomize build {boot_dir}` with the components "
                                     f"of `flux install --export` fails: {build.error[:300]}"))
         return None
-    installed = {_ident(doc.data) for doc in yaml_docs.parse(components)[0] if doc.is_object}
+    installed = _idents(components)
     step = Step(BOOTSTRAP, None)
     from_components = []
     for doc in yaml_docs.parse(build.text)[0]:
@@ -234,6 +235,11 @@ def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] 
     return step, from_components
 
 
+@functools.lru_cache(maxsize=4)
+def _idents(text: str) -> frozenset:
+    return frozenset(_ident(doc) for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict))
+
+
 def _ident(data: dict) -> tuple[str, str, str, str]:
     meta = data.get("metadata") or {}
     return group_of(data), str(data.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
@@ -243,7 +249,12 @@ def _ident(data: dict) -> tuple[str, str, str, str]:
 
 
 def _chart_builds(root: Path) -> dict[str, dict]:
-    data = yaml.safe_load((Path(root) / "versions.yaml").read_text(encoding="utf-8")) or {}
+    return _chart_builds_of((Path(root) / "versions.yaml").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=4)
+def _chart_builds_of(text: str) -> dict[str, dict]:
+    data = yaml.load(text, Loader=_Loader) or {}
     return {str(k): v for k, v in (data.get("charts") or {}).items() if isinstance(v, dict)}
 
 
@@ -283,18 +294,32 @@ def _chart_crds(root: Path, release: Item, sources: dict[tuple[str, str], dict],
     from toolchain import gomod
 
     try:
-        module_dir = gomod.download(str(build["module"]), str(version), CHART_MODULE_ENV)
+        module_dir = _module_dir(str(build["module"]), str(version))
     except gomod.BuildError as error:
         return ChartCRDs(release, [], where, waited, skipped=(
             f"the chart's sources are not in the Go module cache ({error}); `nox -s docs-test` fetches them "
             f"(`python -m harness.apply_order --fetch-charts`)"))
+    return ChartCRDs(release, list(_crds_in(module_dir / str(crds_spec.get("path")))), where, waited)
+
+
+@functools.lru_cache(maxsize=8)
+def _module_dir(module: str, version: str) -> Path:
+    """Where the module cache holds ``module@version`` (never fetched here:
+    ``fetch_charts`` does that before the run)."""
+    from toolchain import gomod
+
+    return gomod.download(module, version, CHART_MODULE_ENV)
+
+
+@functools.lru_cache(maxsize=8)
+def _crds_in(folder: Path) -> tuple[dict, ...]:
+    """The CRDs of a folder of the (read-only) module cache, read once."""
     crds = []
-    folder = module_dir / str(crds_spec.get("path"))
     for path in sorted(folder.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader):
             if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
                 crds.append(doc)
-    return ChartCRDs(release, crds, where, waited)
+    return tuple(crds)
 
 
 def fetch_charts(root: Path) -> list[str]:
