@@ -215,7 +215,7 @@ def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] 
     installed = _idents(components)
     step = Step(BOOTSTRAP, None)
     from_components = []
-    for doc in yaml_docs.parse(build.text)[0]:
+    for doc in _documents(build.text):
         if not doc.is_object:
             continue
         if _ident(doc.data) in installed:
@@ -233,6 +233,17 @@ def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] 
                 item = Item(doc.data, where, None, _stage(doc.data))
         step.items.append(item)
     return step, from_components
+
+
+def _documents(text: str) -> list[yaml_docs.Doc]:
+    """The documents of kustomize's output, each parsed once per process
+    (the components are the same in every cluster's bootstrap)."""
+    return [doc for piece in text.split("\n---\n") for doc in _parsed(piece)]
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(piece: str) -> tuple[yaml_docs.Doc, ...]:
+    return tuple(yaml_docs.parse(piece)[0])
 
 
 @functools.lru_cache(maxsize=4)
