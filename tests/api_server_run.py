@@ -3,7 +3,7 @@
 The controlling process (or the only one, with ``-n 0``) owns it: it makes
 its folder when the run starts, starts it as soon as the collected tests
 include the API-server check and the last run made of the same inputs had
-to ask it something (``api_server.predicted_needed``), so that its start-up
+to ask it something (``apiserver.predicted_needed``), so that its start-up
 overlaps the other tests, and stops it when the run ends. Workers find the
 folder in their ``workerinput``; a worker that needs the server when it was
 not started asks the owner through the folder (``apiserver.connect``).
@@ -14,7 +14,6 @@ from __future__ import annotations
 import pytest
 
 from harness import apiserver
-from harness.checks import api_server
 from harness.model import PROJECT_ROOT
 
 INPUT = "docs_test_api_server"
@@ -47,8 +46,8 @@ def collected(config: pytest.Config, ids: list[str]) -> None:
         return
     if not any(word in node_id for node_id in ids for word in USERS):
         return
-    key = config.stash[PREDICTION_KEY] = api_server.prediction_key(PROJECT_ROOT)
-    if api_server.predicted_needed(key, PROJECT_ROOT):
+    key = config.stash[PREDICTION_KEY] = apiserver.prediction_key(PROJECT_ROOT)
+    if apiserver.predicted_needed(key, PROJECT_ROOT):
         owner.start()
 
 
@@ -57,5 +56,5 @@ def unconfigure(config: pytest.Config) -> None:
     if owner is None:
         return
     used = (owner.folder / "used").exists()
-    api_server.remember(config.stash.get(PREDICTION_KEY, None), used, PROJECT_ROOT)
+    apiserver.remember(config.stash.get(PREDICTION_KEY, None), used, PROJECT_ROOT)
     owner.stop()

@@ -42,7 +42,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import tools
+from harness import build_cache, tools
 from harness.model import PROJECT_ROOT
 
 BINARIES = ("kube-apiserver", "etcd")
@@ -55,6 +55,7 @@ KWOK_PORTS = range(21000, 26001)
 CONNECT_TIMEOUT = READY_TIMEOUT + 30.0
 SERVER_FILE, FAILED_FILE, WANTED_FILE, LOCK_FILE, PIDS_FILE = "server.json", "failed", "wanted", "lock", "pids"
 TOKEN_USER = "docs-test"
+CACHE_TOOL = "apiserver"  # .tools/cache/apiserver: the check's answers, and what each run needed
 
 
 class Unavailable(Exception):
@@ -437,3 +438,61 @@ def shared_folder(root: Path = PROJECT_ROOT) -> Path:
         _own = Owner(root)
         atexit.register(_own.stop)
     return _own.folder
+
+
+# -- whether a run will need the server ------------------------------------------------
+
+PREDICTION_INPUTS = ("clusters", "platform", "apps", "versions.yaml", "tests/harness", "tests/mutations",
+                     "tests/test_manifests.py")
+
+
+def binary_parts(root: Path = PROJECT_ROOT) -> tuple[str, list[tuple[str, bytes]]]:
+    """The kube-apiserver binary, and etcd's identity, for a cache key."""
+    found = binaries(root)
+    etcd = os.stat(found["etcd"])
+    return found["kube-apiserver"], [("etcd", f"{os.path.realpath(found['etcd'])}\0{etcd.st_size}\0"
+                                              f"{etcd.st_mtime_ns}".encode())]
+
+
+def prediction_key(root: Path = PROJECT_ROOT) -> str | None:
+    """A name for everything the run's plans are made from (the tree, the
+    harness's code, the binaries), or None when the binaries are missing."""
+    import hashlib
+
+    if missing_reason(root) is not None:
+        return None
+    digest = hashlib.sha256()
+    binary, parts = binary_parts(root)
+    digest.update(os.path.realpath(binary).encode() + str(os.stat(binary).st_mtime_ns).encode() + parts[0][1])
+    digest.update(str(tools.find("flux", root)).encode())
+    for top in PREDICTION_INPUTS:
+        base = Path(root) / top
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
+                                                    and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _marker(key: str, root: Path) -> Path:
+    return build_cache.folder(CACHE_TOOL, root) / f"run-{key}"
+
+
+def predicted_needed(key: str | None, root: Path = PROJECT_ROOT) -> bool:
+    """Whether the last run made of the same inputs had to ask the server."""
+    if key is None:
+        return False
+    try:
+        return _marker(key, root).read_text(encoding="utf-8").strip() != "cached"
+    except OSError:
+        return True
+
+
+def remember(key: str | None, used: bool, root: Path = PROJECT_ROOT) -> None:
+    if key is None:
+        return
+    try:
+        _marker(key, root).parent.mkdir(parents=True, exist_ok=True)
+        _marker(key, root).write_text("used" if used else "cached", encoding="utf-8")
+    except OSError:
+        pass

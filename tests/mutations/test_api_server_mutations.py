@@ -201,9 +201,10 @@ def tree(base: Path, tmp_path: Path) -> Path:
     return fixture.copy(base, tmp_path)
 
 
-def findings(root: Path) -> list[str]:
-    """The check's failures, named at the page line where the page shows them."""
-    report = Report(extract.collect(root, page=PAGE))
+def findings(root: Path, page: bool = False) -> list[str]:
+    """The check's failures; with ``page``, named at the page line where the
+    page shows them (as the run's report names them)."""
+    report = Report(extract.collect(root, page=PAGE) if page else [])
     found = report.add(api_server.run(Context(root=root, blocks=report.blocks)))
     return [str(f) for f in found if f.outcome is Outcome.FAILED]
 
@@ -224,15 +225,14 @@ def assert_fails_at(failures: list[str], where: str, *words: str) -> None:
 
 
 def test_the_unmutated_tree_is_accepted(base):
-    report = Report(extract.collect(base, page=PAGE))
-    found = api_server.run(Context(root=base, blocks=report.blocks))
+    found = api_server.run(Context(root=base, blocks=[]))
     assert [str(f) for f in found if f.outcome is Outcome.FAILED] == []
     assert any(f.outcome is Outcome.PASSED and "clusters/test" in f.message for f in found), [str(f) for f in found]
 
 
 def test_a_crd_cel_rule_rejects_an_object_shown_on_a_page(tree):
     fixture.edit(tree, WIDGET, "size: 3", "size: 20")
-    failures = findings(tree)
+    failures = findings(tree, page=True)
     page_line = line_of(tree, PAGE, "--8<--")
     assert_fails_at(failures, f"{PAGE}:{page_line} ({WIDGET}:{line_of(tree, WIDGET, 'spec:')})",
                     "size must be at most 10", "Widget web/small")
@@ -282,7 +282,7 @@ def test_an_object_in_a_namespace_nothing_creates(tree):
 
 def test_an_object_applied_before_its_crd_is_installed(tree):
     late(tree, CRD_FILE)
-    assert_fails_at(findings(tree), f"{PAGE}:{line_of(tree, PAGE, '--8<--')} ({WIDGET}:1)",
+    assert_fails_at(findings(tree, page=True), f"{PAGE}:{line_of(tree, PAGE, '--8<--')} ({WIDGET}:1)",
                     "serves no Widget in example.org/v1 at this point of the order",
                     "Its CRD comes from Kustomization flux-system/late (platform/late/widgets.yaml:1), later")
 
@@ -291,7 +291,7 @@ def test_a_layer_that_does_not_depend_on_what_creates_its_namespace(tree):
     """Accepted in the order the plan happens to take, but Flux may start
     apps first: nothing makes it wait for base."""
     fixture.edit(tree, LAYERS, "  dependsOn:\n    - name: base\n", "")
-    failures = findings(tree)
+    failures = findings(tree, page=True)
     assert_fails_at(failures, f"{WEB}:1", "its namespace web is created by Kustomization flux-system/base",
                     "add `dependsOn: [{name: base}]` to Kustomization flux-system/apps")
     assert_fails_at(failures, f"{PAGE}:{line_of(tree, PAGE, '--8<--')} ({WIDGET}:1)",
@@ -313,5 +313,15 @@ def test_an_unknown_field_of_a_custom_resource(tree):
     """Server-side apply, as Flux uses it, refuses a field the CRD's schema
     does not declare (a plain apply would drop it)."""
     fixture.edit(tree, WIDGET, "  size: 3\n", "  size: 3\n  colour: red\n")
-    assert_fails_at(findings(tree), f"{PAGE}:{line_of(tree, PAGE, '--8<--')} ({WIDGET}:{line_of(tree, WIDGET, 'colour:')})",
+    assert_fails_at(findings(tree, page=True), f"{PAGE}:{line_of(tree, PAGE, '--8<--')} ({WIDGET}:{line_of(tree, WIDGET, 'colour:')})",
                     ".spec.colour: field not declared in schema")
+
+
+def test_a_workload_whose_pods_pod_security_would_refuse(tree):
+    """No pod is created here, but the API server warns about the
+    Deployment's pod template in a namespace labelled for restricted Pod
+    Security; the warning fails the check."""
+    fixture.edit(tree, NAMESPACE, "    example.org/policy: enforced\n",
+                 "    example.org/policy: enforced\n    pod-security.kubernetes.io/warn: restricted\n")
+    assert_fails_at(findings(tree), f"{WEB}:1", 'would violate PodSecurity "restricted:latest"',
+                    "the namespace's Pod Security refuses the pods")

@@ -22,7 +22,7 @@ cluster at a time holds the server.
 
 The answers are kept in ``.tools/cache/apiserver/``, named by the binaries and
 every byte sent: an unchanged cluster is answered without a server, so a run
-whose clusters are all unchanged starts none (``predicted_needed``).
+whose clusters are all unchanged starts none (``apiserver.predicted_needed``).
 Without kube-apiserver and etcd built, the check is skipped with the command
 that builds them.
 """
@@ -37,14 +37,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import apiserver, apply_order, build_cache, tools
+from harness import apiserver, apply_order, build_cache
 from harness.apply_order import BOOTSTRAP, Item, Plan, Step
 from harness.checks import flux_render
-from harness.model import PROJECT_ROOT, Context, Finding, Origin, Outcome
+from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "api-server"
 FIELD_MANAGER = "kustomize-controller"
-CACHE_TOOL = "apiserver"
+CACHE_TOOL = apiserver.CACHE_TOOL
 PREEXISTING_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 STATE_FILE = "state.json"  # in the server's folder: what the plans created for real
 WAIT = 30.0
@@ -330,17 +330,10 @@ class Session:
         return answers
 
 
-def _binary_parts(root: Path) -> tuple[str, list[tuple[str, bytes]]]:
-    found = apiserver.binaries(root)
-    etcd = os.stat(found["etcd"])
-    return found["kube-apiserver"], [("etcd", f"{os.path.realpath(found['etcd'])}\0{etcd.st_size}\0"
-                                              f"{etcd.st_mtime_ns}".encode())]
-
-
 def answers_for(root: Path, plan: Plan) -> list[dict]:
     """The server's answer to every operation of ``plan``, from the cache or
     from the run's server."""
-    binary, parts = _binary_parts(root)
+    binary, parts = apiserver.binary_parts(root)
     name = build_cache.key(CACHE_TOOL, binary, [*parts, ("plan", apply_order.canonical(plan.operations()))])
     cached = build_cache.get(CACHE_TOOL, name)
     if cached is not None:
@@ -600,52 +593,3 @@ def run(ctx: Context) -> list[Finding]:
             findings.append(Finding(CHECK, Outcome.FAILED, Origin(f"{render.cluster}/flux-system", 1),
                                     f"{render.cluster}: {error}"))
     return findings
-
-
-# -- whether a run will need the server ---------------------------------------------------------
-
-PREDICTION_INPUTS = ("clusters", "platform", "apps", "versions.yaml", "tests/harness", "tests/mutations",
-                     "tests/test_manifests.py")
-
-
-def prediction_key(root: Path = PROJECT_ROOT) -> str | None:
-    """A name for everything the run's plans are made from (the tree, the
-    harness's code, the binaries), or None when the binaries are missing."""
-    if apiserver.missing_reason(root) is not None:
-        return None
-    digest = hashlib.sha256()
-    binary, parts = _binary_parts(root)
-    digest.update(os.path.realpath(binary).encode() + str(os.stat(binary).st_mtime_ns).encode() + parts[0][1])
-    flux = tools.find("flux", root)
-    digest.update(str(flux).encode())
-    for top in PREDICTION_INPUTS:
-        base = Path(root) / top
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
-                                                    and "__pycache__" not in p.parts)
-        for path in files:
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def _marker(key: str, root: Path) -> Path:
-    return build_cache.folder(CACHE_TOOL, root) / f"run-{key}"
-
-
-def predicted_needed(key: str | None, root: Path = PROJECT_ROOT) -> bool:
-    """Whether the last run made of the same inputs had to ask the server."""
-    if key is None:
-        return False
-    try:
-        return _marker(key, root).read_text(encoding="utf-8").strip() != "cached"
-    except OSError:
-        return True
-
-
-def remember(key: str | None, used: bool, root: Path = PROJECT_ROOT) -> None:
-    if key is None:
-        return
-    try:
-        _marker(key, root).parent.mkdir(parents=True, exist_ok=True)
-        _marker(key, root).write_text("used" if used else "cached", encoding="utf-8")
-    except OSError:
-        pass
