@@ -87,6 +87,10 @@ def docs_test(session: nox.Session) -> None:
     # The Flux JSON schemas of the pinned Flux, from the built CLI's CRDs.
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
+    # The sources of the charts whose CRDs the API-server check installs
+    # (versions.yaml `charts:` with `crds:`), into the Go module cache.
+    session.run("python", "-m", "harness.apply_order", "--fetch-charts", env={"PYTHONPATH": "tests"},
+                success_codes=[0, 1])
     _install_mermaid(session)
     session.run("pytest", *DOCS_TEST_ARGS, *joined_page_option(session.posargs), env=OFFLINE_ENV)
 

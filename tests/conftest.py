@@ -43,9 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report()
     config.addinivalue_line("markers", "last_check: runs after every other test (tree-unchanged check)")
+    import api_server_run
     import test_site
     import workers
 
+    api_server_run.configure(config)
     test_site.pytest_configure_status(config)
     workers.register(config, config.stash[REPORT_KEY])
 
@@ -59,15 +61,20 @@ def pytest_collection_modifyitems(session, config, items) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    import api_server_run
     import test_site
 
     test_site.start_site_build(session)
+    if not hasattr(session.config, "workerinput"):
+        api_server_run.collected(session.config, [item.nodeid for item in session.items])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    import api_server_run
     import test_site
 
     test_site.stop_site_build(config)
+    api_server_run.unconfigure(config)
 
 
 def flux_schemas(config: pytest.Config) -> Path | None:

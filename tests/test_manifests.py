@@ -4,7 +4,7 @@ follows the project's rules (harness.checks.*)."""
 
 import pytest
 
-from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas,
+from harness.checks import (api_server, applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, schemas,
                             substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.report import fail_on
 
@@ -24,6 +24,8 @@ CHECKS = {
     "semver": version_ranges,
     "version-claims": version_claims,
     "tree-policy": tree_policy,
+    # Last: the slowest when its answers are not cached (a real API server).
+    "api-server": api_server,
 }
 
 

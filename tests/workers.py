@@ -26,6 +26,7 @@ import tempfile
 
 import pytest
 
+import api_server_run
 import test_site
 from harness import site_build
 from harness.model import PROJECT_ROOT
@@ -92,9 +93,11 @@ class Controller:
     def pytest_configure_node(self, node) -> None:
         node.workerinput[test_site.TREE_STATUS_INPUT] = self.config._docs_test_status
         node.workerinput[test_site.SITE_BUILD_INPUT] = self.site_folder.name
+        node.workerinput[api_server_run.INPUT] = api_server_run.worker_input(self.config)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        api_server_run.collected(self.config, ids)
         if self.site_build_started or self.config.option.collectonly:
             return
         if any(i.split("::")[-1] == "test_site_builds_strict" for i in ids):

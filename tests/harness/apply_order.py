@@ -1,0 +1,496 @@
+"""The order in which a cluster's objects reach the API server, worked out
+offline: the plan the API-server check (``harness.checks.api_server``) sends.
+
+A cluster starts empty. ``flux bootstrap`` applies ``flux-system/`` as
+committed, with ``gotk-components.yaml`` written by ``flux install --export``
+of the pinned Flux (the placeholder in the tree holds nothing): the
+``flux-system`` namespace, Flux's CRDs and controllers, and the root source
+and Kustomization. Then each Flux Kustomization applies what ``flux_render``
+says it renders, rendered and substituted as Flux does it. A Kustomization
+starts only after the one that applies it (its parent) and after every
+Kustomization it names in ``dependsOn``; among those that may run at the same
+time, the plan keeps the order in which the render found them. Within one
+Kustomization, as kustomize-controller does it, CRDs and Namespaces are
+applied first; then admission policies, so that they check the rest; then
+everything else.
+
+What is really created, and what is only a dry run: an object is created for
+real when later objects need it to exist (Namespaces, CRDs, admission
+policies and their bindings), and when a later step applies the same object
+again (bootstrap's objects, which the root Kustomization takes over), so that
+the later apply is an update, checked against immutable fields and CEL
+transition rules. Everything else is sent with ``dryRun=All``: admitted,
+validated and defaulted exactly as a real apply, and not stored.
+
+Charts: a HelmRelease's chart may install CRDs. The plan installs them, from
+the chart's sources as the cluster tier packages it (``versions.yaml``
+``charts:``, whose ``crds`` says where the chart's CRD manifests are in the
+module and, with ``when``, which value the chart installs them under), right
+after the Kustomization that applies the release, when that Kustomization
+waits for the release (``wait: true``, or a health check naming it). A
+Kustomization that does not wait lets its dependants start before the chart
+is installed.
+
+The order model's guarantee, for the objects of a Kustomization K: a
+namespace or CRD exists when K's objects are applied only if K itself, an
+ancestor of K (which applies its CRDs and Namespaces before K exists) or a
+Kustomization K depends on (directly or through its ancestors' dependsOn)
+created it; a chart's CRDs only through dependsOn. ``guaranteed`` answers
+that; the plan's linear order alone would make everything earlier visible.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness import build_cache, tools
+from harness.checks import flux_render, kustomize_build, yaml_docs
+from harness.model import Origin
+
+BOOTSTRAP = "bootstrap"
+COMPONENTS = "gotk-components.yaml"
+CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
+NAMESPACE = ("", "Namespace")
+STAGE_ONE = {CRD, NAMESPACE}
+POLICIES = {("admissionregistration.k8s.io", kind) for kind in (
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")}
+HELM_GROUP = "helm.toolkit.fluxcd.io"
+CHART_MODULE_ENV = {"GOPROXY": "off", "GOFLAGS": "-mod=mod"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def group_of(data: dict) -> str:
+    api = str(data.get("apiVersion", ""))
+    return api.rpartition("/")[0]
+
+
+@dataclass
+class Item:
+    """One object of a step, as sent, with where it comes from."""
+
+    data: dict
+    origin: Origin
+    applied: flux_render.Applied | None  # for the line of a field
+    stage: int  # 1: CRDs and Namespaces, 2: admission policies, 3: the rest
+    real: bool = False  # created for real (not a dry run)
+    note: str = ""  # said after the origin (e.g. what writes the file)
+
+    @property
+    def group(self) -> str:
+        return group_of(self.data)
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind"))
+
+    @property
+    def name(self) -> str:
+        return str((self.data.get("metadata") or {}).get("name"))
+
+    @property
+    def namespace(self) -> str | None:
+        ns = (self.data.get("metadata") or {}).get("namespace")
+        return str(ns) if ns else None
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return self.group, self.kind, self.namespace or "", self.name
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+    def field(self, path: list) -> Origin:
+        if self.applied is None:
+            return self.origin
+        return self.applied.field(path)
+
+
+@dataclass
+class ChartCRDs:
+    """The CRDs a HelmRelease's chart installs."""
+
+    release: Item
+    crds: list[dict]
+    source: str  # module@version/folder
+    waited: bool  # the Kustomization that applies the release waits for it
+    skipped: str = ""  # why the CRDs are unknown (then ``crds`` is empty)
+
+
+@dataclass
+class Step:
+    name: str  # "bootstrap" or the Kustomization's namespace/name
+    kustomization: Item | None
+    items: list[Item] = field(default_factory=list)
+    charts: list[ChartCRDs] = field(default_factory=list)
+    parent: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    cluster: str
+    steps: list[Step]
+    skipped: list[tuple[Origin, str]] = field(default_factory=list)  # what cannot be planned, and why
+    ancestors: dict[str, set[str]] = field(default_factory=dict)
+    depends: dict[str, set[str]] = field(default_factory=dict)  # dependsOn closure
+
+    def guaranteed(self, step: str) -> tuple[set[str], set[str]]:
+        """(steps whose Namespaces and CRDs exist when ``step`` applies,
+        steps whose waited charts' CRDs exist then)."""
+        depends = self.depends.get(step, set())
+        before = {BOOTSTRAP, step} | self.ancestors.get(step, set()) | depends
+        for dep in depends:
+            before |= self.ancestors.get(dep, set())
+        return before, depends
+
+    def operations(self) -> list[dict]:
+        """What is sent, in order: the cache key of the answers."""
+        out = []
+        for step in self.steps:
+            for item in sorted_items(step):
+                out.append({"step": step.name, "real": item.real, "object": item.data})
+            for chart in step.charts:
+                if chart.waited:
+                    out.extend({"step": step.name, "real": True, "chart": chart.source, "object": crd}
+                               for crd in chart.crds)
+        return out
+
+
+def sorted_items(step: Step) -> list[Item]:
+    return sorted(step.items, key=lambda item: item.stage)
+
+
+# -- bootstrap ------------------------------------------------------------------------
+
+
+def flux_components(root: Path) -> tuple[str | None, str]:
+    """What ``flux install --export`` of the pinned flux CLI writes (kept in
+    ``.tools/cache``), or None and why not."""
+    flux = tools.find("flux", root)
+    if flux is None:
+        return None, tools.missing_reason("flux", root)
+    argv = ["install", "--export"]
+    name = build_cache.key("flux-install", flux, [("argv", " ".join(argv).encode())])
+    answer = build_cache.get("flux-install", name)
+    if answer is not None:
+        return answer["text"], ""
+    import subprocess
+
+    proc = subprocess.run([flux, *argv], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        return None, f"`flux {' '.join(argv)}` failed: {proc.stderr.strip()[-400:]}"
+    build_cache.put("flux-install", name, {"text": proc.stdout})
+    return proc.stdout, ""
+
+
+def _stage(data: dict) -> int:
+    key = (group_of(data), str(data.get("kind")))
+    return 1 if key in STAGE_ONE else 2 if key in POLICIES else 3
+
+
+def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] | None:
+    """Bootstrap's step, and the objects of ``flux install --export`` in it
+    (the Kustomization that reconciles flux-system/ applies them again)."""
+    boot_dir = f"{cluster}/flux-system"
+    where = Origin(f"{boot_dir}/kustomization.yaml", 1)
+    components, why = flux_components(root)
+    if components is None:
+        plan.skipped.append((where, f"cannot plan bootstrap: {why}"))
+        return None
+    kustomize = tools.find("kustomize", root)
+    if kustomize is None:
+        plan.skipped.append((where, f"cannot plan bootstrap: {tools.missing_reason('kustomize', root)}"))
+        return None
+    build = kustomize_build.cached_build(root, boot_dir, kustomize, overrides={f"{boot_dir}/{COMPONENTS}": components})
+    if build.error is not None:
+        plan.skipped.append((where, f"cannot plan bootstrap: `kustomize build {boot_dir}` with the components "
+                                    f"of `flux install --export` fails: {build.error[:300]}"))
+        return None
+    installed = _idents(components)
+    step = Step(BOOTSTRAP, None)
+    from_components = []
+    for doc in _documents(build.text):
+        if not doc.is_object:
+            continue
+        if _ident(doc.data) in installed:
+            item = Item(doc.data, Origin(f"{boot_dir}/{COMPONENTS}", 1), None, _stage(doc.data),
+                        note="as `flux install --export` writes it at bootstrap")
+            from_components.append(item)
+        else:
+            source = yaml_docs.source_of(root, doc.data, boot_dir)
+            if source is not None:
+                tree_file, source_doc = source
+                applied = flux_render.Applied(doc.data, tree_file.origin(source_doc.line), source_doc,
+                                              tree_file.path, BOOTSTRAP)
+                item = Item(doc.data, applied.origin, applied, _stage(doc.data))
+            else:
+                item = Item(doc.data, where, None, _stage(doc.data))
+        step.items.append(item)
+    return step, from_components
+
+
+def _documents(text: str) -> list[yaml_docs.Doc]:
+    """The documents of kustomize's output, each parsed once per process
+    (the components are the same in every cluster's bootstrap)."""
+    return [doc for piece in text.split("\n---\n") for doc in _parsed(piece)]
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(piece: str) -> tuple[yaml_docs.Doc, ...]:
+    return tuple(yaml_docs.parse(piece)[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _idents(text: str) -> frozenset:
+    return frozenset(_ident(doc) for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict))
+
+
+def _ident(data: dict) -> tuple[str, str, str, str]:
+    meta = data.get("metadata") or {}
+    return group_of(data), str(data.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
+
+
+# -- charts ----------------------------------------------------------------------------
+
+
+def _chart_builds(root: Path) -> dict[str, dict]:
+    return _chart_builds_of((Path(root) / "versions.yaml").read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=4)
+def _chart_builds_of(text: str) -> dict[str, dict]:
+    data = yaml.load(text, Loader=_Loader) or {}
+    return {str(k): v for k, v in (data.get("charts") or {}).items() if isinstance(v, dict)}
+
+
+def _truthy(values: dict, dotted: str) -> bool:
+    node = values
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return node is True or str(node).lower() == "true"
+
+
+def _chart_crds(root: Path, release: Item, sources: dict[tuple[str, str], dict], waited: bool) -> ChartCRDs | None:
+    spec = release.data.get("spec") or {}
+    ref = spec.get("chartRef") or {}
+    if ref.get("kind") != "OCIRepository":
+        return None
+    source = sources.get((str(ref.get("namespace") or release.namespace or "default"), str(ref.get("name"))))
+    if source is None:
+        return None  # flux-refs reports a chartRef to nothing
+    source_spec = source.get("spec") or {}
+    url = str(source_spec.get("url", ""))
+    build = _chart_builds(root).get(url)
+    if build is None or not build.get("crds"):
+        return None  # a chart the tree does not say installs CRDs
+    crds_spec = build["crds"] if isinstance(build["crds"], dict) else {"path": build["crds"]}
+    tag = (source_spec.get("ref") or {}).get("tag")
+    version = build.get("module_version") or tag
+    where = f"{build.get('module')}@{version}/{crds_spec.get('path')}"
+    when = crds_spec.get("when")
+    if when and not _truthy(spec.get("values") or {}, str(when)):
+        return ChartCRDs(release, [], where, waited,
+                         skipped=f"the chart installs its CRDs only with values `{when}: true`")
+    if not version:
+        return ChartCRDs(release, [], where, waited, skipped=f"{url} has no tag and versions.yaml charts: names "
+                                                                  "no module_version")
+    from toolchain import gomod
+
+    try:
+        module_dir = _module_dir(str(build["module"]), str(version))
+    except gomod.BuildError as error:
+        return ChartCRDs(release, [], where, waited, skipped=(
+            f"the chart's sources are not in the Go module cache ({error}); `nox -s docs-test` fetches them "
+            f"(`python -m harness.apply_order --fetch-charts`)"))
+    return ChartCRDs(release, list(_crds_in(module_dir / str(crds_spec.get("path")))), where, waited)
+
+
+@functools.lru_cache(maxsize=8)
+def _module_dir(module: str, version: str) -> Path:
+    """Where the module cache holds ``module@version`` (never fetched here:
+    ``fetch_charts`` does that before the run)."""
+    from toolchain import gomod
+
+    return gomod.download(module, version, CHART_MODULE_ENV)
+
+
+@functools.lru_cache(maxsize=8)
+def _crds_in(folder: Path) -> tuple[dict, ...]:
+    """The CRDs of a folder of the (read-only) module cache, read once."""
+    crds = []
+    for path in sorted(folder.glob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                crds.append(doc)
+    return tuple(crds)
+
+
+def fetch_charts(root: Path) -> list[str]:
+    """Fetch into the Go module cache the sources of every chart whose CRDs
+    the plan installs (for ``nox -s docs-test``); returns what it did."""
+    from toolchain import gomod
+
+    done = []
+    for render in flux_render.render_all(Path(root)).values():
+        for obj in render.objects:
+            if obj.kind != "OCIRepository":
+                continue
+            spec = obj.data.get("spec") or {}
+            build = _chart_builds(root).get(str(spec.get("url", "")))
+            if not build or not build.get("crds"):
+                continue
+            version = build.get("module_version") or (spec.get("ref") or {}).get("tag")
+            label = f"{build['module']}@{version}"
+            if version and label not in done:
+                gomod.download(str(build["module"]), str(version))
+                done.append(label)
+    return done
+
+
+# -- the plan ----------------------------------------------------------------------------
+
+
+def _waits_for(ks: dict, release: Item) -> bool:
+    spec = ks.get("spec") or {}
+    if spec.get("wait") is True:
+        return True
+    for check in spec.get("healthChecks") or []:
+        if (isinstance(check, dict) and check.get("kind") == "HelmRelease" and check.get("name") == release.name
+                and str(check.get("namespace") or "") in ("", release.namespace or "")):
+            return True
+    return False
+
+
+def plan(root: Path, render: flux_render.ClusterRender) -> Plan:
+    root = Path(root)
+    result = Plan(render.cluster, [])
+    boot = _bootstrap(root, render.cluster, result)
+    if boot is None:
+        return result
+    bootstrap, components = boot
+    steps: dict[str, Step] = {BOOTSTRAP: bootstrap}
+    found_order: list[str] = []
+    sources = {(obj.namespace, obj.name): obj.data for obj in render.objects if obj.kind == "OCIRepository"}
+    for obj in render.objects:
+        if obj.by == BOOTSTRAP:
+            continue  # bootstrap's own step is built from the real components above
+        step = steps.get(obj.by)
+        if step is None:
+            step = steps[obj.by] = Step(obj.by, None)
+            found_order.append(obj.by)
+        if obj.source_file and obj.source_file.startswith(f"{render.cluster}/flux-system/") and not any(
+                i.note for i in step.items):
+            # This Kustomization reconciles flux-system/: it applies the
+            # components bootstrap committed there, too.
+            step.items.extend(Item(c.data, c.origin, None, c.stage, note=c.note) for c in components)
+        step.items.append(Item(obj.data, obj.origin, obj, _stage(obj.data)))
+    # Kustomizations: who applies them, what they depend on.
+    for name, step in steps.items():
+        for item in step.items:
+            if item.kind == "Kustomization" and item.group == flux_render.KUSTOMIZE_GROUP:
+                key = f"{item.namespace or 'default'}/{item.name}"
+                if key in steps and steps[key].kustomization is None and key != name:
+                    target = steps[key]
+                    target.kustomization, target.parent = item, name
+                    for dep in (item.data.get("spec") or {}).get("dependsOn") or []:
+                        if isinstance(dep, dict) and dep.get("name"):
+                            target.depends_on.append(f"{dep.get('namespace') or item.namespace or 'default'}/{dep['name']}")
+    for step in steps.values():
+        if step.kustomization is None:
+            continue
+        for item in step.items:
+            if item.kind == "HelmRelease" and item.group == HELM_GROUP:
+                chart = _chart_crds(root, item, sources, _waits_for(step.kustomization.data, item))
+                if chart is not None:
+                    step.charts.append(chart)
+    result.steps = _ordered(steps, found_order)
+    _mark_real(result.steps)
+    _closures(result, steps)
+    return result
+
+
+def _ordered(steps: dict[str, Step], found_order: list[str]) -> list[Step]:
+    """Bootstrap, then every Kustomization after its parent and its
+    dependencies (in the render's order where both may come first)."""
+    done: list[str] = [BOOTSTRAP]
+    waiting = [name for name in found_order if name in steps]
+    while waiting:
+        ready = next((name for name in waiting if (steps[name].parent in (None, *done)) and all(
+            dep in done or dep not in steps for dep in steps[name].depends_on)), None)
+        if ready is None:  # a dependsOn cycle (flux-refs reports it): keep the render's order
+            ready = waiting[0]
+        waiting.remove(ready)
+        done.append(ready)
+    return [steps[name] for name in done]
+
+
+def _mark_real(steps: list[Step]) -> None:
+    later: set[tuple] = set()
+    for step in reversed(steps):
+        for item in reversed(sorted_items(step)):
+            if item.stage < 3 or item.identity in later:
+                item.real = True
+            later.add(item.identity)
+
+
+def _closures(plan: Plan, steps: dict[str, Step]) -> None:
+    def ancestors(name: str, seen: frozenset = frozenset()) -> set[str]:
+        parent = steps[name].parent if name in steps else None
+        if parent is None or parent in seen:
+            return set()
+        return {parent} | ancestors(parent, seen | {name})
+
+    def depends(name: str, seen: frozenset = frozenset()) -> set[str]:
+        if name not in steps or name in seen:
+            return set()
+        out: set[str] = set()
+        for dep in steps[name].depends_on:
+            if dep in steps:
+                out |= {dep} | depends(dep, seen | {name})
+        for parent in ancestors(name):
+            out |= depends(parent, seen | {name})
+        return out
+
+    for name in steps:
+        plan.ancestors[name] = ancestors(name)
+        plan.depends[name] = depends(name)
+
+
+def canonical(operations: list[dict]) -> bytes:
+    return json.dumps(operations, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    from harness.model import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(prog="python -m harness.apply_order")
+    parser.add_argument("--fetch-charts", action="store_true",
+                        help="fetch the sources of the charts whose CRDs the API-server check installs")
+    args = parser.parse_args(argv)
+    if args.fetch_charts:
+        if tools.find("kustomize", PROJECT_ROOT) is None:
+            print("chart sources: not fetched, kustomize is missing")
+            return 1
+        try:
+            fetched = fetch_charts(PROJECT_ROOT)
+        except Exception as error:  # noqa: BLE001 - reported, the run goes on without them
+            print(f"chart sources: {error}")
+            return 1
+        print("chart sources in the Go module cache: " + (", ".join(fetched) or "none needed"))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
