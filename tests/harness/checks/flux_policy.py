@@ -15,8 +15,9 @@
   controllers apply them: a HelmRelease waits 5m; a Kustomization without
   ``timeout`` waits its interval minus 30s (at least 30s).
 - ``tenancy``: every cluster's ``flux-system/kustomization.yaml`` patches
-  Flux's multi-tenancy lockdown into the controllers
-  (``--no-cross-namespace-refs=true``, ``--default-service-account=NAME``);
+  each flag of Flux's multi-tenancy lockdown into each controller that takes
+  it (``LOCKDOWN_FLAGS``: ``--no-cross-namespace-refs=true``,
+  ``--no-remote-bases=true``, ``--default-service-account=NAME``);
   every Kustomization and HelmRelease a cluster applies names its
   ``serviceAccountName``, and a Kustomization of ``./apps/...`` does not name a
   controller's own account;
@@ -236,9 +237,16 @@ def substitution_quoting(root: Path) -> list[Finding]:
 
 # -- tenancy ---------------------------------------------------------------------------
 
+# Flux's multi-tenancy lockdown, as its documentation ("Multi-tenancy
+# lockdown", the patches of a bootstrapped cluster's flux-system
+# kustomization.yaml) and the Flux Operator's multitenant profile set it: each
+# flag, and the controllers that must run with it. A flag ending in `=` takes
+# a value (the account's name). The fourth part of that lockdown, the root
+# Kustomization's own serviceAccountName, is the per-object rule below.
 LOCKDOWN_FLAGS = {
-    # flag: the controllers that must run with it
-    "--no-cross-namespace-refs=true": ("kustomize-controller", "helm-controller", "notification-controller"),
+    "--no-cross-namespace-refs=true": ("kustomize-controller", "helm-controller", "notification-controller",
+                                       "image-reflector-controller", "image-automation-controller"),
+    "--no-remote-bases=true": ("kustomize-controller",),
     "--default-service-account=": ("kustomize-controller", "helm-controller"),
 }
 FLUX_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io/", "HelmRelease": "helm.toolkit.fluxcd.io/"}
