@@ -75,12 +75,33 @@ def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     git = root / ".git"
     if git.is_dir():
         copy_git_dir(git, dest / ".git")
-    elif git.is_file():  # a worktree: point at the same repository
-        shutil.copy2(git, dest / ".git")
+    elif git.is_file():
+        copy_worktree_git(git, dest / ".git")
     return dest
 
 
-def copy_git_dir(git: Path, dest: Path) -> None:
+def copy_worktree_git(git_file: Path, dest: Path) -> None:
+    """The ``.git`` of a linked worktree (``git worktree add``) is a file
+    naming the worktree's own folder inside the main repository, whose refs,
+    config and objects it shares. Copying that file would let a block run in
+    the snapshot (``git switch --create``, ``git commit``) move the real
+    worktree's branch and create branches in the real repository. The
+    snapshot gets a repository of its own instead: the shared part copied
+    as for a plain checkout (objects borrowed, the other worktrees' folders
+    left out), then this worktree's HEAD and index."""
+    text = git_file.read_text(encoding="utf-8").strip()
+    if not text.startswith("gitdir:"):
+        raise RuntimeError(f"{git_file}: not a gitdir file (starts {text[:20]!r})")
+    own = (git_file.parent / text.split(":", 1)[1].strip()).resolve()
+    common_file = own / "commondir"
+    common = (own / common_file.read_text(encoding="utf-8").strip()).resolve() if common_file.is_file() else own
+    copy_git_dir(common, dest, leave_out=("worktrees",))
+    for name in ("HEAD", "index"):
+        if (own / name).is_file():
+            shutil.copy2(own / name, dest / name)
+
+
+def copy_git_dir(git: Path, dest: Path, leave_out: tuple[str, ...] = ()) -> None:
     """Copy a ``.git`` folder without its object store, leaving out lock
     files (a commit in progress in the real tree).
 
@@ -93,7 +114,7 @@ def copy_git_dir(git: Path, dest: Path) -> None:
     objects = (git / "objects").resolve()
     for dirpath, dirnames, filenames in os.walk(git):
         rel = os.path.relpath(dirpath, git)
-        if rel == "objects" or rel.startswith("objects" + os.sep):
+        if any(rel == top or rel.startswith(top + os.sep) for top in ("objects", *leave_out)):
             dirnames[:] = []
             continue
         target_dir = dest / rel
