@@ -21,8 +21,10 @@
   every Kustomization and HelmRelease a cluster applies names its
   ``serviceAccountName``, and a Kustomization of ``./apps/...`` does not name a
   controller's own account;
-- ``alerting``: a cluster whose ``platform`` source is an OCIRepository
-  applies an Alert for errors of its Kustomizations;
+- ``alerting``: a long-lived cluster whose ``platform`` source is an
+  OCIRepository applies an Alert for errors of its Kustomizations (a
+  sandbox, ``clusters/sandbox-*``, alerts no channel: the clone leaves the
+  Alert out);
 - ``signed-releases``: an OCIRepository named ``platform`` verifies the cosign
   signature of what it pulls (``spec.verify``);
 - ``substitution-quoting``: a ``${var}`` that makes up a whole YAML value
@@ -335,11 +337,15 @@ def tenancy(root: Path) -> list[Finding]:
 
 
 def alerting(root: Path) -> list[Finding]:
-    """A cluster that runs platform releases (its `platform` source is an
-    OCIRepository: staging, production and the sandboxes cloned from them)
-    applies an Alert for errors of its Kustomizations."""
+    """A long-lived cluster that runs platform releases (its `platform`
+    source is an OCIRepository: staging, production) applies an Alert for
+    errors of its Kustomizations. Sandboxes are left out: snippets/
+    sandbox-clone.sh drops the Alert of the cluster it copies, so that a
+    sandbox's failures never reach that cluster's channel."""
     findings: list[Finding] = []
     for cluster, render in flux_render.render_all(root).items():
+        if cluster.rsplit("/", 1)[-1].startswith("sandbox-"):
+            continue
         platform = [o for o in render.objects if o.kind == "OCIRepository" and o.name == "platform"]
         if not platform:
             continue
