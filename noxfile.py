@@ -78,7 +78,8 @@ def docs_test(session: nox.Session) -> None:
     and every example checked offline, on two pytest workers;
     `-- --page docs/x.md` runs one page, `-- -n 0` runs in one process."""
     _install(session)
-    # Build the tools the offline tier needs (kustomize, the flux CLI) into
+    # Build the tools the offline tier needs (kustomize, the flux CLI,
+    # actionlint, hclfmt) into
     # the per-user cache, where every clone finds them (needs Go; the first
     # time takes minutes, then under a second). A tool that cannot be built
     # is listed here and its checks are skipped with the reason in the

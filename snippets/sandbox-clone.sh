@@ -7,7 +7,9 @@
 # directory builds and reconciles at once (`flux bootstrap` of the sandbox
 # rewrites it the same way). If the source follows the platform on a git
 # branch (development), the copy follows BRANCH instead, so the sandbox runs
-# the platform of the branch you work on.
+# the platform of the branch you work on. A sandbox reports to no chat
+# channel: the copy leaves out alerts.yaml (staging's and production's Alert
+# and Provider), so that its failures never reach their channels.
 set -euo pipefail
 # The helpers the scripts share (SC1091: a page quoting this whole script is
 # checked without lib.sh beside it).
@@ -28,7 +30,8 @@ flux-system/gotk-sync.yaml (its directory, its branch).
                    gotk-sync.yaml follows it; so does its platform source when
                    SOURCE follows a branch (development), which is why it must
                    then differ from SOURCE's branch. A sandbox of a cluster
-                   that follows platform releases (OCI) runs SOURCE's release.
+                   that follows platform releases (OCI) runs SOURCE's release,
+                   without SOURCE's alerts.yaml: a sandbox alerts no channel.
   --root DIR       the repository root (default: the root of this script's
                    repository)
   --dry-run        print the commands without running them
@@ -77,6 +80,14 @@ say "copying clusters/$SOURCE to clusters/$SANDBOX (its gotk-sync.yaml is writte
 # --8<-- [start:copy]
 run cp -pR "$SRC_DIR" "$DST_DIR"
 # --8<-- [end:copy]
+
+if [[ -f "$SRC_DIR/alerts.yaml" ]]; then
+  say "clusters/$SANDBOX alerts no channel: leaving out alerts.yaml"
+  # --8<-- [start:alerts]
+  run rm "$DST_DIR/alerts.yaml"
+  run sed -i '/^  - alerts\.yaml$/d' "$DST_DIR/kustomization.yaml"
+  # --8<-- [end:alerts]
+fi
 
 say "the apps on clusters/$SANDBOX call their cluster $SANDBOX"
 run sed -i "s/\${cluster_name:=$SOURCE}/\${cluster_name:=$SANDBOX}/" "$DST_DIR/apps.yaml"

@@ -5,7 +5,8 @@
 # The copy leaves out flux-system/gotk-sync.yaml and
 # flux-system/gotk-components.yaml: the target's own files must stay, or the
 # target cluster would reconcile the sandbox's directory and branch, and run
-# the Flux version the sandbox was bootstrapped with. And the target keeps
+# the Flux version the sandbox was bootstrapped with. The target also keeps
+# its alerts.yaml, which the clone left out of the sandbox. And the target keeps
 # tracking its own branch and name: the sandbox followed its work branch, which
 # must not reach development when the work is merged. The script refuses a
 # sandbox that was not cloned from TARGET: its apps must come from
@@ -22,7 +23,8 @@ Usage: sandbox-return.sh SANDBOX TARGET [--branch BRANCH] [--root DIR] [--dry-ru
 
 Copy clusters/SANDBOX back over clusters/TARGET (without the flux-system files
 gotk-sync.yaml and gotk-components.yaml), keep TARGET on its own platform
-branch, and remove clusters/SANDBOX. Refuses a sandbox not cloned from TARGET.
+branch and its own alerts.yaml (which sandbox-clone.sh leaves out), and remove
+clusters/SANDBOX. Refuses a sandbox not cloned from TARGET.
 
   SANDBOX          the sandbox directory, e.g. sandbox-a
   TARGET           the cluster it was cloned from, e.g. development
@@ -77,10 +79,11 @@ fi
 
 say "copying clusters/$SANDBOX back to clusters/$TARGET, without gotk-sync.yaml and gotk-components.yaml"
 # TARGET's directory becomes the sandbox's, so files the sandbox removed go
-# too; TARGET keeps its own gotk-sync.yaml and gotk-components.yaml.
+# too; TARGET keeps its own gotk-sync.yaml and gotk-components.yaml, and its
+# alerts.yaml (a sandbox has none).
 # --8<-- [start:copy]
 KEEP=(-path "$DST_DIR/flux-system" -o -path "$DST_DIR/flux-system/gotk-sync.yaml"
-  -o -path "$DST_DIR/flux-system/gotk-components.yaml")
+  -o -path "$DST_DIR/flux-system/gotk-components.yaml" -o -path "$DST_DIR/alerts.yaml")
 run find "$DST_DIR" -mindepth 1 -depth ! \( "${KEEP[@]}" \) -delete
 ARCHIVE="${TMPDIR:-/tmp}/sandbox-return-$$.tar"
 trap 'rm -f "$ARCHIVE"' EXIT
@@ -88,6 +91,11 @@ run tar -C "$SRC_DIR" --exclude=./flux-system/gotk-sync.yaml --exclude=./flux-sy
   -cf "$ARCHIVE" .
 run tar -C "$DST_DIR" -xf "$ARCHIVE"
 # --8<-- [end:copy]
+
+if [[ -f "$DST_DIR/alerts.yaml" ]] && ! grep -q '^  - alerts\.yaml$' "$DST_DIR/kustomization.yaml"; then
+  say "clusters/$TARGET keeps its alerts"
+  run sed -i 's/^  - apps\.yaml$/&\n  - alerts.yaml/' "$DST_DIR/kustomization.yaml"
+fi
 
 say "the apps on clusters/$TARGET call their cluster $TARGET again"
 run sed -i "s/\${cluster_name:=$SANDBOX}/\${cluster_name:=$TARGET}/" "$DST_DIR/apps.yaml"

@@ -90,6 +90,19 @@ spec:
     substitute:
       cluster_name: ${{quote}}${{cluster_name:={cluster}}}${{quote}}
 """
+ALERTS = """\
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata:
+  name: failed-reconciliations
+  namespace: flux-system
+spec:
+  providerRef:
+    name: platform-team
+  eventSources:
+    - kind: Kustomization
+      name: "*"
+"""
 PLATFORM = {"development": GIT_SOURCE, "staging": OCI_SOURCE.format(ref='semver: ">=1.0.0 <2.0.0"'),
             "production": OCI_SOURCE.format(ref='tag: "1.0.0"')}
 
@@ -104,6 +117,9 @@ def write_clusters(root: Path) -> None:
             "platform.yaml": platform,
             "apps.yaml": APPS.format(cluster=cluster),
         }
+        if cluster != "development":  # the clusters on platform releases report their failures
+            files["alerts.yaml"] = ALERTS
+            files["kustomization.yaml"] += "  - alerts.yaml\n"
         for name, text in files.items():
             path = root / "clusters" / cluster / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,3 +246,26 @@ def test_return_refuses_a_sandbox_of_another_cluster(repo: Path, source: str, ed
     after = {p: p.read_bytes() for p in (repo / "clusters" / target).rglob("*") if p.is_file()}
     assert after == before, f"{RETURN} refused but changed clusters/{target}"
     assert (repo / "clusters/sandbox-x").is_dir(), f"{RETURN} refused but removed clusters/sandbox-x"
+
+
+@pytest.mark.parametrize("source", ["staging", "production"])
+def test_clone_leaves_the_alerts_out(repo: Path, source: str) -> None:
+    proc = script(repo, CLONE, source, "sandbox-perf")
+    assert proc.returncode == 0, said(CLONE, proc)
+    sandbox = repo / "clusters/sandbox-perf"
+    assert not (sandbox / "alerts.yaml").exists(), f"{CLONE}: a sandbox of {source} must not alert {source}'s channel"
+    listed = yaml.safe_load((sandbox / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
+    assert listed == ["flux-system", "platform.yaml", "apps.yaml"], f"{CLONE} left the sandbox listing {listed}"
+    assert (repo / "clusters" / source / "alerts.yaml").is_file(), f"{CLONE} removed {source}'s own alerts.yaml"
+
+
+def test_return_keeps_the_target_alerts(repo: Path) -> None:
+    assert script(repo, CLONE, "staging", "sandbox-perf").returncode == 0
+    before = (repo / "clusters/staging/alerts.yaml").read_text(encoding="utf-8")
+    proc = script(repo, RETURN, "sandbox-perf", "staging")
+    assert proc.returncode == 0, said(RETURN, proc)
+    staging = repo / "clusters/staging"
+    assert (staging / "alerts.yaml").read_text(encoding="utf-8") == before, f"{RETURN} dropped staging's alerts.yaml"
+    listed = yaml.safe_load((staging / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
+    assert listed == ["flux-system", "platform.yaml", "apps.yaml", "alerts.yaml"], (
+        f"{RETURN} left clusters/staging listing {listed}\n" + said(RETURN, proc))

@@ -3,7 +3,8 @@
 # flux_bootstrap_git resource does what `flux bootstrap git` does: it commits
 # flux-system/gotk-components.yaml and gotk-sync.yaml to the cluster's
 # directory, installs the controllers, and creates the flux-system Secret.
-# docs/design/installing-flux.md explains the choices.
+# docs/design/installing-flux.md explains the choices, and what of this file
+# the project's tests check (it parses and is formatted; nothing runs it).
 
 terraform {
   required_providers {
@@ -29,6 +30,17 @@ variable "flux_version" {
 variable "repository_ssh_url" {
   description = "The git repository of this tree, as an ssh:// URL."
   type        = string
+}
+
+variable "platform_oci_url" {
+  description = "The OCI repository of platform releases, oci://HOST/PATH (the cluster variable platform_oci_url)."
+  type        = string
+}
+
+variable "release_public_key" {
+  description = "The public half of the platform release key (cosign.pub), which staging and production verify releases with; empty for development."
+  type        = string
+  default     = ""
 }
 
 variable "deploy_key_pem" {
@@ -60,21 +72,51 @@ provider "flux" {
   }
 }
 
+# The flux-system namespace first: the ConfigMap and the Secret below go into
+# it, and on a fresh cluster nothing else has created it yet (bootstrap
+# creates it only later, in flux_bootstrap_git). Flux's install labels the
+# namespace afterwards; ignore_changes leaves those labels to it.
+resource "kubernetes_namespace" "flux_system" {
+  metadata {
+    name = "flux-system"
+  }
+
+  lifecycle {
+    ignore_changes = [metadata]
+  }
+}
+
 # The cluster variables, from the same run that knows them
-# (docs/design/reconciliation.md#cluster-variables).
+# (docs/design/reconciliation.md#cluster-variables), as
+# snippets/cluster-vars.sh writes them; the chart mirrors keep their defaults.
 resource "kubernetes_config_map" "cluster_vars" {
   metadata {
     name      = "cluster-vars"
-    namespace = "flux-system"
+    namespace = kubernetes_namespace.flux_system.metadata[0].name
   }
   data = {
     cluster_name     = var.cluster
     platform_git_url = var.repository_ssh_url
+    platform_oci_url = var.platform_oci_url
+  }
+}
+
+# The key staging's and production's platform source verifies releases with
+# (spec.verify): a public key, but Flux reads keys from a Secret.
+resource "kubernetes_secret" "platform_release_key" {
+  count = var.release_public_key == "" ? 0 : 1
+
+  metadata {
+    name      = "platform-release-key"
+    namespace = kubernetes_namespace.flux_system.metadata[0].name
+  }
+  data = {
+    "cosign.pub" = var.release_public_key
   }
 }
 
 resource "flux_bootstrap_git" "this" {
-  depends_on = [kubernetes_config_map.cluster_vars]
+  depends_on = [kubernetes_config_map.cluster_vars, kubernetes_secret.platform_release_key]
 
   path    = "clusters/${var.cluster}"
   version = var.flux_version

@@ -8,6 +8,7 @@ them is allowed) and is invisible on the site::
     <!-- test: cluster staging -->
     <!-- test: skip reason="needs a cloud account" -->
     <!-- test: tree complete -->
+    <!-- test: workflow -->
 
 Words after the mode are ``key=value`` options (values may be quoted) or bare
 flags (stored with the value ``"true"``); ``cluster`` takes the cluster name
@@ -26,6 +27,7 @@ LOOKS_LIKE_METADATA = re.compile(r"^\s*<!--\s*test\b")
 
 YAML_LANGS = {"yaml", "yml"}
 SHELL_LANGS = {"shell", "bash", "sh", "zsh"}
+HCL_LANGS = {"hcl", "terraform", "tf"}
 TRANSCRIPT_LANGS = {"console", "text", "shell-session", "output", ""}
 CLUSTERS = {"development", "staging", "production", "sandbox"}
 
@@ -37,6 +39,8 @@ ALLOWED = {
     Mode.STATIC: SHELL_LANGS,
     Mode.OUTPUT: TRANSCRIPT_LANGS,
     Mode.TREE: {"text", ""},
+    Mode.WORKFLOW: YAML_LANGS,
+    Mode.HCL: HCL_LANGS,
 }
 # Options each mode understands (anything else is a typo worth failing on).
 KNOWN_OPTIONS = {
@@ -47,6 +51,8 @@ KNOWN_OPTIONS = {
     Mode.OUTPUT: {"unordered"},
     Mode.SKIP: {"reason"},
     Mode.TREE: {"complete"},
+    Mode.WORKFLOW: set(),
+    Mode.HCL: set(),
 }
 
 
@@ -56,6 +62,8 @@ def default_mode(lang: str) -> Mode:
         return Mode.MANIFESTS
     if lang in SHELL_LANGS:
         return Mode.STATIC
+    if lang in HCL_LANGS:
+        return Mode.HCL
     return Mode.NONE
 
 

@@ -56,6 +56,8 @@ class Mode(enum.Enum):
     SKIP = "skip"  # not tested; needs a reason
     STATIC = "static"  # shell that is only linted (shellcheck, CLI help checks)
     TREE = "tree"  # a directory listing (├── name) checked against the repository
+    WORKFLOW = "workflow"  # a GitHub Actions workflow (YAML): linted by actionlint, not validated as manifests
+    HCL = "hcl"  # Terraform/OpenTofu HCL: parsed and format-checked by HCL's own formatter
     NONE = "none"  # a language the harness does not test (mermaid, text)
 
 

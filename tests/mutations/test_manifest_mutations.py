@@ -181,11 +181,18 @@ resources:
 patches:
   - target:
       kind: Deployment
-      name: (kustomize-controller|helm-controller|notification-controller)
+      name: (kustomize-controller|helm-controller|notification-controller|image-reflector-controller|image-automation-controller)
     patch: |-
       - op: add
         path: /spec/template/spec/containers/0/args/-
         value: --no-cross-namespace-refs=true
+  - target:
+      kind: Deployment
+      name: kustomize-controller
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/args/-
+        value: --no-remote-bases=true
   - target:
       kind: Deployment
       name: (kustomize-controller|helm-controller)

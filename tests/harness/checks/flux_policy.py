@@ -15,13 +15,16 @@
   controllers apply them: a HelmRelease waits 5m; a Kustomization without
   ``timeout`` waits its interval minus 30s (at least 30s).
 - ``tenancy``: every cluster's ``flux-system/kustomization.yaml`` patches
-  Flux's multi-tenancy lockdown into the controllers
-  (``--no-cross-namespace-refs=true``, ``--default-service-account=NAME``);
+  each flag of Flux's multi-tenancy lockdown into each controller that takes
+  it (``LOCKDOWN_FLAGS``: ``--no-cross-namespace-refs=true``,
+  ``--no-remote-bases=true``, ``--default-service-account=NAME``);
   every Kustomization and HelmRelease a cluster applies names its
   ``serviceAccountName``, and a Kustomization of ``./apps/...`` does not name a
   controller's own account;
-- ``alerting``: a cluster whose ``platform`` source is an OCIRepository
-  applies an Alert for errors of its Kustomizations;
+- ``alerting``: a long-lived cluster whose ``platform`` source is an
+  OCIRepository applies an Alert for errors of its Kustomizations (a
+  sandbox, ``clusters/sandbox-*``, alerts no channel: the clone leaves the
+  Alert out);
 - ``signed-releases``: an OCIRepository named ``platform`` verifies the cosign
   signature of what it pulls (``spec.verify``);
 - ``substitution-quoting``: a ``${var}`` that makes up a whole YAML value
@@ -236,9 +239,16 @@ def substitution_quoting(root: Path) -> list[Finding]:
 
 # -- tenancy ---------------------------------------------------------------------------
 
+# Flux's multi-tenancy lockdown, as its documentation ("Multi-tenancy
+# lockdown", the patches of a bootstrapped cluster's flux-system
+# kustomization.yaml) and the Flux Operator's multitenant profile set it: each
+# flag, and the controllers that must run with it. A flag ending in `=` takes
+# a value (the account's name). The fourth part of that lockdown, the root
+# Kustomization's own serviceAccountName, is the per-object rule below.
 LOCKDOWN_FLAGS = {
-    # flag: the controllers that must run with it
-    "--no-cross-namespace-refs=true": ("kustomize-controller", "helm-controller", "notification-controller"),
+    "--no-cross-namespace-refs=true": ("kustomize-controller", "helm-controller", "notification-controller",
+                                       "image-reflector-controller", "image-automation-controller"),
+    "--no-remote-bases=true": ("kustomize-controller",),
     "--default-service-account=": ("kustomize-controller", "helm-controller"),
 }
 FLUX_GROUPS = {"Kustomization": "kustomize.toolkit.fluxcd.io/", "HelmRelease": "helm.toolkit.fluxcd.io/"}
@@ -327,11 +337,15 @@ def tenancy(root: Path) -> list[Finding]:
 
 
 def alerting(root: Path) -> list[Finding]:
-    """A cluster that runs platform releases (its `platform` source is an
-    OCIRepository: staging, production and the sandboxes cloned from them)
-    applies an Alert for errors of its Kustomizations."""
+    """A long-lived cluster that runs platform releases (its `platform`
+    source is an OCIRepository: staging, production) applies an Alert for
+    errors of its Kustomizations. Sandboxes are left out: snippets/
+    sandbox-clone.sh drops the Alert of the cluster it copies, so that a
+    sandbox's failures never reach that cluster's channel."""
     findings: list[Finding] = []
     for cluster, render in flux_render.render_all(root).items():
+        if cluster.rsplit("/", 1)[-1].startswith("sandbox-"):
+            continue
         platform = [o for o in render.objects if o.kind == "OCIRepository" and o.name == "platform"]
         if not platform:
             continue
