@@ -278,10 +278,10 @@ def block_docs(block: Block) -> BlockDocs:
 
 
 def manifest_blocks(blocks: list[Block]) -> list[BlockDocs]:
-    """The parsed documents of every ``test: manifests`` block, in page order.
-    A block whose include did not resolve is left out: the snippets check
-    reports that failure, and it is the only one the block has."""
-    from harness import extract
+    """The parsed documents of every ``test: manifests`` block, in page order
+    (``harness.selection``: a block whose include did not resolve is left
+    out; the snippets check reports that failure, and it is the only one the
+    block has)."""
+    from harness import selection
 
-    return [block_docs(block) for block in blocks
-            if block.mode is Mode.MANIFESTS and extract.unresolved_include(block) is None]
+    return [block_docs(block) for block in selection.select("yaml-parse", blocks)]

@@ -1,0 +1,636 @@
+"""Which checks look at a block: the one answer that the checks, the report
+and the site's "checked by" mark share.
+
+A check does not pick its blocks itself: it asks ``select(NAME, blocks)``.
+The site build (``hooks/checked_by.py``) asks ``Marks(root).of(block,
+previous)`` for the same answer, worded for a reader, and shows it in a small
+line under the block. Both read the predicates of ``BLOCK_CHECKS``, so a mark
+names a check only where that check looks at the block. What a check does
+once it has looked is up to the check; ``prove`` compares every mark with the
+findings of a run, so a check that selects a block and then says nothing
+about it (or skips it) fails the run, and so does a check that tested a block
+its mark does not name (``tests/test_marks.py``).
+
+A mark claims three kinds of check:
+
+- block checks (``BLOCK_CHECKS``): a check that reads the block's own text,
+  offline, or the cluster tier, which runs ``cluster NAME`` blocks on a
+  cluster made by each provider the project's CI runs it with
+  (``ci_providers``, read from ``.ci/run``);
+- file checks (``FILE_CHECKS``): the block shows (part of) a YAML file of the
+  tree, and a check of the whole tree covers that file: ``kustomize build``
+  of a kustomization that lists it, and Flux's references on each cluster
+  whose Flux applies it. Which files those are is read from the tree
+  statically (``Coverage``); the checks' passing findings name the files they
+  really covered (``Finding.covers``), and ``prove`` holds the one to the
+  other;
+- or none: then the mark says why, the reason of a ``skip`` comment, or that
+  no check reads blocks of that language.
+
+Everything here reads the tree and the pages only, runs no tool and is cheap:
+the site build runs it on every page.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shlex
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import metadata
+from harness.model import Block, Finding, Location, Mode, Outcome
+
+OFFLINE = "offline"
+CLUSTER_TIER = "cluster"
+
+# Where docs/testing.md explains each kind of check (heading anchors); the
+# site build fails when one of them is not a heading of that page.
+TESTING_PAGE = "testing.md"
+WHAT_IS_CHECKED = "what-is-checked"
+LOCAL_RUNS = "local-blocks-and-their-output"
+CLUSTER_RUNS = "the-cluster-tier-without-docker"
+SKIPS = "when-to-skip-and-how-to-say-why"
+UNCHECKED = "the-metadata-comment"
+THE_MARK = "the-checked-by-mark"
+SECTIONS = (WHAT_IS_CHECKED, LOCAL_RUNS, CLUSTER_RUNS, SKIPS, UNCHECKED, THE_MARK)
+
+# The script the project's CI runs: the cluster tier's providers are read
+# from its `nox -s e2e -- --cluster NAME` lines.
+CI_SCRIPT = ".ci/run"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check as a mark names it."""
+
+    name: str  # the name its findings carry ("schema")
+    words: str  # what the mark says
+    section: str  # the heading of docs/testing.md that explains it
+    test: str  # the test that runs it: the end of its pytest node id
+    tier: str = OFFLINE
+    key: str = ""  # where two entries share a finding name; else the name
+
+    @property
+    def id(self) -> str:
+        return self.key or self.name
+
+
+@dataclass(frozen=True)
+class BlockCheck(Check):
+    # (block, the block before it on its page or None) -> whether the check
+    # looks at the block.
+    applies: Callable[[Block, Block | None], bool] = lambda block, previous: False
+
+
+# -- the predicates ----------------------------------------------------------------
+
+
+def resolved(block: Block) -> bool:
+    """Every include of the block resolved. A block whose include did not has
+    one finding, the snippets check's failure, and no check reads it."""
+    from harness import extract
+
+    return extract.unresolved_include(block) is None
+
+
+def _manifests(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.MANIFESTS and resolved(block)
+
+
+def unvalidated_kinds(block: Block) -> list[str]:
+    """``apiVersion kind`` of each object in a manifest block that has no
+    schema (``schemas/no-schema.yaml``): the schema check skips them."""
+    from harness.checks import yaml_docs
+    from harness.no_schema import reason
+
+    parsed = yaml_docs.block_docs(block)
+    return [f"{doc.data['apiVersion']} {doc.data['kind']}" for doc in parsed.docs
+            if doc.is_object and reason(str(doc.data["apiVersion"]), str(doc.data["kind"])) is not None]
+
+
+def _validated(block: Block, previous: Block | None) -> bool:
+    """A manifest block that parses and has something the schema check
+    validates (or fails): no document at all, a document that is not an
+    object (a fragment), or an object whose kind has a schema."""
+    from harness.checks import yaml_docs
+
+    if not _manifests(block, previous):
+        return False
+    parsed = yaml_docs.block_docs(block)
+    if parsed.error is not None:
+        return False  # the yaml-parse check reports it; the schema check leaves it
+    objects = [doc for doc in parsed.docs if doc.is_object]
+    return not parsed.docs or len(objects) < len(parsed.docs) or len(unvalidated_kinds(block)) < len(objects)
+
+
+LINTED_MODES = (Mode.STATIC, Mode.LOCAL, Mode.CLUSTER)
+
+
+def _linted(block: Block, previous: Block | None) -> bool:
+    return block.lang in metadata.SHELL_LANGS and block.mode in LINTED_MODES and resolved(block)
+
+
+def _names_a_tool(block: Block, previous: Block | None) -> bool:
+    from harness.checks import cli_help
+
+    return _linted(block, previous) and bool(cli_help.tools_used(block))
+
+
+def _runs_locally(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.LOCAL and resolved(block) and not block.errors
+
+
+def _output_of_local(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.OUTPUT and previous is not None and _runs_locally(previous, None)
+
+
+def _listing(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.TREE and resolved(block)
+
+
+def _diagram(block: Block, previous: Block | None) -> bool:
+    from harness.checks import diagrams
+
+    return block.lang == diagrams.LANG and block.mode is Mode.NONE and resolved(block)
+
+
+def _on_a_cluster(block: Block, previous: Block | None) -> bool:
+    # As the cluster tier picks them (tests/cluster/scenarios/doc_blocks.py).
+    return block.mode is Mode.CLUSTER
+
+
+def _output_of_cluster(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.OUTPUT and previous is not None and previous.mode is Mode.CLUSTER
+
+
+SHELL_TESTS = "test_shell.py::"
+CLUSTER_TEST = "test_cluster.py::test_cluster_blocks_run_in_page_order"
+
+# In the order a mark names them: what runs the block first, then what reads it.
+BLOCK_CHECKS: tuple[BlockCheck, ...] = (
+    BlockCheck("cluster", "run on", CLUSTER_RUNS, CLUSTER_TEST, CLUSTER_TIER, applies=_on_a_cluster),
+    BlockCheck("output", "output compared", CLUSTER_RUNS, CLUSTER_TEST, CLUSTER_TIER, key="cluster-output",
+               applies=_output_of_cluster),
+    BlockCheck("local", "run locally", LOCAL_RUNS, SHELL_TESTS + "test_local_blocks_and_output",
+               applies=_runs_locally),
+    BlockCheck("output", "output compared", LOCAL_RUNS, SHELL_TESTS + "test_local_blocks_and_output",
+               applies=_output_of_local),
+    BlockCheck("tree-listing", "listing compared with the repository", WHAT_IS_CHECKED,
+               "test_tree_listing.py::test_tree_listings", applies=_listing),
+    BlockCheck("diagrams", "parsed by Mermaid", WHAT_IS_CHECKED, "test_diagrams.py::test_diagrams_parse",
+               applies=_diagram),
+    BlockCheck("yaml-parse", "YAML parsed", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[yaml-parse]",
+               applies=_manifests),
+    BlockCheck("schema", "schema", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[schema]",
+               applies=_validated),
+    BlockCheck("shellcheck", "shellcheck", WHAT_IS_CHECKED, SHELL_TESTS + "test_shellcheck", applies=_linted),
+    BlockCheck("cli-help", "flags of", WHAT_IS_CHECKED, SHELL_TESTS + "test_cli_flags_against_help",
+               applies=_names_a_tool),
+)
+FILE_CHECKS: tuple[Check, ...] = (
+    Check("kustomize-build", "kustomize build", WHAT_IS_CHECKED,
+          "test_manifests.py::test_manifests[kustomize-build]"),
+    Check("flux-refs", "Flux references on", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[flux-refs]"),
+)
+CHECKS = {check.id: check for check in (*BLOCK_CHECKS, *FILE_CHECKS)}
+
+
+def previous_blocks(blocks: Iterable[Block]) -> dict[tuple[str, int], Block]:
+    """Each block's predecessor on its page, by (page, index)."""
+    blocks = list(blocks)
+    by_key = {(b.page, b.index): b for b in blocks}
+    return {(b.page, b.index): by_key[(b.page, b.index - 1)] for b in blocks if (b.page, b.index - 1) in by_key}
+
+
+def applies(check_id: str, block: Block, previous: Block | None = None) -> bool:
+    check = CHECKS[check_id]
+    return isinstance(check, BlockCheck) and check.applies(block, previous)
+
+
+def select(check_id: str, blocks: Iterable[Block]) -> list[Block]:
+    """The blocks check ``check_id`` looks at, in their order: what each
+    check module runs on."""
+    blocks = list(blocks)
+    before = previous_blocks(blocks)
+    return [b for b in blocks if applies(check_id, b, before.get((b.page, b.index)))]
+
+
+# -- the tree files whole-tree checks cover ------------------------------------------------
+
+
+KUSTOMIZE_CONFIG_GROUP = "kustomize.config.k8s.io/"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which YAML files of the tree the whole-tree checks cover, read from the
+    tree without running a tool: a kustomization's resources (and the bases
+    and components it names, and theirs), and on each cluster, what Flux
+    applies: the cluster's ``flux-system`` directory, then the ``path`` of
+    every Flux Kustomization found there, and so on, as the Flux checks
+    render it (``checks.flux_render``). Only files with an object in them
+    count; a kustomization file counts for its own build."""
+
+    built: frozenset[str]
+    applied: dict[str, tuple[str, ...]]  # file -> the clusters whose Flux applies it
+
+
+def coverage(root: Path) -> Coverage:
+    from harness.checks import yaml_docs
+
+    root = Path(root).resolve()
+    return _coverage(root, yaml_docs.stamp(root))
+
+
+@functools.lru_cache(maxsize=4)
+def _coverage(root: Path, _stamp: tuple) -> Coverage:
+    from harness.checks import flux_render, kustomize_build, yaml_docs
+
+    tree = yaml_docs.tree(root)
+    built: set[str] = set()
+    for directory in kustomize_build.kustomization_dirs(root):
+        built.add(kustomize_build.kustomization_file(root, directory))
+        built |= _resources(root, tree, directory, set())
+    applied: dict[str, set[str]] = defaultdict(set)
+    for cluster_dir in flux_render.cluster_dirs(root):
+        cluster = os.path.basename(cluster_dir)
+        queue, seen = [f"{cluster_dir}/flux-system"], set()
+        while queue:
+            directory = queue.pop(0)
+            if directory in seen:
+                continue
+            seen.add(directory)
+            for path in _applied_from(root, tree, directory):
+                applied[path].add(cluster)
+                for doc in tree[path].docs:
+                    target = _flux_path(doc)
+                    if target is not None and (root / target).is_dir():
+                        queue.append(target)
+    return Coverage(frozenset(built), {path: tuple(sorted(c)) for path, c in sorted(applied.items())})
+
+
+def _has_objects(tree, path: str) -> bool:
+    return path in tree and any(doc.is_object and not str(doc.data["apiVersion"]).startswith(KUSTOMIZE_CONFIG_GROUP)
+                                for doc in tree[path].docs)
+
+
+def _resources(root: Path, tree, directory: str, seen: set[str]) -> set[str]:
+    """The files with objects that ``kustomize build DIRECTORY`` takes in:
+    its resources, and those of the bases and components it names."""
+    from harness.checks import kustomize_build
+
+    kfile = kustomize_build.kustomization_file(root, directory)
+    if kfile is None or directory in seen or kfile not in tree or not tree[kfile].docs:
+        return set()
+    seen.add(directory)
+    data = tree[kfile].docs[0].data
+    found: set[str] = set()
+    for key in kustomize_build.BASE_KEYS:
+        entries = data.get(key) if isinstance(data, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, str) or kustomize_build.REMOTE.match(entry):
+                continue
+            target = os.path.normpath(os.path.join(directory, entry))
+            if (root / target).is_dir():
+                found |= _resources(root, tree, target, seen)
+            elif _has_objects(tree, target):
+                found.add(target)
+    return found
+
+
+def _applied_from(root: Path, tree, directory: str) -> set[str]:
+    """The files with objects that Flux applies from ``directory``: built
+    with kustomize when it has a kustomization, else every YAML file below
+    it (a directory below with a kustomization is built)."""
+    from harness.checks import kustomize_build
+
+    if kustomize_build.kustomization_file(root, directory):
+        return _resources(root, tree, directory, set())
+    found: set[str] = set()
+    for current, dirnames, filenames in os.walk(root / directory):
+        rel = os.path.relpath(current, root)
+        for sub in list(dirnames):
+            if kustomize_build.kustomization_file(root, os.path.join(rel, sub)):
+                found |= _resources(root, tree, os.path.normpath(os.path.join(rel, sub)), set())
+                dirnames.remove(sub)
+        for name in filenames:
+            path = os.path.normpath(os.path.join(rel, name))
+            if _has_objects(tree, path):
+                found.add(path)
+    return found
+
+
+def _flux_path(doc) -> str | None:
+    """The directory a Flux Kustomization document applies, or None."""
+    from harness.checks import flux_render
+
+    data = doc.data
+    if not (doc.is_object and data.get("kind") == "Kustomization"
+            and str(data.get("apiVersion", "")).startswith(flux_render.KUSTOMIZE_GROUP + "/")):
+        return None
+    path = str((data.get("spec") or {}).get("path") or "./")
+    return os.path.normpath(path.lstrip("/")) if path not in ("", "./", ".") else "."
+
+
+# -- the cluster tier's providers in CI ------------------------------------------------------
+
+
+class CIError(ValueError):
+    """``.ci/run`` runs the cluster tier in a way the mark cannot read."""
+
+
+E2E = re.compile(r"\bnox\b.*(?:\s-s|--sessions?)\s+e2e\b")
+
+
+@functools.lru_cache(maxsize=8)
+def ci_providers(root: Path) -> tuple[str, ...]:
+    """The cluster providers the project's CI runs the cluster tier with: the
+    ``--cluster NAME`` of every ``nox -s e2e`` line of ``.ci/run``, in order.
+    Empty when CI does not run the tier. Adding a provider to CI is adding
+    its line there; the marks follow."""
+    from cluster.preflight import REQUIRED_BY_PROVIDER
+
+    path = Path(root) / CI_SCRIPT
+    if not path.is_file():
+        return ()
+    found: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("#") or not E2E.search(line):
+            continue
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as error:
+            raise CIError(f"{CI_SCRIPT}:{number}: cannot read the line ({error})") from None
+        names = [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--cluster"]
+        names += [w.split("=", 1)[1] for w in words if w.startswith("--cluster=")]
+        known = sorted(REQUIRED_BY_PROVIDER)
+        if len(names) != 1 or names[0] not in REQUIRED_BY_PROVIDER:
+            raise CIError(
+                f"{CI_SCRIPT}:{number} runs the cluster tier, but the checked-by marks cannot tell on which "
+                f"provider: write one literal `--cluster NAME` on the line (one of {', '.join(known)})")
+        if names[0] not in found:
+            found.append(names[0])
+    return tuple(found)
+
+
+# -- a block's mark ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One check a mark names for a block: ``detail`` completes its words
+    (the tools, the clusters); ``path`` is the tree file of a file check."""
+
+    check: Check
+    detail: str = ""
+    path: str | None = None
+    clusters: tuple[str, ...] = ()
+
+
+@dataclass
+class Mark:
+    """What the line under a block says: the checks that look at it, or why
+    none does. ``notes`` are things a reader should know that no check
+    claims (objects without a schema)."""
+
+    claims: list[Claim] = field(default_factory=list)
+    skipped: str | None = None  # the skip comment's reason
+    unchecked: str | None = None  # why no check reads the block
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def checks(self) -> list[str]:
+        """The ids of the checks claimed, once each, in order."""
+        return list(dict.fromkeys(claim.check.id for claim in self.claims))
+
+    def items(self) -> list[tuple[str, str]]:
+        """(words, section) of each thing the mark names, in order: one per
+        check, the details of its claims joined ("Flux references on
+        development, staging"); "YAML parsed" goes without saying next to
+        "schema"."""
+        grouped: dict[str, list[Claim]] = {}
+        for claim in self.claims:
+            grouped.setdefault(claim.check.id, []).append(claim)
+        out = []
+        for check_id, claims in grouped.items():
+            if check_id == "yaml-parse" and "schema" in grouped:
+                continue
+            check = claims[0].check
+            if check.id == "flux-refs":
+                detail = ", ".join(sorted({c for claim in claims for c in claim.clusters}, key=_cluster_order))
+            else:
+                detail = ", ".join(dict.fromkeys(claim.detail for claim in claims if claim.detail))
+            out.append((f"{check.words} {detail}".strip(), check.section))
+        return out
+
+
+def _cluster_order(name: str) -> tuple[int, str]:
+    order = ("development", "staging", "production")
+    return (order.index(name) if name in order else len(order), name)
+
+
+def providers_words(providers: tuple[str, ...]) -> str:
+    if not providers:
+        return "by the cluster tier (not in CI)"
+    return f"on {' and '.join(providers)} in CI"
+
+
+class Marks:
+    """The marks of one tree's blocks (its coverage and CI providers read
+    once)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self._coverage: Coverage | None = None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return ci_providers(self.root)
+
+    @property
+    def coverage(self) -> Coverage:
+        if self._coverage is None:
+            self._coverage = coverage(self.root)
+        return self._coverage
+
+    def of(self, block: Block, previous: Block | None = None) -> Mark:
+        mark = Mark()
+        for check in BLOCK_CHECKS:
+            if check.applies(block, previous):
+                mark.claims.append(Claim(check, self._detail(check, block)))
+            if check.id == "schema" and _manifests(block, previous):
+                mark.claims.extend(self._file_claims(block))
+        if any(claim.check.id == "yaml-parse" for claim in mark.claims):
+            for kind in dict.fromkeys(unvalidated_kinds(block)):
+                mark.notes.append(f"no schema for {kind.split(' ', 1)[1]}")
+        if not mark.claims:
+            if block.mode is Mode.SKIP:
+                mark.skipped = block.options.get("reason", "").strip() or "(no reason given)"
+            else:
+                mark.unchecked = unchecked_reason(block, previous)
+        return mark
+
+    def _detail(self, check: BlockCheck, block: Block) -> str:
+        if check.id == "cli-help":
+            from harness.checks import cli_help
+
+            return ", ".join(cli_help.tools_used(block))
+        if check.id == "cluster":
+            return f"{block.options.get('cluster', '?')}, {providers_words(self.providers)}"
+        if check.id == "cluster-output":
+            return providers_words(self.providers)
+        return ""
+
+    def _file_claims(self, block: Block) -> list[Claim]:
+        claims = []
+        for path in block.included:
+            if path in self.coverage.built:
+                claims.append(Claim(CHECKS["kustomize-build"], path=path))
+            clusters = self.coverage.applied.get(path)
+            if clusters:
+                claims.append(Claim(CHECKS["flux-refs"], ", ".join(clusters), path=path, clusters=clusters))
+        return claims
+
+
+def unchecked_reason(block: Block, previous: Block | None) -> str:
+    """Why no check reads a block that is not skipped."""
+    if block.mode is Mode.NONE:
+        return f"no check reads {block.lang or 'plain'} blocks"
+    if not resolved(block):
+        return "its include does not resolve"
+    if block.errors:
+        return "its test comment is invalid"
+    if block.mode is Mode.OUTPUT:
+        return "no block before it runs"
+    return f"no check reads {block.mode.value} blocks"
+
+
+def marks(blocks: Iterable[Block], root: Path) -> dict[tuple[str, int], Mark]:
+    """The mark of every block, by (page, index)."""
+    blocks = list(blocks)
+    before = previous_blocks(blocks)
+    marker = Marks(root)
+    return {(b.page, b.index): marker.of(b, before.get((b.page, b.index))) for b in blocks}
+
+
+# -- holding the marks to a run's findings --------------------------------------------------
+
+
+# How a skip for a missing tool reads (harness.tools.missing_reason and the
+# checks' own reasons); the same words the report counts them by.
+MISSING_TOOL_WORDS = ("not found in", "not installed", "missing tool")
+# Checks that look at how a block is written, not at what it says (the report's BOOKKEEPING).
+BOOKKEEPING = {"metadata", "snippets", "macros"}
+
+
+@dataclass
+class Proof:
+    """What a run's findings say about the marks: ``problems`` fail the run;
+    ``unverified`` are claims this run could not make for a missing tool
+    (it never counts them as made); ``proven`` counts the claims made."""
+
+    problems: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    proven: int = 0
+    considered: int = 0  # claims whose check ran in this run
+
+    def lines(self) -> list[str]:
+        out = [f"checked-by marks: {self.proven} of {self.considered} claims made by this run"
+               + (f", {len(self.unverified)} not verifiable here (a tool is missing)" if self.unverified else "")
+               + (f"; {len(self.problems)} problems" if self.problems else "")]
+        out += [f"    PROBLEM    {p}" for p in self.problems]
+        out += [f"    UNVERIFIED {u}" for u in self.unverified]
+        return out
+
+
+def _tree_path(where) -> str:
+    return str(where.source.path if isinstance(where, Location) and where.source else
+               where.page.path if isinstance(where, Location) else where.path)
+
+
+def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], bool], root: Path,
+          marked: dict[tuple[str, int], Mark] | None = None) -> Proof:
+    """Hold every block's mark to the findings of a run in which the checks
+    ``ran`` says ran: each claim must have a finding of its check for the
+    block (or, for a file check, a passing finding that covers the file),
+    passed or failed (a failure fails its own test); and every check that
+    tested a block must be named by its mark. ``marked`` replaces the marks
+    computed here (the mutation tests pass altered ones)."""
+    marked = marks(blocks, root) if marked is None else marked
+    by_block: dict[tuple[str, int], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        if finding.block is not None:
+            by_block[(finding.block.page, finding.block.index)].append(finding)
+    covered: dict[str, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        if finding.block is None and finding.outcome is Outcome.PASSED and finding.covers:
+            covered[finding.check].append(finding)
+    proof = Proof()
+    for block in blocks:
+        key = (block.page, block.index)
+        mark = marked.get(key, Mark())
+        own = by_block.get(key, [])
+        where = f"{block.fence} ({block.lang or 'plain'})"
+        for claim in mark.claims:
+            check = claim.check
+            if not ran(check):
+                continue
+            proof.considered += 1
+            if claim.path is None:
+                made = [f for f in own if f.check == check.name]
+                passed_or_failed = [f for f in made if f.outcome in (Outcome.PASSED, Outcome.FAILED)]
+                if passed_or_failed:
+                    proof.proven += 1
+                elif any(any(w in f.message for w in MISSING_TOOL_WORDS) for f in made):
+                    proof.unverified.append(f"{where}: [{check.name}] {made[0].message}")
+                else:
+                    said = f"; it said: {made[0].outcome.value}: {made[0].message}" if made else ""
+                    proof.problems.append(
+                        f"{where}: its mark names [{check.name}], but that check made no finding for it"
+                        f"{said}. Make the check look at every block harness.selection gives it, or "
+                        f"change the selection")
+                continue
+            candidates = covered.get(check.name, [])
+            clusters = claim.clusters or (None,)
+            for cluster in clusters:
+                hits = [f for f in candidates if claim.path in f.covers
+                        and (cluster is None or os.path.basename(os.path.dirname(_tree_path(f.where))) == cluster)]
+                if not hits:
+                    on = f" on {cluster}" if cluster else ""
+                    proof.problems.append(
+                        f"{where}: its mark names [{check.name}]{on} for {claim.path}, but no passing "
+                        f"[{check.name}] finding{on} covers that file. Fix harness.selection's coverage "
+                        f"or the check")
+                    break
+            else:
+                proof.proven += 1
+        named = {claim.check.name for claim in mark.claims}
+        tested = sorted({f.check for f in own if f.outcome in (Outcome.PASSED, Outcome.FAILED)} - BOOKKEEPING)
+        for check_name in tested:
+            if check_name not in named:
+                proof.problems.append(
+                    f"{where}: [{check_name}] tested the block, but its mark does not say so: "
+                    f"give the check its entry in harness.selection.BLOCK_CHECKS and select blocks with it")
+    return proof
+
+
+def ran_in(node_ids: Iterable[str]) -> Callable[[Check], bool]:
+    """``ran`` for ``prove``: a check ran when its test is among the run's
+    tests (``node_ids``, as pytest collected them)."""
+    ids = list(node_ids)
+
+    def ran(check: Check) -> bool:
+        return any(node_id.endswith(check.test) for node_id in ids)
+
+    return ran
+
+
+def covers_of(paths: Iterable[str | None]) -> tuple[str, ...]:
+    """``Finding.covers`` from the tree files a check covered, sorted."""
+    return tuple(sorted({p for p in paths if p}))
+
