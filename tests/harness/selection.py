@@ -548,6 +548,10 @@ class Proof:
         return out
 
 
+def _missing_tool(finding: Finding) -> bool:
+    return any(words in finding.message for words in MISSING_TOOL_WORDS)
+
+
 def _tree_path(where) -> str:
     return str(where.source.path if isinstance(where, Location) and where.source else
                where.page.path if isinstance(where, Location) else where.path)
@@ -567,9 +571,12 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
         if finding.block is not None:
             by_block[(finding.block.page, finding.block.index)].append(finding)
     covered: dict[str, list[Finding]] = defaultdict(list)
+    tool_missing: dict[str, str] = {}  # whole-tree check -> why it was skipped, when for a missing tool
     for finding in findings:
         if finding.block is None and finding.outcome is Outcome.PASSED and finding.covers:
             covered[finding.check].append(finding)
+        if finding.block is None and finding.outcome is Outcome.SKIPPED and _missing_tool(finding):
+            tool_missing.setdefault(finding.check, finding.message)
     proof = Proof()
     for block in blocks:
         key = (block.page, block.index)
@@ -586,7 +593,7 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
                 passed_or_failed = [f for f in made if f.outcome in (Outcome.PASSED, Outcome.FAILED)]
                 if passed_or_failed:
                     proof.proven += 1
-                elif any(any(w in f.message for w in MISSING_TOOL_WORDS) for f in made):
+                elif any(_missing_tool(f) for f in made):
                     proof.unverified.append(f"{where}: [{check.name}] {made[0].message}")
                 else:
                     said = f"; it said: {made[0].outcome.value}: {made[0].message}" if made else ""
@@ -598,8 +605,12 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
             candidates = covered.get(check.name, [])
             clusters = claim.clusters or (None,)
             for cluster in clusters:
+                # A flux-refs finding is about one cluster: it stands at clusters/NAME/flux-system.
                 hits = [f for f in candidates if claim.path in f.covers
                         and (cluster is None or os.path.basename(os.path.dirname(_tree_path(f.where))) == cluster)]
+                if not hits and check.name in tool_missing:
+                    proof.unverified.append(f"{where}: [{check.name}] {claim.path}: {tool_missing[check.name]}")
+                    break
                 if not hits:
                     on = f" on {cluster}" if cluster else ""
                     proof.problems.append(
