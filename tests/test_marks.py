@@ -7,6 +7,8 @@ a run really did, and to what the site shows."""
 
 from __future__ import annotations
 
+import html.parser
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,100 @@ def test_a_ci_line_the_marks_cannot_read_is_an_error(tmp_path, line):
 
 def test_without_ci_the_cluster_marks_say_so(tmp_path):
     assert selection.ci_providers(tmp_path) == ()
+
+
+# -- what the site shows ----------------------------------------------------------------------
+
+
+class MarksInHTML(html.parser.HTMLParser):
+    """The checked-by marks of a built page, in order: (kind, checks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if tag == "div" and "checked-by" in classes:
+            kind = next(c.split("--", 1)[1] for c in classes if c.startswith("checked-by--"))
+            self.found.append((kind, attrs.get("data-checks") or ""))
+
+
+def page_html(site: Path, page: str) -> Path:
+    rel = Path(page).relative_to("docs").with_suffix("")
+    return site / ("" if rel.name == "index" and rel.parent == Path(".") else
+                   str(rel.parent if rel.name == "index" else rel)) / "index.html"
+
+
+def test_every_block_on_the_site_carries_its_mark(request, context):
+    """The built site shows under every block of every page the mark the
+    harness's selection gives it (the site build reads the pages with the
+    build's own configuration; this holds it to the harness's reading)."""
+    import test_site
+
+    build = test_site.shared_build(request.config)
+    code, _ = build.result()
+    if code != 0:
+        pytest.skip("the site did not build; test_site_builds_strict says why")
+    expected = selection.marks(context.blocks, PROJECT_ROOT)
+    wrong = []
+    pages = sorted({b.page for b in context.blocks})
+    for page in pages:
+        parser = MarksInHTML()
+        parser.feed(page_html(build.site_dir, page).read_text(encoding="utf-8"))
+        blocks = [b for b in context.blocks if b.page == page]
+        want = []
+        for block in blocks:
+            mark = expected[(block.page, block.index)]
+            kind = "checked" if mark.claims else "skipped" if mark.skipped is not None else "unchecked"
+            want.append((kind, " ".join(mark.checks)))
+        if parser.found != want:
+            wrong.append(f"{page}: the site shows {len(parser.found)} marks {parser.found}, the harness gives "
+                         f"{len(want)} {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def checked_by_hook():
+    spec = importlib.util.spec_from_file_location("site_hooks_checked_by", PROJECT_ROOT / "hooks" / "checked_by.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_hook_finds_the_rendered_blocks_in_order():
+    """Where the marks go: after each top-level highlighted block (one with
+    line numbers holds divs of its own) and each diagram, not after other
+    divs or inline code."""
+    hook = checked_by_hook()
+    page = ('<p>x <code class="highlight">inline</code></p>\n'
+            '<div class="admonition"><div class="language-yaml highlight"><pre><code>a: b</code></pre></div></div>\n'
+            '<div class="highlight"><table class="highlighttable"><tr><td class="linenos">'
+            '<div class="linenodiv"><pre>1</pre></div></td><td><pre>x</pre></td></tr></table></div>'
+            '<pre class="mermaid"><code>flowchart LR</code></pre><div>after</div>')
+    ends = hook.RenderedBlocks(page).ends
+    expected = ['<pre><code>a: b</code></pre></div>', '<td><pre>x</pre></td></tr></table></div>',
+                '<code>flowchart LR</code></pre>']
+    assert len(ends) == len(expected)
+    for end, tail in zip(ends, expected):
+        assert page[:end].endswith(tail), page[:end][-60:]
+
+
+def test_a_page_whose_html_has_other_blocks_gets_no_marks_but_a_warning(caplog):
+    """The marks go under the blocks by their order: when the HTML has a
+    different number of blocks than the harness found, the page gets none
+    and the build a warning (which fails the strict build)."""
+    from types import SimpleNamespace
+
+    from harness.model import Block, Mode, Origin
+
+    hook = checked_by_hook()
+    block = Block(page="docs/x.md", index=0, lang="bash", attrs="", text="echo hi", origins=[Origin("docs/x.md", 4)],
+                  fence=Origin("docs/x.md", 3), mode=Mode.STATIC)
+    hook._state.update(selection=selection, icons={kind: "" for kind in hook.ICONS},
+                       marks={"x.md": ([block], selection.marks([block], PROJECT_ROOT))})
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="x.md"), url="x/", toc=[])
+    with caplog.at_level("WARNING"):
+        out = hook.on_page_content("<p>no code here</p>", page, config=None, files=None)
+    assert out == "<p>no code here</p>"
+    assert "docs/x.md: the harness finds 1 code blocks on the page but its HTML has 0" in caplog.text

@@ -1,23 +1,27 @@
-"""Every diagram drawn in a real browser, and a screenshot of every page that
-has one (``nox -s docs-screenshots``).
+"""Every diagram drawn in a real browser, every code block's checked-by mark
+shown, and a screenshot of every page (``nox -s docs-screenshots``).
 
     python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--out DIR]
 
 1. builds the site (``mkdocs build --strict``) into a temporary folder, and
    checks that every mermaid fence of a page became a ``<pre class="mermaid">``
    in its HTML (not a highlighted code block);
-2. serves it on 127.0.0.1 and opens each page with diagrams in headless
+2. serves it on 127.0.0.1 and opens each page with code blocks in headless
    Chromium (``tests/harness/diagrams/render.mjs``, driven by the pinned
    playwright-core), once per palette: light (``default``) and dark
    (``slate``), as Material picks them from the browser's colour scheme.
    Every request to another host is refused, as with the network off, and
    fails the page: the site serves mermaid itself (``hooks/mermaid.py``);
-3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` per
-   page, and saves a full-page PNG per page and palette, and one PNG per
-   diagram, into ``artifacts/screenshots/`` (git-ignored).
+3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` and
+   ``N blocks, N marks`` per page, and saves a full-page PNG per page and
+   palette, one PNG per diagram, and one of each kind of checked-by mark
+   (``hooks/checked_by.py``) with the end of the block above it
+   (``marks-SCHEME-N.png``, listed with what the mark says) into
+   ``artifacts/screenshots/`` (git-ignored).
 
-It fails when a diagram is not drawn (or draws mermaid's error picture) or a
-page asks another host for anything, and
+It fails when a diagram is not drawn (or draws mermaid's error picture), a
+code block has no mark under it, or a page asks another host for anything,
+and
 notes diagrams that are shrunk to fit the page so far that their text gets
 small. Chromium is ``$CHROMIUM``, else ``/usr/bin/chromium``, else
 ``chromium`` on PATH; without it, or without node and the pinned packages,
@@ -102,8 +106,9 @@ def html_problems(site: Path, pages: dict[str, list[Block]]) -> list[str]:
         counter = FenceCounter()
         counter.feed(built.read_text(encoding="utf-8"))
         if counter.diagrams != len(blocks) or counter.highlighted:
+            line = f":{blocks[0].fence.line}" if blocks else ""
             problems.append(
-                f"{page}:{blocks[0].fence.line}: {len(blocks)} mermaid fences, but the built page has "
+                f"{page}{line}: {len(blocks)} mermaid fences, but the built page has "
                 f"{counter.diagrams} <pre class=\"mermaid\"> and {counter.highlighted} highlighted mermaid "
                 "code blocks: check the pymdownx.superfences custom fence for mermaid in mkdocs.yml"
             )
@@ -163,12 +168,18 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
         # its star count) is refused too, but only noted.
         requests = result.get("offHost", [])
         off_host = [r for r in requests if r.split(" ", 1)[0] not in DATA_REQUESTS]
-        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host
+        unmarked = result.get("blocks", 0) - result.get("marks", 0)
+        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host and unmarked == 0
         shot = os.path.relpath(result["screenshot"], PROJECT_ROOT) if result.get("screenshot") else "no screenshot"
         lines.append(
             f"{'ok  ' if ok else 'FAIL'} {result['page']} ({result['scheme']}): "
-            f"{result['expected']} diagrams, {len(drawn)} rendered -> {shot}"
+            f"{result['expected']} diagrams, {len(drawn)} rendered; "
+            f"{result.get('blocks', 0)} blocks, {result.get('marks', 0)} marks -> {shot}"
         )
+        if unmarked:
+            lines.append(f"       {unmarked} code blocks have no checked-by mark under them (hooks/checked_by.py)")
+        for mark in result.get("markShots", []):
+            lines.append(f"       mark {os.path.relpath(mark['path'], PROJECT_ROOT)}: {' '.join(mark['text'].split())}")
         if not ok:
             failures += 1
         for n, diagram in enumerate(result.get("diagrams", [])):
@@ -218,12 +229,12 @@ def main(argv: list[str]) -> int:
         print(f"docs-screenshots: cannot drive the browser: {reason}", file=sys.stderr)
         return 2
 
+    # Every page with a code block, and its diagrams.
     pages: dict[str, list[Block]] = defaultdict(list)
     for block in extract.collect(PROJECT_ROOT, problems=[], page=args.page):
-        if block.lang == diagrams.LANG:
-            pages[block.page].append(block)
+        pages[block.page].extend([block] if block.lang == diagrams.LANG else [])
     if not pages:
-        print("docs-screenshots: no page has a mermaid diagram", file=sys.stderr)
+        print("docs-screenshots: no page has a code block", file=sys.stderr)
         return 0
     out = (PROJECT_ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -247,7 +258,9 @@ def main(argv: list[str]) -> int:
     lines, failures = summarise(results, pages)
     print("\n".join(problems + lines))
     total = sum(len(b) for b in pages.values())
-    print(f"{len(pages)} pages, {total} diagrams, {len(schemes)} palettes; screenshots in {os.path.relpath(out, PROJECT_ROOT)}/")
+    marks = sum(r.get("marks", 0) for r in results) // max(1, len(schemes))
+    print(f"{len(pages)} pages, {total} diagrams, {marks} checked-by marks, {len(schemes)} palettes; "
+          f"screenshots in {os.path.relpath(out, PROJECT_ROOT)}/")
     if problems or failures:
         print(f"docs-screenshots: {len(problems) + failures} problems (see above)", file=sys.stderr)
         return 1
