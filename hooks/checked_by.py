@@ -28,7 +28,7 @@ Nothing here runs a check or a tool: it reads the pages and the tree.
 from __future__ import annotations
 
 import html
-import html.parser
+import re
 import sys
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def on_config(config, **kwargs):
     extract, selection = _harness(root)
     _state.clear()
     _state.update(root=root, extract=extract, selection=selection, marks={}, anchors=None,
-                  icons={kind: _icon(name) for kind, name in ICONS.items()})
+                  marker=selection.Marks(root), icons={kind: _icon(name) for kind, name in ICONS.items()})
     try:
         selection.ci_providers(root)
     except selection.CIError as error:
@@ -94,48 +94,42 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     if site is None:
         site = _state["site"] = extract.site_of(root, config, config.plugins.get("macros"))
     rel = f"{Path(config.docs_dir).resolve().relative_to(root).as_posix()}/{page.file.src_uri}"
-    source = Path(page.file.abs_src_path).read_text(encoding="utf-8")
-    blocks = extract.rendered_blocks(site, rel, source, markdown)
-    _state["marks"][page.file.src_uri] = (blocks, selection.marks(blocks, root))
+    # (The page lines of the blocks are not needed: a warning names the page.)
+    blocks = extract.rendered_blocks(site, rel, markdown)
+    marks = _state["marker"].of_blocks(blocks)
+    _state["marks"][page.file.src_uri] = [marks[(b.page, b.index)] for b in blocks]
     return markdown
 
 
-class RenderedBlocks(html.parser.HTMLParser):
-    """Where each rendered code block ends in a page's HTML: a top-level
-    ``div`` with the class ``highlight`` (pymdownx.highlight) or a
+# The start and end tags that can open or close a rendered block. Code inside
+# a block is escaped (``&lt;div``), so every match is a real tag.
+TAG = re.compile(r"<(?P<end>/?)(?P<tag>div|pre)\b(?P<attrs>[^>]*)>")
+CLASSES = re.compile(r"""(?:^|\s)class=(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)')""")
+
+
+class RenderedBlocks:
+    """Where each rendered code block ends in a page's HTML (``ends``, in
+    order): a top-level ``div`` with the class ``highlight``
+    (pymdownx.highlight; one with line numbers holds divs of its own) or a
     ``pre.mermaid`` (the diagrams' custom fence)."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=False)
-        self.starts = [0]
-        for line in text.split("\n"):
-            self.starts.append(self.starts[-1] + len(line) + 1)
         self.ends: list[int] = []
-        self._open: tuple[str, int] | None = None  # (tag, depth) of the block being read
-        self._depth = 0
-        self.feed(text)
-        self.close()
-
-    def _offset(self) -> int:
-        line, column = self.getpos()
-        return self.starts[line - 1] + column
-
-    def handle_starttag(self, tag, attrs):
-        if tag not in ("div", "pre"):
-            return
-        self._depth += 1
-        if self._open is None:
-            classes = (dict(attrs).get("class") or "").split()
-            if (tag == "div" and "highlight" in classes) or (tag == "pre" and "mermaid" in classes):
-                self._open = (tag, self._depth)
-
-    def handle_endtag(self, tag):
-        if tag not in ("div", "pre"):
-            return
-        if self._open == (tag, self._depth):
-            self.ends.append(self._offset() + len(f"</{tag}>"))  # the end tag as the build writes it
-            self._open = None
-        self._depth -= 1
+        depth, open_at = 0, None  # open_at: (tag, depth) of the block being read
+        for match in TAG.finditer(text):
+            tag = match.group("tag")
+            if not match.group("end"):
+                depth += 1
+                if open_at is None:
+                    found = CLASSES.search(match.group("attrs"))
+                    classes = (found.group("dq") or found.group("sq") or "").split() if found else []
+                    if (tag == "div" and "highlight" in classes) or (tag == "pre" and "mermaid" in classes):
+                        open_at = (tag, depth)
+                continue
+            if open_at == (tag, depth):
+                self.ends.append(match.end())
+                open_at = None
+            depth -= 1
 
 
 def on_page_content(html_text, page, config, files, **kwargs):
@@ -144,25 +138,48 @@ def on_page_content(html_text, page, config, files, **kwargs):
         return html_text
     if page.file.src_uri == selection.TESTING_PAGE:
         _state["anchors"] = _anchors(page.toc)
-    found = _state["marks"].pop(page.file.src_uri, None)
-    if found is None:
+    marks = _state["marks"].pop(page.file.src_uri, None)
+    ends = None
+    if marks is None:
+        path = _tree_view_of(page)
+        if path is None:
+            return html_text
+        # A tree file's view: the file, after the --help text a script's view shows first.
+        ends = RenderedBlocks(html_text).ends
+        marks = [_state["marker"].of_file(path)]
+        if len(ends) == 2:
+            marks.insert(0, _state["marker"].of_usage(path))
+        where = f"the view of {path}"
+    else:
+        where = f"docs/{page.file.src_uri}"
+    ends = RenderedBlocks(html_text).ends if ends is None else ends
+    if len(ends) != len(marks):
+        log.warning(f"{where}: the harness finds {len(marks)} code blocks on the page but its HTML has "
+                    f"{len(ends)}; the checked-by marks are left out of it rather than put under the wrong "
+                    f"blocks (hooks/checked_by.py)")
         return html_text
-    blocks, marks = found
-    ends = RenderedBlocks(html_text).ends
-    if len(ends) != len(blocks):
-        log.warning(f"{blocks[0].page if blocks else page.file.src_uri}: the harness finds {len(blocks)} code "
-                    f"blocks on the page but its HTML has {len(ends)}; the checked-by marks are left out of "
-                    f"it rather than put under the wrong blocks (hooks/checked_by.py)")
-        return html_text
-    testing = files.get_file_from_path(selection.TESTING_PAGE)
+    testing = files.get_file_from_path(selection.TESTING_PAGE) if files is not None else None
     base = get_relative_url(testing.url, page.url) if testing is not None else None
     out, last = [], 0
-    for block, end in zip(blocks, ends):
+    for mark, end in zip(marks, ends):
         out.append(html_text[last:end])
-        out.append(render(marks[(block.page, block.index)], base, _state["icons"]))
+        out.append(render(mark, base, _state["icons"]))
         last = end
     out.append(html_text[last:])
     return "".join(out)
+
+
+TREE_VIEWS = "tree/"  # hooks/tree_views.py's pages: tree/PATH.md for the file PATH
+
+
+def _tree_view_of(page) -> str | None:
+    """The tree file a generated view shows, or None (a directory's view,
+    another page)."""
+    uri = page.file.src_uri
+    if _is_page_of_docs(page) or not uri.startswith(TREE_VIEWS) or not uri.endswith(".md"):
+        return None
+    path = uri[len(TREE_VIEWS):-len(".md")]
+    return path if (_state["root"] / path).is_file() else None
 
 
 def _anchors(toc) -> set[str]:

@@ -31,15 +31,31 @@ def test_every_mark_names_only_checks_that_ran(request, context, report):
     finished, and fails this test with the same message (``workers``)."""
     if hasattr(request.config, "workerinput"):
         return
-    report.proof = proof = selection.prove(report.blocks, report.findings, selection.ran_in(report.ran_tests),
-                                           PROJECT_ROOT)
-    fail_on_proof(proof)
-
-
-def fail_on_proof(proof: selection.Proof) -> None:
+    report.proof = proof = prove(request.config, report)
     message = proof_failure(proof)
     if message is not None:
         pytest.fail(message, pytrace=False)
+
+
+def prove(config: pytest.Config, report) -> selection.Proof:
+    """The marks of the run's blocks and, unless the run checks one page
+    (``--page``, which leaves the scripts out), of the site's views of the
+    tree's files, held to the run's findings."""
+    files, usage = site_views() if config.getoption("--page") is None else ([], [])
+    return selection.prove(report.blocks, report.findings, selection.ran_in(report.ran_tests), PROJECT_ROOT,
+                           files=files, usage=usage)
+
+
+def site_views() -> tuple[list[str], list[str]]:
+    """The tree files the site has a view of, and those whose view shows a
+    --help text first (hooks/tree_views.py)."""
+    import test_site
+
+    tree_views = test_site.hook("tree_views")
+    files, _ = tree_views.tree_paths(PROJECT_ROOT)
+    usage = [path for path in files
+             if tree_views.script_usage(path, (PROJECT_ROOT / path).read_text(encoding="utf-8", errors="replace"))]
+    return files, usage
 
 
 def proof_failure(proof: selection.Proof) -> str | None:
@@ -111,10 +127,16 @@ def page_html(site: Path, page: str) -> Path:
                    str(rel.parent if rel.name == "index" else rel)) / "index.html"
 
 
+def kind_and_checks(mark: selection.Mark) -> tuple[str, str]:
+    kind = "checked" if mark.claims else "skipped" if mark.skipped is not None else "unchecked"
+    return kind, " ".join(mark.checks)
+
+
 def test_every_block_on_the_site_carries_its_mark(request, context):
     """The built site shows under every block of every page the mark the
     harness's selection gives it (the site build reads the pages with the
-    build's own configuration; this holds it to the harness's reading)."""
+    build's own configuration; this holds it to the harness's reading), and
+    under the blocks of every view of a tree file the marks of that file."""
     import test_site
 
     build = test_site.shared_build(request.config)
@@ -127,15 +149,19 @@ def test_every_block_on_the_site_carries_its_mark(request, context):
     for page in pages:
         parser = MarksInHTML()
         parser.feed(page_html(build.site_dir, page).read_text(encoding="utf-8"))
-        blocks = [b for b in context.blocks if b.page == page]
-        want = []
-        for block in blocks:
-            mark = expected[(block.page, block.index)]
-            kind = "checked" if mark.claims else "skipped" if mark.skipped is not None else "unchecked"
-            want.append((kind, " ".join(mark.checks)))
+        want = [kind_and_checks(expected[(b.page, b.index)]) for b in context.blocks if b.page == page]
         if parser.found != want:
             wrong.append(f"{page}: the site shows {len(parser.found)} marks {parser.found}, the harness gives "
                          f"{len(want)} {want}")
+    files, usage = site_views()
+    marker = selection.Marks(PROJECT_ROOT)
+    for path in files:
+        parser = MarksInHTML()
+        parser.feed((build.site_dir / "tree" / path / "index.html").read_text(encoding="utf-8"))
+        want = [kind_and_checks(marker.of_usage(path))] if path in usage else []
+        want.append(kind_and_checks(marker.of_file(path)))
+        if parser.found != want:
+            wrong.append(f"the view of {path}: the site shows {parser.found}, the harness gives {want}")
     assert not wrong, "\n".join(wrong)
 
 
@@ -176,7 +202,7 @@ def test_a_page_whose_html_has_other_blocks_gets_no_marks_but_a_warning(caplog):
     block = Block(page="docs/x.md", index=0, lang="bash", attrs="", text="echo hi", origins=[Origin("docs/x.md", 4)],
                   fence=Origin("docs/x.md", 3), mode=Mode.STATIC)
     hook._state.update(selection=selection, icons={kind: "" for kind in hook.ICONS},
-                       marks={"x.md": ([block], selection.marks([block], PROJECT_ROOT))})
+                       marks={"x.md": list(selection.marks([block], PROJECT_ROOT).values())})
     page = SimpleNamespace(file=SimpleNamespace(src_uri="x.md"), url="x/", toc=[])
     with caplog.at_level("WARNING"):
         out = hook.on_page_content("<p>no code here</p>", page, config=None, files=None)

@@ -32,7 +32,7 @@ import pytest
 
 import test_marks
 import test_site
-from harness import selection, site_build
+from harness import site_build
 from harness.model import PROJECT_ROOT
 from harness.report import Report
 
@@ -161,8 +161,7 @@ class Controller:
         test."""
         if self.marks_check is None or not self.marks_check.passed:
             return
-        self.report.proof = proof = selection.prove(
-            self.report.blocks, self.report.findings, selection.ran_in(self.report.ran_tests), PROJECT_ROOT)
+        self.report.proof = proof = test_marks.prove(self.config, self.report)
         message = test_marks.proof_failure(proof)
         if message is None:
             return

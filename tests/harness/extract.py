@@ -424,12 +424,14 @@ def expand_page(site: Site, path: Path) -> list[Line]:
     return expand_snippets(site, page, lines, numbers)
 
 
-def rendered_blocks(site: Site, page: str, source: str, rendered: str) -> list[Block]:
+def rendered_blocks(site: Site, page: str, rendered: str, source: str | None = None) -> list[Block]:
     """The blocks of one page from its text after mkdocs-macros
     (``rendered``), as a site build has it in hand: snippets expanded, page
-    lines mapped from the page's ``source``."""
+    lines mapped from the page's ``source`` (without it, the lines of
+    ``rendered`` stand for them: the mapping is the costly part)."""
     lines = rendered.split("\n")
-    return find_blocks(page, expand_snippets(site, page, lines, map_lines(source.split("\n"), lines)))
+    numbers = map_lines(source.split("\n"), lines) if source is not None else list(range(1, len(lines) + 1))
+    return find_blocks(page, expand_snippets(site, page, lines, numbers))
 
 
 def collect(root: Path = PROJECT_ROOT, problems: list[Finding] | None = None, page: str | None = None) -> list[Block]:

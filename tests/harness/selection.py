@@ -192,10 +192,19 @@ BLOCK_CHECKS: tuple[BlockCheck, ...] = (
     BlockCheck("cli-help", "flags of", WHAT_IS_CHECKED, SHELL_TESTS + "test_cli_flags_against_help",
                applies=_names_a_tool),
 )
+# Checks of a tree file as a whole: for a block that shows (part of) one, and
+# for the file's own view on the site (hooks/tree_views.py).
 FILE_CHECKS: tuple[Check, ...] = (
+    Check("yaml-parse", "YAML parsed", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[yaml-parse]",
+          key="file-yaml-parse"),
+    Check("schema", "schema", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[schema]", key="file-schema"),
     Check("kustomize-build", "kustomize build", WHAT_IS_CHECKED,
           "test_manifests.py::test_manifests[kustomize-build]"),
     Check("flux-refs", "Flux references on", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[flux-refs]"),
+    Check("shellcheck", "shellcheck", WHAT_IS_CHECKED, SHELL_TESTS + "test_shellcheck", key="file-shellcheck"),
+    # A script's view shows its --help text first.
+    Check("help-text", "the same as what --help prints", WHAT_IS_CHECKED,
+          "test_tree_views.py::test_a_script_view_shows_what_its_help_prints"),
 )
 CHECKS = {check.id: check for check in (*BLOCK_CHECKS, *FILE_CHECKS)}
 
@@ -416,11 +425,12 @@ class Mark:
         grouped: dict[str, list[Claim]] = {}
         for claim in self.claims:
             grouped.setdefault(claim.check.id, []).append(claim)
+        names = {claim.check.name for claim in self.claims}
         out = []
         for check_id, claims in grouped.items():
-            if check_id == "yaml-parse" and "schema" in grouped:
-                continue
             check = claims[0].check
+            if check.name == "yaml-parse" and "schema" in names:
+                continue
             if check.id == "flux-refs":
                 detail = ", ".join(sorted({c for claim in claims for c in claim.clusters}, key=_cluster_order))
             else:
@@ -447,16 +457,33 @@ class Marks:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self._coverage: Coverage | None = None
+        self._scripts: set[str] | None = None
+        self._tree: dict | None = None
 
     @property
     def providers(self) -> tuple[str, ...]:
         return ci_providers(self.root)
 
     @property
+    def tree(self) -> dict:
+        """The tree's YAML files, parsed (``checks.yaml_docs.tree``), read once."""
+        if self._tree is None:
+            from harness.checks import yaml_docs
+
+            self._tree = yaml_docs.tree(self.root)
+        return self._tree
+
+    @property
     def coverage(self) -> Coverage:
         if self._coverage is None:
             self._coverage = coverage(self.root)
         return self._coverage
+
+    def of_blocks(self, blocks: Iterable[Block]) -> dict[tuple[str, int], Mark]:
+        """The mark of every block, by (page, index)."""
+        blocks = list(blocks)
+        before = previous_blocks(blocks)
+        return {(b.page, b.index): self.of(b, before.get((b.page, b.index))) for b in blocks}
 
     def of(self, block: Block, previous: Block | None = None) -> Mark:
         mark = Mark()
@@ -466,8 +493,8 @@ class Marks:
             if check.id == "schema" and _manifests(block, previous):
                 mark.claims.extend(self._file_claims(block))
         if any(claim.check.id == "yaml-parse" for claim in mark.claims):
-            for kind in dict.fromkeys(unvalidated_kinds(block)):
-                mark.notes.append(f"no schema for {kind.split(' ', 1)[1]}")
+            kinds = [tuple(kind.split(" ", 1)) for kind in unvalidated_kinds(block)]
+            mark.notes.extend(_no_schema_notes(kinds, mark))
         if not mark.claims:
             if block.mode is Mode.SKIP:
                 mark.skipped = block.options.get("reason", "").strip() or "(no reason given)"
@@ -486,15 +513,70 @@ class Marks:
             return providers_words(self.providers)
         return ""
 
+    def of_file(self, path: str) -> Mark:
+        """The mark of a tree file's own view: the checks of the whole tree
+        that read that file."""
+        from harness.checks import yaml_docs
+        from harness.no_schema import reason
+
+        mark = Mark()
+        tree_file = self.tree.get(path)
+        if tree_file is not None:
+            mark.claims.append(Claim(CHECKS["file-yaml-parse"], path=path))
+            objects = [doc for doc in tree_file.docs if doc.is_object]
+            kinds = [(str(doc.data["apiVersion"]), str(doc.data["kind"])) for doc in objects]
+            if any(reason(*kind) is None for kind in kinds):
+                mark.claims.append(Claim(CHECKS["file-schema"], path=path))
+            mark.claims.extend(self._tree_claims(path))
+            mark.notes.extend(_no_schema_notes(kinds, mark))
+        elif path in self.scripts:
+            mark.claims.append(Claim(CHECKS["file-shellcheck"], path=path))
+        if not mark.claims:
+            mark.unchecked = ("the site's configuration: the site build reads it, not a check of the tree"
+                              if os.path.basename(path) in yaml_docs.SKIP_FILES
+                              else f"no check reads {Path(path).suffix or Path(path).name} files of the tree")
+        return mark
+
+    def of_usage(self, path: str) -> Mark:
+        """The mark of the --help text a script's view shows first."""
+        return Mark(claims=[Claim(CHECKS["help-text"], path=path)])
+
+    @property
+    def scripts(self) -> set[str]:
+        """The scripts shellcheck reads as a whole (``checks.shellcheck``)."""
+        if self._scripts is None:
+            from harness.checks import shellcheck
+
+            self._scripts = set(shellcheck.scripts(self.root))
+        return self._scripts
+
     def _file_claims(self, block: Block) -> list[Claim]:
         claims = []
         for path in block.included:
-            if path in self.coverage.built:
-                claims.append(Claim(CHECKS["kustomize-build"], path=path))
-            clusters = self.coverage.applied.get(path)
-            if clusters:
-                claims.append(Claim(CHECKS["flux-refs"], ", ".join(clusters), path=path, clusters=clusters))
+            claims.extend(self._tree_claims(path))
         return claims
+
+    def _tree_claims(self, path: str) -> list[Claim]:
+        """The whole-tree checks that cover a YAML file of the tree."""
+        claims = []
+        if path in self.coverage.built:
+            claims.append(Claim(CHECKS["kustomize-build"], path=path))
+        clusters = self.coverage.applied.get(path)
+        if clusters:
+            claims.append(Claim(CHECKS["flux-refs"], ", ".join(clusters), path=path, clusters=clusters))
+        return claims
+
+
+def _no_schema_notes(kinds: list[tuple[str, str]], mark: Mark) -> list[str]:
+    """"no schema for KIND" for each kind without one, but kustomize's own
+    (its kustomization files), where the mark names the build that checks
+    them instead."""
+    from harness.no_schema import reason
+
+    built = "kustomize-build" in mark.checks
+    return [f"no schema for {kind}" for api_version, kind in dict.fromkeys(kinds)
+            if reason(api_version, kind) is not None
+            and not (built and api_version.startswith(KUSTOMIZE_CONFIG_GROUP))]
 
 
 def unchecked_reason(block: Block, previous: Block | None) -> str:
@@ -512,10 +594,7 @@ def unchecked_reason(block: Block, previous: Block | None) -> str:
 
 def marks(blocks: Iterable[Block], root: Path) -> dict[tuple[str, int], Mark]:
     """The mark of every block, by (page, index)."""
-    blocks = list(blocks)
-    before = previous_blocks(blocks)
-    marker = Marks(root)
-    return {(b.page, b.index): marker.of(b, before.get((b.page, b.index))) for b in blocks}
+    return Marks(root).of_blocks(blocks)
 
 
 # -- holding the marks to a run's findings --------------------------------------------------
@@ -558,26 +637,50 @@ def _tree_path(where) -> str:
 
 
 def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], bool], root: Path,
-          marked: dict[tuple[str, int], Mark] | None = None) -> Proof:
-    """Hold every block's mark to the findings of a run in which the checks
-    ``ran`` says ran: each claim must have a finding of its check for the
-    block (or, for a file check, a passing finding that covers the file),
-    passed or failed (a failure fails its own test); and every check that
-    tested a block must be named by its mark. ``marked`` replaces the marks
-    computed here (the mutation tests pass altered ones)."""
+          marked: dict[tuple[str, int], Mark] | None = None, files: Iterable[str] = (),
+          usage: Iterable[str] = ()) -> Proof:
+    """Hold every mark to the findings of a run in which the checks ``ran``
+    says ran: the marks of ``blocks`` (or ``marked``, which the mutation
+    tests alter), and those of the site's views of the tree ``files`` (and
+    of the --help text of the ``usage`` scripts' views).
+
+    A block check the mark names must have made a finding for the block; a
+    file check, a finding on the file (at one of its lines, or a passing one
+    that ``covers`` it; a Flux references finding of each cluster named).
+    Passed or failed: a failure fails its own test. And every check that
+    tested a block must be named by the block's mark. (Files are not held to
+    that: many whole-tree checks point at a file's lines without being about
+    the file.)"""
     marked = marks(blocks, root) if marked is None else marked
     by_block: dict[tuple[str, int], list[Finding]] = defaultdict(list)
+    on_files: dict[str, list[Finding]] = defaultdict(list)  # whole-tree check -> findings that ran
+    tool_missing: dict[str, str] = {}  # whole-tree check -> why it was skipped, when for a missing tool
     for finding in findings:
         if finding.block is not None:
             by_block[(finding.block.page, finding.block.index)].append(finding)
-    covered: dict[str, list[Finding]] = defaultdict(list)
-    tool_missing: dict[str, str] = {}  # whole-tree check -> why it was skipped, when for a missing tool
-    for finding in findings:
-        if finding.block is None and finding.outcome is Outcome.PASSED and finding.covers:
-            covered[finding.check].append(finding)
-        if finding.block is None and finding.outcome is Outcome.SKIPPED and _missing_tool(finding):
+        elif finding.outcome in (Outcome.PASSED, Outcome.FAILED):
+            on_files[finding.check].append(finding)
+        elif finding.outcome is Outcome.SKIPPED and _missing_tool(finding):
             tool_missing.setdefault(finding.check, finding.message)
     proof = Proof()
+
+    def hold_file_claim(claim: Claim, where: str) -> None:
+        check = claim.check
+        for cluster in claim.clusters or (None,):
+            hits = [f for f in on_files.get(check.name, [])
+                    if (claim.path in f.covers or _tree_path(f.where) == claim.path)
+                    and (cluster is None or _cluster_of(f) == cluster)]
+            if not hits and check.name in tool_missing:
+                proof.unverified.append(f"{where}: [{check.name}] {claim.path}: {tool_missing[check.name]}")
+                return
+            if not hits:
+                on = f" on {cluster}" if cluster else ""
+                proof.problems.append(
+                    f"{where}: its mark names [{check.name}]{on} for {claim.path}, but no [{check.name}] "
+                    f"finding{on} is about that file. Fix harness.selection's coverage or the check")
+                return
+        proof.proven += 1
+
     for block in blocks:
         key = (block.page, block.index)
         mark = marked.get(key, Mark())
@@ -588,38 +691,19 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
             if not ran(check):
                 continue
             proof.considered += 1
-            if claim.path is None:
-                made = [f for f in own if f.check == check.name]
-                passed_or_failed = [f for f in made if f.outcome in (Outcome.PASSED, Outcome.FAILED)]
-                if passed_or_failed:
-                    proof.proven += 1
-                elif any(_missing_tool(f) for f in made):
-                    proof.unverified.append(f"{where}: [{check.name}] {made[0].message}")
-                else:
-                    said = f"; it said: {made[0].outcome.value}: {made[0].message}" if made else ""
-                    proof.problems.append(
-                        f"{where}: its mark names [{check.name}], but that check made no finding for it"
-                        f"{said}. Make the check look at every block harness.selection gives it, or "
-                        f"change the selection")
+            if claim.path is not None:
+                hold_file_claim(claim, where)
                 continue
-            candidates = covered.get(check.name, [])
-            clusters = claim.clusters or (None,)
-            for cluster in clusters:
-                # A flux-refs finding is about one cluster: it stands at clusters/NAME/flux-system.
-                hits = [f for f in candidates if claim.path in f.covers
-                        and (cluster is None or os.path.basename(os.path.dirname(_tree_path(f.where))) == cluster)]
-                if not hits and check.name in tool_missing:
-                    proof.unverified.append(f"{where}: [{check.name}] {claim.path}: {tool_missing[check.name]}")
-                    break
-                if not hits:
-                    on = f" on {cluster}" if cluster else ""
-                    proof.problems.append(
-                        f"{where}: its mark names [{check.name}]{on} for {claim.path}, but no passing "
-                        f"[{check.name}] finding{on} covers that file. Fix harness.selection's coverage "
-                        f"or the check")
-                    break
-            else:
+            made = [f for f in own if f.check == check.name]
+            if any(f.outcome in (Outcome.PASSED, Outcome.FAILED) for f in made):
                 proof.proven += 1
+            elif any(_missing_tool(f) for f in made):
+                proof.unverified.append(f"{where}: [{check.name}] {made[0].message}")
+            else:
+                said = f"; it said: {made[0].outcome.value}: {made[0].message}" if made else ""
+                proof.problems.append(
+                    f"{where}: its mark names [{check.name}], but that check made no finding for it{said}. "
+                    f"Make the check look at every block harness.selection gives it, or change the selection")
         named = {claim.check.name for claim in mark.claims}
         tested = sorted({f.check for f in own if f.outcome in (Outcome.PASSED, Outcome.FAILED)} - BOOKKEEPING)
         for check_name in tested:
@@ -627,7 +711,21 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
                 proof.problems.append(
                     f"{where}: [{check_name}] tested the block, but its mark does not say so: "
                     f"give the check its entry in harness.selection.BLOCK_CHECKS and select blocks with it")
+
+    marker = Marks(root)
+    views = [(path, marker.of_file(path)) for path in files] + [(path, marker.of_usage(path)) for path in usage]
+    for path, mark in views:
+        for claim in mark.claims:
+            if ran(claim.check):
+                proof.considered += 1
+                hold_file_claim(claim, f"the site's view of {path}")
     return proof
+
+
+def _cluster_of(finding: Finding) -> str:
+    """The cluster a Flux references finding is about: its passing finding
+    stands at clusters/NAME/flux-system."""
+    return os.path.basename(os.path.dirname(_tree_path(finding.where)))
 
 
 def ran_in(node_ids: Iterable[str]) -> Callable[[Check], bool]:

@@ -151,7 +151,7 @@ def test_a_file_check_that_does_not_cover_the_file(fixture_tree):
         dataclasses.replace(c, path="harness-fixture/app.yaml") if c.path else c for c in marks[key].claims])
     message = test_marks.proof_failure(proof_of(ctx, wrong, findings))
     assert message is not None
-    assert "its mark names [kustomize-build] for harness-fixture/app.yaml, but no passing" in message
+    assert "its mark names [kustomize-build] for harness-fixture/app.yaml, but no [kustomize-build] finding" in message
 
 
 def test_a_flux_claim_is_held_to_its_own_cluster():
@@ -175,3 +175,16 @@ def fixture_block():
 
     return Block(page="docs/x.md", index=0, lang="yaml", attrs="", text="a: b", origins=[Origin("apps/x.yaml", 1)],
                  fence=Origin("docs/x.md", 3), mode=Mode.MANIFESTS, included=["apps/x.yaml"])
+
+
+def test_a_view_of_a_tree_file_is_held_to_the_checks_of_that_file():
+    """The view of a script says shellcheck read it: so the run needs a
+    shellcheck finding on that script, and one on another file does not do."""
+    script = "snippets/lib.sh"
+    assert selection.Marks(fixture.PROJECT_ROOT).of_file(script).checks == ["file-shellcheck"]
+    on = {name: Finding("shellcheck", Outcome.PASSED, Origin(name, 1)) for name in (script, "snippets/other.sh")}
+    ok = selection.prove([], [on[script]], offline, fixture.PROJECT_ROOT, files=[script])
+    assert ok.problems == [] and ok.proven == ok.considered == 1
+    other = selection.prove([], [on["snippets/other.sh"]], offline, fixture.PROJECT_ROOT, files=[script])
+    assert other.problems == [f"the site's view of {script}: its mark names [shellcheck] for {script}, but no "
+                              "[shellcheck] finding is about that file. Fix harness.selection's coverage or the check"]
