@@ -1,7 +1,7 @@
 """Every diagram drawn in a real browser, every code block's checked-by mark
 shown, and a screenshot of every page (``nox -s docs-screenshots``).
 
-    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--out DIR]
+    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--phone-width PX] [--out DIR]
 
 1. builds the site (``mkdocs build --strict``) into a temporary folder, and
    checks that every mermaid fence of a page became a ``<pre class="mermaid">``
@@ -15,8 +15,9 @@ shown, and a screenshot of every page (``nox -s docs-screenshots``).
 3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` and
    ``N blocks, N marks`` per page, and saves a full-page PNG per page and
    palette, one PNG per diagram, and one of each kind of checked-by mark
-   (``hooks/checked_by.py``) with the end of the block above it
-   (``marks-SCHEME-N.png``, listed with what the mark says) into
+   (``hooks/checked_by.py``) with the end of the block above it, at the
+   window's width and at a phone's (``marks-SCHEME-N.png``,
+   ``marks-phone-SCHEME-N.png``, listed with what the mark says) into
    ``artifacts/screenshots/`` (git-ignored).
 
 It fails when a diagram is not drawn (or draws mermaid's error picture), a
@@ -57,6 +58,8 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # A diagram drawn at less than this share of its natural width has text
 # smaller than about 10 px: worth a look, or a layout that fits the page.
 MIN_SCALE = 0.62
+# The width of a phone in CSS pixels: the marks are shot at it too.
+PHONE_WIDTH = 390
 TIMEOUT_MS = 20000
 # Playwright's resource types of requests a script makes for data, not for
 # something the page is made of.
@@ -128,7 +131,7 @@ def quiet_handler(directory: str):
 
 
 def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str,
-           width: int = 1280) -> list[dict]:
+           width: int = 1280, phone_width: int = 0) -> list[dict]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), quiet_handler(str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -139,6 +142,7 @@ def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: P
             "outDir": str(out),
             "schemes": schemes,
             "width": width,
+            "phoneWidth": phone_width,
             "timeoutMs": TIMEOUT_MS,
             "pages": [
                 {"page": page, "url": page_url(page), "expected": len(blocks),
@@ -179,7 +183,8 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
         if unmarked:
             lines.append(f"       {unmarked} code blocks have no checked-by mark under them (hooks/checked_by.py)")
         for mark in result.get("markShots", []):
-            lines.append(f"       mark {os.path.relpath(mark['path'], PROJECT_ROOT)}: {' '.join(mark['text'].split())}")
+            lines.append(f"       mark {os.path.relpath(mark['path'], PROJECT_ROOT)} ({mark['width']} px): "
+                         f"{' '.join(mark['text'].split())}")
         if not ok:
             failures += 1
         for n, diagram in enumerate(result.get("diagrams", [])):
@@ -216,6 +221,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scheme", choices=["light", "dark", "both"], default="both")
     parser.add_argument("--width", type=int, default=1280,
                         help="the browser window's width in CSS pixels (default 1280; 390 for a phone)")
+    parser.add_argument("--phone-width", type=int, default=PHONE_WIDTH,
+                        help=f"also shoot each kind of checked-by mark at this width (default {PHONE_WIDTH}; 0: not)")
     parser.add_argument("--out", default=OUT_DIR, help=f"where the PNGs go (default {OUT_DIR})")
     args = parser.parse_args(argv)
 
@@ -253,7 +260,7 @@ def main(argv: list[str]) -> int:
                   + (build.stdout + build.stderr).strip()[-3000:], file=sys.stderr)
             return 1
         problems = html_problems(site, pages)
-        results = render(site, dict(pages), schemes, out, browser, args.width)
+        results = render(site, dict(pages), schemes, out, browser, args.width, args.phone_width)
 
     lines, failures = summarise(results, pages)
     print("\n".join(problems + lines))

@@ -11,7 +11,9 @@
 //
 // A mark's kind is its class and the checks it names (data-checks): the
 // first mark of each kind on the site, per palette, is saved as
-// marks-SCHEME-N.png; each page's result counts its code blocks and marks.
+// marks-SCHEME-N.png, and again at "phoneWidth" (when given) as
+// marks-phone-SCHEME-N.png; each page's result counts its code blocks and
+// marks.
 //
 // Material replaces each <pre class="mermaid"> with a <div class="mermaid">
 // and draws the diagram's <svg> into a closed shadow root of that div. An init
@@ -102,8 +104,8 @@ const browser = await chromium.launch({ executablePath: job.chromium, args: FLAG
 const results = [];
 try {
   for (const scheme of job.schemes) {
-    const seen = [];
-    let markShots = 0;
+    const seen = { wide: [], phone: [] };
+    const markShots = { wide: 0, phone: 0 };
     const context = await browser.newContext({
       viewport: { width: job.width || 1280, height: 900 },
       colorScheme: scheme === "dark" ? "dark" : "light",
@@ -156,15 +158,19 @@ try {
         for (let n = 0; n < count; n++) {
           await hosts.nth(n).screenshot({ path: join(job.outDir, `${entry.shot}-${scheme}-${n + 1}.png`) });
         }
-        const found = await page.evaluate(marks, seen);
-        seen.push(...found.shots.map((shot) => shot.kind));
-        result.blocks = found.blocks;
-        result.marks = found.marks;
         result.markShots = [];
-        for (const shot of found.shots) {
-          const path = join(job.outDir, `marks-${scheme}-${String(++markShots).padStart(2, "0")}.png`);
-          await page.screenshot({ path, clip: shot.clip, fullPage: true });
-          result.markShots.push({ path, kind: shot.kind, text: shot.text });
+        const sizes = [["wide", job.width || 1280, `marks-${scheme}`]];
+        if (job.phoneWidth && job.phoneWidth !== job.width) sizes.push(["phone", job.phoneWidth, `marks-phone-${scheme}`]);
+        for (const [size, width, prefix] of sizes) {
+          if (size === "phone") await page.setViewportSize({ width, height: 844 });
+          const found = await page.evaluate(marks, seen[size]);
+          seen[size].push(...found.shots.map((shot) => shot.kind));
+          if (size === "wide") Object.assign(result, { blocks: found.blocks, marks: found.marks });
+          for (const shot of found.shots) {
+            const path = join(job.outDir, `${prefix}-${String(++markShots[size]).padStart(2, "0")}.png`);
+            await page.screenshot({ path, clip: shot.clip, fullPage: true });
+            result.markShots.push({ path, kind: shot.kind, text: shot.text, width });
+          }
         }
       } catch (error) {
         errors.push(String(error.message || error));
