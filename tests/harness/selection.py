@@ -1,12 +1,12 @@
 """Which checks look at a block: the one answer that the checks, the report
 and the site's "checked by" mark share.
 
-A check does not pick its blocks itself: it asks ``select(NAME, blocks)``.
-The site build (``hooks/checked_by.py``) asks ``Marks(root).of(block,
-previous)`` for the same answer, worded for a reader, and shows it in a small
-line under the block. Both read the predicates of ``BLOCK_CHECKS``, so a mark
-names a check only where that check looks at the block. What a check does
-once it has looked is up to the check; ``prove`` compares every mark with the
+A check does not pick its blocks itself: it asks ``select(CHECK, blocks)``.
+The site build (``hooks/checked_by.py``) asks ``Marks(root).of_blocks(blocks)``
+for the same answer, worded for a reader, and shows it in a small line under
+each block. Both read the predicates of ``BLOCK_CHECKS``, so a mark names a
+check only where that check looks at the block. What a check does once it
+has looked is up to the check; ``prove`` compares every mark with the
 findings of a run, so a check that selects a block and then says nothing
 about it (or skips it) fails the run, and so does a check that tested a block
 its mark does not name (``tests/test_marks.py``).
@@ -17,13 +17,15 @@ A mark claims three kinds of check:
   offline, or the cluster tier, which runs ``cluster NAME`` blocks on a
   cluster made by each provider the project's CI runs it with
   (``ci_providers``, read from ``.ci/run``);
-- file checks (``FILE_CHECKS``): the block shows (part of) a YAML file of the
-  tree, and a check of the whole tree covers that file: ``kustomize build``
-  of a kustomization that lists it, and Flux's references on each cluster
-  whose Flux applies it. Which files those are is read from the tree
-  statically (``Coverage``); the checks' passing findings name the files they
-  really covered (``Finding.covers``), and ``prove`` holds the one to the
-  other;
+- file checks (``FILE_CHECKS``): checks of the whole tree that read a file
+  the block shows (part of): ``kustomize build`` of a kustomization that
+  lists it, and Flux's references on each cluster whose Flux applies it.
+  Which files those are is read from the tree statically (``Coverage``); the
+  checks' passing findings name the files they really covered
+  (``Finding.covers``), and ``prove`` holds the one to the other. The site's
+  view of a tree file (``hooks/tree_views.py``) carries the file's own marks
+  (``Marks.of_file``, ``Marks.of_usage``): these, and YAML parsed, schema,
+  shellcheck of a script, and its --help text;
 - or none: then the mark says why, the reason of a ``skip`` comment, or that
   no check reads blocks of that language.
 
@@ -102,15 +104,15 @@ def _manifests(block: Block, previous: Block | None) -> bool:
     return block.mode is Mode.MANIFESTS and resolved(block)
 
 
-def unvalidated_kinds(block: Block) -> list[str]:
-    """``apiVersion kind`` of each object in a manifest block that has no
+def unvalidated_kinds(block: Block) -> list[tuple[str, str]]:
+    """(apiVersion, kind) of each object in a manifest block that has no
     schema (``schemas/no-schema.yaml``): the schema check skips them."""
     from harness.checks import yaml_docs
     from harness.no_schema import reason
 
-    parsed = yaml_docs.block_docs(block)
-    return [f"{doc.data['apiVersion']} {doc.data['kind']}" for doc in parsed.docs
-            if doc.is_object and reason(str(doc.data["apiVersion"]), str(doc.data["kind"])) is not None]
+    kinds = [(str(doc.data["apiVersion"]), str(doc.data["kind"]))
+             for doc in yaml_docs.block_docs(block).docs if doc.is_object]
+    return [kind for kind in kinds if reason(*kind) is not None]
 
 
 def _validated(block: Block, previous: Block | None) -> bool:
@@ -495,8 +497,7 @@ class Marks:
             if check.id == "schema" and _manifests(block, previous):
                 mark.claims.extend(self._file_claims(block))
         if any(claim.check.id == "yaml-parse" for claim in mark.claims):
-            kinds = [tuple(kind.split(" ", 1)) for kind in unvalidated_kinds(block)]
-            mark.notes.extend(_no_schema_notes(kinds, mark))
+            mark.notes.extend(_no_schema_notes(unvalidated_kinds(block), mark))
         if not mark.claims:
             if block.mode is Mode.SKIP:
                 mark.skipped = block.options.get("reason", "").strip() or "(no reason given)"
