@@ -22,9 +22,10 @@ def test_every_mark_names_only_checks_that_ran(request, context, report):
     """Every check a block's mark names made a finding for that block in
     this run (for a file check: a passing finding that covers the file), and
     every check that tested a block is named by its mark. Checks whose test
-    did not run (``-k``, ``--page``, the cluster tier offline) are left out;
-    a claim whose check was skipped for a missing tool is listed, not
-    counted as made.
+    did not pass are left out: one that failed is reported by its own
+    failure, one that did not run (``-k``, the cluster tier offline) made
+    nothing. A claim whose check was skipped for a missing tool is listed,
+    not counted as made.
 
     With pytest-xdist the findings are spread over the workers: the
     controlling process holds the marks to all of them once every worker
@@ -42,7 +43,7 @@ def prove(config: pytest.Config, report) -> selection.Proof:
     (``--page``, which leaves the scripts out), of the site's views of the
     tree's files, held to the run's findings."""
     files, usage = site_views() if config.getoption("--page") is None else ([], [])
-    return selection.prove(report.blocks, report.findings, selection.ran_in(report.ran_tests), PROJECT_ROOT,
+    return selection.prove(report.blocks, report.findings, selection.ran_in(report.passed_tests), PROJECT_ROOT,
                            files=files, usage=usage)
 
 

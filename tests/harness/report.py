@@ -61,9 +61,9 @@ class Report:
     def __init__(self, blocks: list[Block] | None = None) -> None:
         self.blocks: list[Block] = list(blocks or [])
         self.findings: list[Finding] = []
-        # The tests whose call ran (passed or failed), by node id: which
-        # checks this run made, for the checked-by marks' proof.
-        self.ran_tests: set[str] = set()
+        # The tests whose call passed, by node id: which checks this run
+        # made, for the checked-by marks' proof.
+        self.passed_tests: set[str] = set()
         # The checked-by marks held to this run's findings (harness.selection.prove),
         # once tests/test_marks.py (or, on several workers, the controlling process) did.
         self.proof = None

@@ -732,8 +732,8 @@ def _cluster_of(finding: Finding) -> str:
 
 
 def ran_in(node_ids: Iterable[str]) -> Callable[[Check], bool]:
-    """``ran`` for ``prove``: a check ran when its test is among the run's
-    tests (``node_ids``, as pytest collected them)."""
+    """``ran`` for ``prove``: a check ran when its test is among ``node_ids``
+    (the run's tests that passed)."""
     ids = list(node_ids)
 
     def ran(check: Check) -> bool:
