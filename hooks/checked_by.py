@@ -48,10 +48,11 @@ _state: dict = {}
 
 
 def _harness(root: Path):
-    """The harness's modules (tests/ is not a package on the build's path)."""
+    """The harness's modules (tests/ is not a package on the build's path; it
+    goes last on it, so that none of its names hides another module)."""
     tests = str(root / "tests")
     if tests not in sys.path:
-        sys.path.insert(0, tests)
+        sys.path.append(tests)
     from harness import extract, selection
 
     return extract, selection
@@ -88,8 +89,7 @@ def _is_page_of_docs(page) -> bool:
 def on_page_markdown(markdown, page, config, files, **kwargs):
     if "root" not in _state or _state.get("broken") or not _is_page_of_docs(page):
         return markdown
-    extract, selection = _state["extract"], _state["selection"]
-    root = _state["root"]
+    extract, root = _state["extract"], _state["root"]
     site = _state.get("site")
     if site is None:
         site = _state["site"] = extract.site_of(root, config, config.plugins.get("macros"))
@@ -138,21 +138,16 @@ def on_page_content(html_text, page, config, files, **kwargs):
         return html_text
     if page.file.src_uri == selection.TESTING_PAGE:
         _state["anchors"] = _anchors(page.toc)
-    marks = _state["marks"].pop(page.file.src_uri, None)
-    ends = None
-    if marks is None:
-        path = _tree_view_of(page)
-        if path is None:
-            return html_text
+    marks = _state["marks"].pop(page.file.src_uri, None)  # a page of docs/
+    path = _tree_view_of(page) if marks is None else None
+    if marks is None and path is None:
+        return html_text
+    ends = RenderedBlocks(html_text).ends
+    where = f"docs/{page.file.src_uri}"
+    if path is not None:
         # A tree file's view: the file, after the --help text a script's view shows first.
-        ends = RenderedBlocks(html_text).ends
-        marks = [_state["marker"].of_file(path)]
-        if len(ends) == 2:
-            marks.insert(0, _state["marker"].of_usage(path))
-        where = f"the view of {path}"
-    else:
-        where = f"docs/{page.file.src_uri}"
-    ends = RenderedBlocks(html_text).ends if ends is None else ends
+        marker, where = _state["marker"], f"the view of {path}"
+        marks = ([marker.of_usage(path)] if len(ends) == 2 else []) + [marker.of_file(path)]
     if len(ends) != len(marks):
         log.warning(f"{where}: the harness finds {len(marks)} code blocks on the page but its HTML has "
                     f"{len(ends)}; the checked-by marks are left out of it rather than put under the wrong "
