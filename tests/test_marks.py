@@ -7,8 +7,9 @@ a run really did, and to what the site shows."""
 
 from __future__ import annotations
 
-import html.parser
+import html
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -109,19 +110,13 @@ def test_without_ci_the_cluster_marks_say_so(tmp_path):
 # -- what the site shows ----------------------------------------------------------------------
 
 
-class MarksInHTML(html.parser.HTMLParser):
+# A mark as hooks/checked_by.py writes it: its kind and the checks it names.
+MARK = re.compile(r'<div class="checked-by checked-by--(?P<kind>\w+)" data-checks="(?P<checks>[^"]*)">')
+
+
+def marks_in(page: Path) -> list[tuple[str, str]]:
     """The checked-by marks of a built page, in order: (kind, checks)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[tuple[str, str]] = []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        classes = (attrs.get("class") or "").split()
-        if tag == "div" and "checked-by" in classes:
-            kind = next(c.split("--", 1)[1] for c in classes if c.startswith("checked-by--"))
-            self.found.append((kind, attrs.get("data-checks") or ""))
+    return [(m.group("kind"), html.unescape(m.group("checks"))) for m in MARK.finditer(page.read_text(encoding="utf-8"))]
 
 
 def page_html(site: Path, page: str) -> Path:
@@ -150,21 +145,18 @@ def test_every_block_on_the_site_carries_its_mark(request, context):
     wrong = []
     pages = sorted({b.page for b in context.blocks})
     for page in pages:
-        parser = MarksInHTML()
-        parser.feed(page_html(build.site_dir, page).read_text(encoding="utf-8"))
+        found = marks_in(page_html(build.site_dir, page))
         want = [kind_and_checks(expected[(b.page, b.index)]) for b in context.blocks if b.page == page]
-        if parser.found != want:
-            wrong.append(f"{page}: the site shows {len(parser.found)} marks {parser.found}, the harness gives "
-                         f"{len(want)} {want}")
+        if found != want:
+            wrong.append(f"{page}: the site shows {len(found)} marks {found}, the harness gives {len(want)} {want}")
     files, usage = site_views()
     marker = selection.Marks(PROJECT_ROOT)
     for path in files:
-        parser = MarksInHTML()
-        parser.feed((build.site_dir / "tree" / path / "index.html").read_text(encoding="utf-8"))
+        found = marks_in(build.site_dir / "tree" / path / "index.html")
         want = [kind_and_checks(marker.of_usage(path))] if path in usage else []
         want.append(kind_and_checks(marker.of_file(path)))
-        if parser.found != want:
-            wrong.append(f"the view of {path}: the site shows {parser.found}, the harness gives {want}")
+        if found != want:
+            wrong.append(f"the view of {path}: the site shows {found}, the harness gives {want}")
     assert not wrong, "\n".join(wrong)
 
 

@@ -249,6 +249,7 @@ def run(ctx: Context) -> list[Finding]:
             for d in directories
         ]
     already = _validated_in_tree(root, yaml_docs.stamp(root))
+    index = yaml_docs.by_ident(root)
     built = build_many(root, directories)
     failed_dirs = {d for d, r in built.items() if r.error is not None}
     for directory, result in built.items():
@@ -277,7 +278,7 @@ def run(ctx: Context) -> list[Finding]:
         covered = {kfile}
         for doc in docs:
             if doc.is_object:
-                source = yaml_docs.source_of(root, doc.data, directory)
+                source = yaml_docs.source_of(root, doc.data, directory, index)
                 covered.add(source[0].path if source is not None else None)
             if not doc.is_object or _canonical(doc.data) in already:
                 continue

@@ -236,11 +236,14 @@ def _by_ident(root: Path, _stamp_value: tuple) -> dict:
     return index
 
 
-def source_of(root: Path, data: dict, near: str = "") -> tuple[TreeFile, Doc] | None:
+def source_of(root: Path, data: dict, near: str = "", index: dict | None = None) -> tuple[TreeFile, Doc] | None:
     """The tree document a rendered object most likely came from: same kind and
-    name, preferring files under ``near``."""
+    name, preferring files under ``near``. ``index`` is ``by_ident(root)``, for
+    a caller that asks for many objects (it looks at the whole tree again
+    otherwise)."""
     meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    candidates = by_ident(root).get((str(data.get("kind")), str(meta.get("name"))), [])
+    index = by_ident(root) if index is None else index
+    candidates = index.get((str(data.get("kind")), str(meta.get("name"))), [])
     if not candidates:
         return None
     near = near.rstrip("/")
