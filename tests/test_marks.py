@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import selection
+from harness import proof, selection
 from harness.model import PROJECT_ROOT
 
 
@@ -33,18 +33,18 @@ def test_every_mark_names_only_checks_that_ran(request, context, report):
     finished, and fails this test with the same message (``workers``)."""
     if hasattr(request.config, "workerinput"):
         return
-    report.proof = proof = prove(request.config, report)
-    message = proof_failure(proof)
+    report.proof = result = prove(request.config, report)
+    message = proof_failure(result)
     if message is not None:
         pytest.fail(message, pytrace=False)
 
 
-def prove(config: pytest.Config, report) -> selection.Proof:
+def prove(config: pytest.Config, report) -> proof.Proof:
     """The marks of the run's blocks and, unless the run checks one page
     (``--page``, which leaves the scripts out), of the site's views of the
     tree's files, held to the run's findings."""
     files, usage = site_views() if config.getoption("--page") is None else ([], [])
-    return selection.prove(report.blocks, report.findings, selection.ran_in(report.passed_tests), PROJECT_ROOT,
+    return proof.prove(report.blocks, report.findings, proof.ran_in(report.passed_tests), PROJECT_ROOT,
                            files=files, usage=usage)
 
 
@@ -60,12 +60,12 @@ def site_views() -> tuple[list[str], list[str]]:
     return files, usage
 
 
-def proof_failure(proof: selection.Proof) -> str | None:
+def proof_failure(result: proof.Proof) -> str | None:
     """The failure message of ``test_every_mark_names_only_checks_that_ran``."""
-    if not proof.problems:
+    if not result.problems:
         return None
-    return (f"{len(proof.problems)} checked-by marks do not match what this run checked:\n"
-            + "\n".join(proof.problems))
+    return (f"{len(result.problems)} checked-by marks do not match what this run checked:\n"
+            + "\n".join(result.problems))
 
 
 # -- the providers the project's CI runs the cluster tier on ------------------------------

@@ -161,8 +161,8 @@ class Controller:
         test."""
         if self.marks_check is None or not self.marks_check.passed:
             return
-        self.report.proof = proof = test_marks.prove(self.config, self.report)
-        message = test_marks.proof_failure(proof)
+        self.report.proof = result = test_marks.prove(self.config, self.report)
+        message = test_marks.proof_failure(result)
         if message is None:
             return
         self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(

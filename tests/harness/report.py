@@ -64,7 +64,7 @@ class Report:
         # The tests whose call passed, by node id: which checks this run
         # made, for the checked-by marks' proof.
         self.passed_tests: set[str] = set()
-        # The checked-by marks held to this run's findings (harness.selection.prove),
+        # The checked-by marks held to this run's findings (harness.proof.prove),
         # once tests/test_marks.py (or, on several workers, the controlling process) did.
         self.proof = None
 

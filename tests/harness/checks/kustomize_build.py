@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import build_cache, scratch, selection, tools
+from harness import build_cache, coverage, scratch, tools
 from harness.checks import flux_substitute, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
@@ -300,5 +300,5 @@ def run(ctx: Context) -> list[Finding]:
         if not failed:
             findings.append(Finding(CHECK, Outcome.PASSED, Origin(kfile, 1),
                                     f"`kustomize build {directory}`: {len(docs)} objects",
-                                    covers=selection.covers_of(covered)))
+                                    covers=coverage.covers_of(covered)))
     return findings

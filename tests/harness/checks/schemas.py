@@ -33,9 +33,9 @@ import yaml
 
 from harness.checks import yaml_docs
 from harness.flux_schemas import missing_reason as flux_schemas_missing
+from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
 from harness.no_schema import NO_SCHEMA_FILE
 from harness.no_schema import reason as no_schema_reason
-from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
 
 CHECK = "schema"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from harness.checks import flux_substitute
-from harness.model import Block, Location, Mode, Origin
+from harness.model import Block, Location, Origin
 
 # Top-level directories that are never part of the tree under test.
 SKIP_DIRS = {
