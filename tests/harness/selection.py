@@ -176,7 +176,7 @@ CLUSTER_TEST = "test_cluster.py::test_cluster_blocks_run_in_page_order"
 # In the order a mark names them: what runs the block first, then what reads it.
 BLOCK_CHECKS: tuple[BlockCheck, ...] = (
     BlockCheck("cluster", "run on", CLUSTER_RUNS, CLUSTER_TEST, CLUSTER_TIER, applies=_on_a_cluster),
-    BlockCheck("output", "compared with what the block above prints", CLUSTER_RUNS, CLUSTER_TEST, CLUSTER_TIER,
+    BlockCheck("output", "compared with what the block above prints,", CLUSTER_RUNS, CLUSTER_TEST, CLUSTER_TIER,
                key="cluster-output",
                applies=_output_of_cluster),
     BlockCheck("local", "run locally", LOCAL_RUNS, SHELL_TESTS + "test_local_blocks_and_output",
