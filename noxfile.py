@@ -210,9 +210,11 @@ def flux_schemas(session: nox.Session) -> None:
 
 @nox.session(name="docs-screenshots")
 def docs_screenshots(session: nox.Session) -> None:
-    """Build the site, open every page with diagrams in headless Chromium
-    (light and dark palette), fail if a diagram is not drawn, and save
-    screenshots into artifacts/screenshots/. Needs Chromium ($CHROMIUM or
-    /usr/bin/chromium) and node; `-- --page docs/x.md` opens one page."""
+    """Build the site, open every page with code blocks in headless Chromium
+    (light and dark palette), fail if a diagram is not drawn or a block has
+    no checked-by mark, and save screenshots into artifacts/screenshots/
+    (pages, diagrams, one of each kind of mark). Needs Chromium ($CHROMIUM
+    or /usr/bin/chromium) and node; `-- --page docs/x.md` opens one page,
+    `-- --width 390` is a phone."""
     _install(session)
     session.run("python", "tests/screenshots/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})

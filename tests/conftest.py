@@ -40,8 +40,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+class TestsThatPassed:
+    """Records in the report every test whose call passed: the checks this
+    run made, which the checked-by marks are held to (``tests/test_marks.py``).
+    A check whose test failed is reported by that failure; one skipped or
+    deselected made no check. On several workers the controlling process
+    sees every worker's tests here too."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed:
+            self.report.passed_tests.add(report.nodeid)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report()
+    config.pluginmanager.register(TestsThatPassed(config.stash[REPORT_KEY]), "docs-test-tests-that-passed")
     config.addinivalue_line("markers", "last_check: runs after every other test (tree-unchanged check)")
     import api_server_run
     import test_site

@@ -14,6 +14,10 @@ report, one site build, and the tree compared after every worker finished.
   more; a change there fails the run as an error of
   ``test_working_tree_unchanged`` with the test's message, since it may come
   from a test that ran on another worker after the check.
+- Checked-by marks: a worker sees only its own findings, so the controller
+  holds the marks to every worker's findings once all finished, and a
+  mismatch fails the run as an error of
+  ``test_every_mark_names_only_checks_that_ran`` (``tests/test_marks.py``).
 
 Without pytest-xdist (or with ``-n 0``) none of this is registered and the
 run is serial, as before.
@@ -27,12 +31,14 @@ import tempfile
 import pytest
 
 import api_server_run
+import test_marks
 import test_site
 from harness import site_build
 from harness.model import PROJECT_ROOT
 from harness.report import Report
 
 FINDINGS_OUTPUT = "docs_test_findings"
+MARKS_CHECK = "test_every_mark_names_only_checks_that_ran"
 
 
 def register(config: pytest.Config, report: Report) -> None:
@@ -86,6 +92,7 @@ class Controller:
         self.site_folder = tempfile.TemporaryDirectory(prefix="docs-test-site-")
         self.site_build_started = False
         self.tree_check: pytest.TestReport | None = None  # its call phase, when it ran
+        self.marks_check: pytest.TestReport | None = None  # the same for the marks' proof
 
     # -- what each worker gets, and the one site build ------------------------
 
@@ -125,6 +132,8 @@ class Controller:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" and report.nodeid.split("::")[-1] == test_site.TREE_CHECK:
             self.tree_check = report
+        if report.when == "call" and report.nodeid.split("::")[-1] == MARKS_CHECK:
+            self.marks_check = report
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -132,6 +141,7 @@ class Controller:
             return (yield)
         finally:
             self.compare_tree_again()
+            self.prove_marks()
 
     def compare_tree_again(self) -> None:
         """When the tree check ran and passed on its worker, compare again now
@@ -143,6 +153,23 @@ class Controller:
             return
         self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
             nodeid=self.tree_check.nodeid, location=self.tree_check.location, keywords={},
+            outcome="failed", longrepr=message, when="teardown", sections=[], duration=0.0,
+        ))
+
+    # -- the checked-by marks, against every worker's findings --------------------
+
+    def prove_marks(self) -> None:
+        """When the marks' test ran (its worker saw only its own findings),
+        hold the marks to all findings now; a mismatch is an error of that
+        test."""
+        if self.marks_check is None or not self.marks_check.passed:
+            return
+        self.report.proof = result = test_marks.prove(self.config, self.report)
+        message = test_marks.proof_failure(result)
+        if message is None:
+            return
+        self.config.hook.pytest_runtest_logreport(report=pytest.TestReport(
+            nodeid=self.marks_check.nodeid, location=self.marks_check.location, keywords={},
             outcome="failed", longrepr=message, when="teardown", sections=[], duration=0.0,
         ))
 

@@ -62,11 +62,19 @@ def load_site(root: Path = PROJECT_ROOT) -> Site:
     and process while ``mkdocs.yml`` and ``versions.yaml`` stay as they are
     (every check that reads the pages asks for them); each call gets its own
     snippets preprocessor and list of problems."""
+    root = Path(root).resolve()
+    config, macros = _loaded_config(root, _config_stamp(root))
+    return site_of(root, config, macros)
+
+
+def site_of(root: Path, config, macros) -> Site:
+    """A ``Site`` over a configuration already loaded: ``load_site``'s, or
+    the one a site build runs with (its hooks read the pages' blocks as
+    this module does, without loading ``mkdocs.yml`` again)."""
     import markdown
     from pymdownx.snippets import SnippetExtension
 
     root = Path(root).resolve()
-    config, macros = _loaded_config(root, _config_stamp(root))
     options = dict(config.mdx_configs.get("pymdownx.snippets", {}))
     # mkdocs resolves base_path against the working directory, which is the
     # project root when the site is built; make that independent of our cwd.
@@ -414,6 +422,16 @@ def expand_page(site: Site, path: Path) -> list[Line]:
         line = error.line if isinstance(error, MacroError) else 1
         site.problems.append(Finding("macros", Outcome.FAILED, Location(Origin(page, line)), str(error)))
     return expand_snippets(site, page, lines, numbers)
+
+
+def rendered_blocks(site: Site, page: str, rendered: str, source: str | None = None) -> list[Block]:
+    """The blocks of one page from its text after mkdocs-macros
+    (``rendered``), as a site build has it in hand: snippets expanded, page
+    lines mapped from the page's ``source`` (without it, the lines of
+    ``rendered`` stand for them: the mapping is the costly part)."""
+    lines = rendered.split("\n")
+    numbers = map_lines(source.split("\n"), lines) if source is not None else list(range(1, len(lines) + 1))
+    return find_blocks(page, expand_snippets(site, page, lines, numbers))
 
 
 def collect(root: Path = PROJECT_ROOT, problems: list[Finding] | None = None, page: str | None = None) -> list[Block]:

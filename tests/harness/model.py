@@ -117,6 +117,9 @@ class Finding:
     where: Location | Origin
     message: str = ""  # what went wrong (or why skipped), and what to do
     block: Block | None = None
+    # For a passing finding of a whole-tree check: the tree files it covered
+    # (what a block's "checked by" mark may claim for them; harness.selection).
+    covers: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.where}: [{self.check}] {self.message}"

@@ -61,6 +61,12 @@ class Report:
     def __init__(self, blocks: list[Block] | None = None) -> None:
         self.blocks: list[Block] = list(blocks or [])
         self.findings: list[Finding] = []
+        # The tests whose call passed, by node id: which checks this run
+        # made, for the checked-by marks' proof.
+        self.passed_tests: set[str] = set()
+        # The checked-by marks held to this run's findings (harness.proof.prove),
+        # once tests/test_marks.py (or, on several workers, the controlling process) did.
+        self.proof = None
 
     def add(self, findings: list[Finding]) -> list[Finding]:
         """Record findings (tree findings named on the pages that show their
@@ -165,6 +171,9 @@ class Report:
         out.append(f"coverage: {tested_total}/{shown} blocks tested{percent}")
         for reason, n in sorted(untested_reasons.items()):
             out.append(f"    {n:3} {reason}")
+
+        if self.proof is not None:
+            out.extend(self.proof.lines())
 
         skipped = Counter((f.check, f.message) for f in self.findings if f.outcome is Outcome.SKIPPED)
         missing = {k: n for k, n in skipped.items() if any(w in k[1] for w in MISSING_TOOL_WORDS)}

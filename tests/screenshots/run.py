@@ -1,23 +1,28 @@
-"""Every diagram drawn in a real browser, and a screenshot of every page that
-has one (``nox -s docs-screenshots``).
+"""Every diagram drawn in a real browser, every code block's checked-by mark
+shown, and a screenshot of every page (``nox -s docs-screenshots``).
 
-    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--out DIR]
+    python tests/screenshots/run.py [--page docs/x.md] [--scheme light|dark|both] [--width PX] [--phone-width PX] [--out DIR]
 
 1. builds the site (``mkdocs build --strict``) into a temporary folder, and
    checks that every mermaid fence of a page became a ``<pre class="mermaid">``
    in its HTML (not a highlighted code block);
-2. serves it on 127.0.0.1 and opens each page with diagrams in headless
+2. serves it on 127.0.0.1 and opens each page with code blocks in headless
    Chromium (``tests/harness/diagrams/render.mjs``, driven by the pinned
    playwright-core), once per palette: light (``default``) and dark
    (``slate``), as Material picks them from the browser's colour scheme.
    Every request to another host is refused, as with the network off, and
    fails the page: the site serves mermaid itself (``hooks/mermaid.py``);
-3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` per
-   page, and saves a full-page PNG per page and palette, and one PNG per
-   diagram, into ``artifacts/screenshots/`` (git-ignored).
+3. waits until every diagram is drawn, prints ``N diagrams, N rendered`` and
+   ``N blocks, N marks`` per page, and saves a full-page PNG per page and
+   palette, one PNG per diagram, and one of each kind of checked-by mark
+   (``hooks/checked_by.py``) with the end of the block above it, at the
+   window's width and at a phone's (``marks-SCHEME-N.png``,
+   ``marks-phone-SCHEME-N.png``, listed with what the mark says) into
+   ``artifacts/screenshots/`` (git-ignored).
 
-It fails when a diagram is not drawn (or draws mermaid's error picture) or a
-page asks another host for anything, and
+It fails when a diagram is not drawn (or draws mermaid's error picture), a
+code block has no mark under it, or a page asks another host for anything,
+and
 notes diagrams that are shrunk to fit the page so far that their text gets
 small. Chromium is ``$CHROMIUM``, else ``/usr/bin/chromium``, else
 ``chromium`` on PATH; without it, or without node and the pinned packages,
@@ -53,6 +58,8 @@ DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # A diagram drawn at less than this share of its natural width has text
 # smaller than about 10 px: worth a look, or a layout that fits the page.
 MIN_SCALE = 0.62
+# The width of a phone in CSS pixels: the marks are shot at it too.
+PHONE_WIDTH = 390
 TIMEOUT_MS = 20000
 # Playwright's resource types of requests a script makes for data, not for
 # something the page is made of.
@@ -102,8 +109,9 @@ def html_problems(site: Path, pages: dict[str, list[Block]]) -> list[str]:
         counter = FenceCounter()
         counter.feed(built.read_text(encoding="utf-8"))
         if counter.diagrams != len(blocks) or counter.highlighted:
+            line = f":{blocks[0].fence.line}" if blocks else ""
             problems.append(
-                f"{page}:{blocks[0].fence.line}: {len(blocks)} mermaid fences, but the built page has "
+                f"{page}{line}: {len(blocks)} mermaid fences, but the built page has "
                 f"{counter.diagrams} <pre class=\"mermaid\"> and {counter.highlighted} highlighted mermaid "
                 "code blocks: check the pymdownx.superfences custom fence for mermaid in mkdocs.yml"
             )
@@ -123,7 +131,7 @@ def quiet_handler(directory: str):
 
 
 def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: Path, browser: str,
-           width: int = 1280) -> list[dict]:
+           width: int = 1280, phone_width: int = 0) -> list[dict]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), quiet_handler(str(site)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -134,6 +142,7 @@ def render(site: Path, pages: dict[str, list[Block]], schemes: list[str], out: P
             "outDir": str(out),
             "schemes": schemes,
             "width": width,
+            "phoneWidth": phone_width,
             "timeoutMs": TIMEOUT_MS,
             "pages": [
                 {"page": page, "url": page_url(page), "expected": len(blocks),
@@ -163,12 +172,19 @@ def summarise(results: list[dict], pages: dict[str, list[Block]]) -> tuple[list[
         # its star count) is refused too, but only noted.
         requests = result.get("offHost", [])
         off_host = [r for r in requests if r.split(" ", 1)[0] not in DATA_REQUESTS]
-        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host
+        unmarked = result.get("blocks", 0) - result.get("marks", 0)
+        ok = len(drawn) == result["expected"] and not result.get("left") and not off_host and unmarked == 0
         shot = os.path.relpath(result["screenshot"], PROJECT_ROOT) if result.get("screenshot") else "no screenshot"
         lines.append(
             f"{'ok  ' if ok else 'FAIL'} {result['page']} ({result['scheme']}): "
-            f"{result['expected']} diagrams, {len(drawn)} rendered -> {shot}"
+            f"{result['expected']} diagrams, {len(drawn)} rendered; "
+            f"{result.get('blocks', 0)} blocks, {result.get('marks', 0)} marks -> {shot}"
         )
+        if unmarked:
+            lines.append(f"       {unmarked} code blocks have no checked-by mark under them (hooks/checked_by.py)")
+        for mark in result.get("markShots", []):
+            lines.append(f"       mark {os.path.relpath(mark['path'], PROJECT_ROOT)} ({mark['width']} px): "
+                         f"{' '.join(mark['text'].split())}")
         if not ok:
             failures += 1
         for n, diagram in enumerate(result.get("diagrams", [])):
@@ -205,6 +221,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scheme", choices=["light", "dark", "both"], default="both")
     parser.add_argument("--width", type=int, default=1280,
                         help="the browser window's width in CSS pixels (default 1280; 390 for a phone)")
+    parser.add_argument("--phone-width", type=int, default=PHONE_WIDTH,
+                        help=f"also shoot each kind of checked-by mark at this width (default {PHONE_WIDTH}; 0: not)")
     parser.add_argument("--out", default=OUT_DIR, help=f"where the PNGs go (default {OUT_DIR})")
     args = parser.parse_args(argv)
 
@@ -218,12 +236,12 @@ def main(argv: list[str]) -> int:
         print(f"docs-screenshots: cannot drive the browser: {reason}", file=sys.stderr)
         return 2
 
+    # Every page with a code block, and its diagrams.
     pages: dict[str, list[Block]] = defaultdict(list)
     for block in extract.collect(PROJECT_ROOT, problems=[], page=args.page):
-        if block.lang == diagrams.LANG:
-            pages[block.page].append(block)
+        pages[block.page].extend([block] if block.lang == diagrams.LANG else [])
     if not pages:
-        print("docs-screenshots: no page has a mermaid diagram", file=sys.stderr)
+        print("docs-screenshots: no page has a code block", file=sys.stderr)
         return 0
     out = (PROJECT_ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -242,12 +260,14 @@ def main(argv: list[str]) -> int:
                   + (build.stdout + build.stderr).strip()[-3000:], file=sys.stderr)
             return 1
         problems = html_problems(site, pages)
-        results = render(site, dict(pages), schemes, out, browser, args.width)
+        results = render(site, dict(pages), schemes, out, browser, args.width, args.phone_width)
 
     lines, failures = summarise(results, pages)
     print("\n".join(problems + lines))
     total = sum(len(b) for b in pages.values())
-    print(f"{len(pages)} pages, {total} diagrams, {len(schemes)} palettes; screenshots in {os.path.relpath(out, PROJECT_ROOT)}/")
+    marks = sum(r.get("marks", 0) for r in results) // max(1, len(schemes))
+    print(f"{len(pages)} pages, {total} diagrams, {marks} checked-by marks, {len(schemes)} palettes; "
+          f"screenshots in {os.path.relpath(out, PROJECT_ROOT)}/")
     if problems or failures:
         print(f"docs-screenshots: {len(problems) + failures} problems (see above)", file=sys.stderr)
         return 1

@@ -21,12 +21,10 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import build_cache, extract
-from harness.metadata import SHELL_LANGS
-from harness.model import Block, Context, Finding, Mode, Outcome
+from harness import build_cache, selection
+from harness.model import Block, Context, Finding, Outcome
 
 TOOLS = ("kubectl", "flux", "kind", "git", "rsync")
-CHECKED_MODES = {Mode.STATIC, Mode.LOCAL, Mode.CLUSTER}
 PREFIXES = {"sudo", "command", "exec", "time", "env", "if", "then", "else", "elif", "while", "until", "do", "!",
             "{", "}", "xargs", "watch"}
 # git subcommands whose -h does not list the revision/diff options they accept.
@@ -255,29 +253,44 @@ def _accepts_args(tool: str, path: tuple[str, ...]) -> bool:
 
 
 def run(ctx: Context) -> list[Finding]:
-    blocks = [
-        b for b in ctx.blocks
-        if b.lang in SHELL_LANGS and b.mode in CHECKED_MODES and extract.unresolved_include(b) is None
-    ]
+    # The shell blocks that name a tool of TOOLS (harness.selection).
+    blocks = selection.select("cli-help", ctx.blocks)
     # Blocks are checked side by side: the time goes into the tools' --help
     # runs (cached, so each help text is read once per run).
     with ThreadPoolExecutor(max_workers=4) as pool:
         return [finding for found in pool.map(check_block, blocks) for finding in found]
 
 
+@functools.lru_cache(maxsize=1024)
+def tool_commands(text: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """(line offset, words) of each command of a tool the check knows
+    (``TOOLS``), the tool's name first (read once per text: the check and
+    the selection both ask)."""
+    found = []
+    for offset, words in commands(text):
+        words = strip_prefix(words)
+        if words and words[0] in TOOLS:
+            found.append((offset, tuple(words)))
+    return tuple(found)
+
+
+def tools_used(block: Block) -> list[str]:
+    """The tools whose commands the block shows, in ``TOOLS`` order: what the
+    check looks up (and what the "checked by" mark names)."""
+    named = {words[0] for _, words in tool_commands(block.text)}
+    return [tool for tool in TOOLS if tool in named]
+
+
 def check_block(block: Block) -> list[Finding]:
     findings: list[Finding] = []
     used, missing = False, set()
-    for offset, words in commands(block.text):
-        words = strip_prefix(words)
-        if not words or words[0] not in TOOLS:
-            continue
+    for offset, words in tool_commands(block.text):
         tool = words[0]
         if tool_path(tool) is None:
             missing.add(tool)
             continue
         used = True
-        for problem in check_command(tool, words[1:]):
+        for problem in check_command(tool, list(words[1:])):
             findings.append(Finding(
                 "cli-help", Outcome.FAILED, block.location(offset),
                 f"{problem}: check the spelling against `{tool} ... --help` of the pinned version", block,

@@ -25,8 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import build_cache, extract
-from harness.model import PROJECT_ROOT, Block, Context, Finding, Mode, Outcome
+from harness import build_cache, selection
+from harness.model import PROJECT_ROOT, Block, Context, Finding, Outcome
 
 CHECK = "diagrams"
 LANG = "mermaid"
@@ -138,7 +138,8 @@ def describe(message: str) -> str:
 
 
 def checked(ctx: Context) -> list[Block]:
-    return [b for b in ctx.blocks if b.lang == LANG and b.mode is Mode.NONE]
+    """The mermaid blocks (harness.selection)."""
+    return selection.select(CHECK, ctx.blocks)
 
 
 def run(ctx: Context) -> list[Finding]:
@@ -149,12 +150,9 @@ def run(ctx: Context) -> list[Finding]:
     if reason is not None:
         return [Finding(CHECK, Outcome.SKIPPED, b.location(0), reason, b) for b in blocks]
     findings: list[Finding] = []
-    texts: dict[str, Block] = {}
-    for block in blocks:
-        if extract.unresolved_include(block) is None:  # else the snippets failure is the block's only finding
-            texts[f"{block.page}#{block.index}"] = block
-    if not texts:
-        return findings
+    # (A block whose include did not resolve is not selected: the snippets
+    # failure is its only finding.)
+    texts: dict[str, Block] = {f"{block.page}#{block.index}": block for block in blocks}
     version, results = parse({key: b.text for key, b in texts.items()})
     for key, block in texts.items():
         result = results[key]

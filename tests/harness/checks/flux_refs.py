@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import coverage
 from harness.checks import flux_render
 from harness.model import Context, Finding, Origin, Outcome
 
@@ -160,6 +161,7 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
         findings.append(Finding(
             CHECK, Outcome.PASSED, Origin(f"{render.cluster}/flux-system", 1),
             f"{render.cluster}: {len(render.rendered)} Kustomizations, {len(render.objects)} objects; references hold",
+            covers=coverage.covers_of(obj.source_file for obj in render.objects),
         ))
     return findings
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from harness import build_cache, scratch, tools
-from harness.checks import flux_substitute, schemas, yaml_docs
+from harness import build_cache, coverage, scratch, tools
+from harness.checks import flux_substitute, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "kustomize-build"
@@ -234,6 +234,10 @@ def _validated_in_tree(root: Path, _stamp: tuple) -> frozenset[str]:
 
 
 def run(ctx: Context) -> list[Finding]:
+    # Imported here: what only reads the tree's kustomizations (the Flux
+    # checks, the site's checked-by marks) does without the schema libraries.
+    from harness.checks import schemas
+
     root = Path(ctx.root).resolve()
     flux = Path(ctx.flux_schemas) if ctx.flux_schemas else None
     directories = kustomization_dirs(root)
@@ -245,6 +249,7 @@ def run(ctx: Context) -> list[Finding]:
             for d in directories
         ]
     already = _validated_in_tree(root, yaml_docs.stamp(root))
+    index = yaml_docs.by_ident(root)
     built = build_many(root, directories)
     failed_dirs = {d for d, r in built.items() if r.error is not None}
     for directory, result in built.items():
@@ -270,7 +275,11 @@ def run(ctx: Context) -> list[Finding]:
                                     f"the output of `kustomize build {directory}` does not parse: {error.message}"))
             continue
         failed = False
+        covered = {kfile}
         for doc in docs:
+            if doc.is_object:
+                source = yaml_docs.source_of(root, doc.data, directory, index)
+                covered.add(source[0].path if source is not None else None)
             if not doc.is_object or _canonical(doc.data) in already:
                 continue
             result_of = schemas.validate(doc.data, flux)
@@ -290,5 +299,6 @@ def run(ctx: Context) -> list[Finding]:
                 ))
         if not failed:
             findings.append(Finding(CHECK, Outcome.PASSED, Origin(kfile, 1),
-                                    f"`kustomize build {directory}`: {len(docs)} objects"))
+                                    f"`kustomize build {directory}`: {len(docs)} objects",
+                                    covers=coverage.covers_of(covered)))
     return findings

@@ -19,8 +19,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import extract, scratch, tools, transcript
-from harness.model import Block, Context, Finding, Location, Mode, Outcome
+from harness import scratch, selection, tools, transcript
+from harness.model import Block, Context, Finding, Location, Outcome
 
 DEFAULT_TIMEOUT = 60
 # Variables that could lead a tool to a real cluster or to the user's config.
@@ -77,10 +77,14 @@ def execute(script: str, cwd: Path, env: dict[str, str], timeout: int, script_pa
 
 
 def run(ctx: Context, default_timeout: int = DEFAULT_TIMEOUT) -> list[Finding]:
+    # The local blocks (harness.selection: not one whose include did not
+    # resolve, whose snippets failure is its only finding, nor one whose
+    # metadata comment is invalid, which the metadata check fails), by page.
     by_page: dict[str, list[Block]] = {}
     for block in ctx.blocks:
         by_page.setdefault(block.page, []).append(block)
-    pages = [blocks for blocks in by_page.values() if any(b.mode is Mode.LOCAL for b in blocks)]
+    local = {(b.page, b.index) for b in selection.select("local", ctx.blocks)}
+    pages = [blocks for blocks in by_page.values() if any((b.page, b.index) in local for b in blocks)]
     # Pages are independent (one snapshot each) and mostly wait on
     # subprocesses: run two at a time.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -96,20 +100,16 @@ def run_page(ctx: Context, blocks: list[Block], default_timeout: int) -> list[Fi
         home.mkdir()
         env = environment(ctx.root, home)
         for block in blocks:
-            if block.mode is Mode.LOCAL:
+            if selection.applies("local", block):
                 findings.extend(run_block(block, blocks, tree, env, Path(tmp), default_timeout))
     return findings
 
 
 def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path, default_timeout: int):
-    expected = next((b for b in page_blocks if b.index == block.index + 1 and b.mode is Mode.OUTPUT), None)
-    if extract.unresolved_include(block) is not None:
-        return []  # the snippets failure is the block's only finding
-    if block.errors:
-        out = [Finding("local", Outcome.SKIPPED, block.location(0), "its metadata is invalid", block)]
-        if expected:
-            out.append(Finding("output", Outcome.SKIPPED, expected.location(0), "the block it shows did not run", expected))
-        return out
+    """Run one local block, and compare the output block after it, when
+    there is one (``harness.selection``: an ``output`` block right after)."""
+    expected = next((b for b in page_blocks if b.index == block.index + 1 and selection.applies("output", b, block)),
+                    None)
     timeout = int(block.options.get("timeout", default_timeout))
     script_path = tmp / f"block-{block.index}.sh"
     code, output = execute(block.text, tree, env, timeout, script_path)

@@ -34,10 +34,11 @@ import yaml
 from harness.checks import yaml_docs
 from harness.flux_schemas import missing_reason as flux_schemas_missing
 from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
+from harness.no_schema import NO_SCHEMA_FILE
+from harness.no_schema import reason as no_schema_reason
 
 CHECK = "schema"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
-NO_SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schemas" / "no-schema.yaml"
 MAX_ERRORS_PER_OBJECT = 8
 
 
@@ -139,23 +140,6 @@ def _flux_versions_of(folder: str, group: str, kind: str) -> tuple[str, ...]:
     return tuple(sorted(
         f"{group}/{p.stem[len(prefix):]}" for p in directory.glob(f"{prefix}*.json")
     ))
-
-
-# -- the list of kinds without a schema ----------------------------------------------
-
-
-@functools.lru_cache(maxsize=None)
-def _no_schema(path: str = str(NO_SCHEMA_FILE)) -> dict[tuple[str, str], str]:
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    listed = {}
-    for entry in data.get("kinds") or []:
-        listed[(entry["apiVersion"], entry["kind"])] = str(entry["reason"]).strip()
-    return listed
-
-
-def no_schema_reason(api_version: str, kind: str) -> str | None:
-    return _no_schema().get((api_version, kind))
 
 
 # -- validating one object -----------------------------------------------------------

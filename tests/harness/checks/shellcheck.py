@@ -17,11 +17,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import build_cache, extract, scratch
-from harness.metadata import SHELL_LANGS
-from harness.model import Block, Context, Finding, Location, Mode, Origin, Outcome
+from harness import build_cache, scratch, selection
+from harness.model import Block, Context, Finding, Location, Origin, Outcome
 
-CHECKED_MODES = {Mode.STATIC, Mode.LOCAL, Mode.CLUSTER}
+CHECK = "shellcheck"
 BLOCK_EXCLUDES = "SC2034,SC2154"
 SCRIPT_DIR = "snippets/"
 
@@ -62,7 +61,9 @@ def rc_files(root: Path) -> list[str]:
 
 
 def run(ctx: Context) -> list[Finding]:
-    blocks = [b for b in ctx.blocks if b.lang in SHELL_LANGS and b.mode in CHECKED_MODES]
+    # The shell blocks that run or are only linted (harness.selection); a
+    # block whose include did not resolve has the snippets failure alone.
+    blocks = selection.select(CHECK, ctx.blocks)
     script_names = [] if ctx.only_page else scripts(ctx.root)
     binary = shellcheck_binary()
     if binary is None:
@@ -71,8 +72,6 @@ def run(ctx: Context) -> list[Finding]:
             Finding("shellcheck", Outcome.SKIPPED, Origin(s, 1), reason) for s in script_names
         ]
     findings: list[Finding] = []
-    # A block whose include did not resolve has the snippets failure alone.
-    blocks = [b for b in blocks if extract.unresolved_include(b) is None]
     with tempfile.TemporaryDirectory(prefix="docs-test-shellcheck-") as tmp, ThreadPoolExecutor(2) as pool:
         files: dict[str, Block] = {}
         for block in blocks:

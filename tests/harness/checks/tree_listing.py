@@ -15,7 +15,8 @@ import fnmatch
 import re
 from pathlib import Path
 
-from harness.model import Block, Context, Finding, Mode, Outcome
+from harness import selection
+from harness.model import Block, Context, Finding, Outcome
 
 CHECK = "tree-listing"
 # An entry: the drawing, the connector, the name, then an optional # comment.
@@ -25,9 +26,8 @@ UNLISTED = {"README.md"}
 
 def run(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
-    for block in ctx.blocks:
-        if block.mode is Mode.TREE:
-            findings.extend(check_listing(ctx.root, block))
+    for block in selection.select(CHECK, ctx.blocks):  # the `test: tree` blocks
+        findings.extend(check_listing(ctx.root, block))
     return findings
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from harness.checks import flux_substitute
-from harness.model import Block, Location, Mode, Origin
+from harness.model import Block, Location, Origin
 
 # Top-level directories that are never part of the tree under test.
 SKIP_DIRS = {
@@ -236,11 +236,14 @@ def _by_ident(root: Path, _stamp_value: tuple) -> dict:
     return index
 
 
-def source_of(root: Path, data: dict, near: str = "") -> tuple[TreeFile, Doc] | None:
+def source_of(root: Path, data: dict, near: str = "", index: dict | None = None) -> tuple[TreeFile, Doc] | None:
     """The tree document a rendered object most likely came from: same kind and
-    name, preferring files under ``near``."""
+    name, preferring files under ``near``. ``index`` is ``by_ident(root)``, for
+    a caller that asks for many objects (it looks at the whole tree again
+    otherwise)."""
     meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    candidates = by_ident(root).get((str(data.get("kind")), str(meta.get("name"))), [])
+    index = by_ident(root) if index is None else index
+    candidates = index.get((str(data.get("kind")), str(meta.get("name"))), [])
     if not candidates:
         return None
     near = near.rstrip("/")
@@ -278,10 +281,10 @@ def block_docs(block: Block) -> BlockDocs:
 
 
 def manifest_blocks(blocks: list[Block]) -> list[BlockDocs]:
-    """The parsed documents of every ``test: manifests`` block, in page order.
-    A block whose include did not resolve is left out: the snippets check
-    reports that failure, and it is the only one the block has."""
-    from harness import extract
+    """The parsed documents of every ``test: manifests`` block, in page order
+    (``harness.selection``: a block whose include did not resolve is left
+    out; the snippets check reports that failure, and it is the only one the
+    block has)."""
+    from harness import selection
 
-    return [block_docs(block) for block in blocks
-            if block.mode is Mode.MANIFESTS and extract.unresolved_include(block) is None]
+    return [block_docs(block) for block in selection.select("yaml-parse", blocks)]

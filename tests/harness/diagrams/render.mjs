@@ -1,12 +1,19 @@
 // Open pages of the built site in headless Chromium and wait for every
-// diagram to be drawn; save a full-page screenshot of each page and one of
-// each diagram.
+// diagram to be drawn; save a full-page screenshot of each page, one of
+// each diagram, and one of each kind of checked-by mark (the line under a
+// code block, hooks/checked_by.py) with the end of the block above it.
 //
 //   node render.mjs NODE_MODULES_DIR < job.json  ->  results JSON on stdout
 //
 // job.json: {"chromium": PATH, "base": "http://127.0.0.1:PORT/", "outDir": DIR,
 //            "schemes": ["light", "dark"], "timeoutMs": 20000, "width": 1280,
 //            "pages": [{"page": "docs/x.md", "url": "x/", "shot": "x", "expected": N}]}
+//
+// A mark's kind is its class and the checks it names (data-checks): the
+// first mark of each kind on the site, per palette, is saved as
+// marks-SCHEME-N.png, and again at "phoneWidth" (when given) as
+// marks-phone-SCHEME-N.png; each page's result counts its code blocks and
+// marks.
 //
 // Material replaces each <pre class="mermaid"> with a <div class="mermaid">
 // and draws the diagram's <svg> into a closed shadow root of that div. An init
@@ -67,10 +74,38 @@ function measure() {
   return { left, contentWidth: Math.round(width), diagrams };
 }
 
+// In the page: the code blocks, the marks, and where each mark of a kind not
+// seen yet is, with the last part of the block above it and the start of
+// what follows (page coordinates), to judge it in its place.
+function marks(seen) {
+  const blocks = document.querySelectorAll(".md-content .highlight:not(.highlight .highlight), .md-content div.mermaid");
+  const found = [...document.querySelectorAll(".md-content .checked-by")];
+  const shots = [];
+  for (const mark of found) {
+    const kind = `${mark.className} [${mark.dataset.checks}]`;
+    if (seen.includes(kind)) continue;
+    seen.push(kind);
+    const above = mark.previousElementSibling;
+    const box = mark.getBoundingClientRect();
+    const top = above ? Math.max(above.getBoundingClientRect().top, box.top - 140) : box.top;
+    const content = document.querySelector(".md-content__inner").getBoundingClientRect();
+    shots.push({
+      kind,
+      text: [mark.querySelector(".checked-by__label"), ...mark.querySelectorAll("li, .checked-by__reason")]
+        .map((part) => part && part.textContent).filter(Boolean).join(" · ").replace(" · ", ": "),
+      clip: { x: Math.max(0, content.left - 8), y: top + window.scrollY - 8,
+              width: Math.min(content.width + 16, document.documentElement.clientWidth), height: box.bottom - top + 72 },
+    });
+  }
+  return { blocks: blocks.length, marks: found.length, shots };
+}
+
 const browser = await chromium.launch({ executablePath: job.chromium, args: FLAGS, headless: true });
 const results = [];
 try {
   for (const scheme of job.schemes) {
+    const seen = { wide: [], phone: [] };
+    const markShots = { wide: 0, phone: 0 };
     const context = await browser.newContext({
       viewport: { width: job.width || 1280, height: 900 },
       colorScheme: scheme === "dark" ? "dark" : "light",
@@ -122,6 +157,20 @@ try {
         const count = await hosts.count();
         for (let n = 0; n < count; n++) {
           await hosts.nth(n).screenshot({ path: join(job.outDir, `${entry.shot}-${scheme}-${n + 1}.png`) });
+        }
+        result.markShots = [];
+        const sizes = [["wide", job.width || 1280, `marks-${scheme}`]];
+        if (job.phoneWidth && job.phoneWidth !== job.width) sizes.push(["phone", job.phoneWidth, `marks-phone-${scheme}`]);
+        for (const [size, width, prefix] of sizes) {
+          if (size === "phone") await page.setViewportSize({ width, height: 844 });
+          const found = await page.evaluate(marks, seen[size]);
+          seen[size].push(...found.shots.map((shot) => shot.kind));
+          if (size === "wide") Object.assign(result, { blocks: found.blocks, marks: found.marks });
+          for (const shot of found.shots) {
+            const path = join(job.outDir, `${prefix}-${String(++markShots[size]).padStart(2, "0")}.png`);
+            await page.screenshot({ path, clip: shot.clip, fullPage: true });
+            result.markShots.push({ path, kind: shot.kind, text: shot.text, width });
+          }
         }
       } catch (error) {
         errors.push(String(error.message || error));
