@@ -161,6 +161,14 @@ def _diagram(block: Block, previous: Block | None) -> bool:
     return block.lang == diagrams.LANG and block.mode is Mode.NONE and resolved(block)
 
 
+def _workflow(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.WORKFLOW and resolved(block)
+
+
+def _hcl(block: Block, previous: Block | None) -> bool:
+    return block.mode is Mode.HCL and resolved(block)
+
+
 def _on_a_cluster(block: Block, previous: Block | None) -> bool:
     # As the cluster tier picks them (tests/cluster/scenarios/doc_blocks.py).
     return block.mode is Mode.CLUSTER
@@ -195,6 +203,10 @@ BLOCK_CHECKS: tuple[BlockCheck, ...] = (
     BlockCheck("shellcheck", "shellcheck", WHAT_IS_CHECKED, SHELL_TESTS + "test_shellcheck", applies=_linted),
     BlockCheck("cli-help", "flags of", WHAT_IS_CHECKED, SHELL_TESTS + "test_cli_flags_against_help",
                applies=_names_a_tool),
+    BlockCheck("actionlint", "actionlint", WHAT_IS_CHECKED, "test_workflows.py::test_workflows", applies=_workflow),
+    BlockCheck("workflow-pins", "tool versions against versions.yaml", WHAT_IS_CHECKED,
+               "test_workflows.py::test_workflows", applies=_workflow),
+    BlockCheck("hcl", "HCL parsed and formatted", WHAT_IS_CHECKED, "test_hcl.py::test_hcl_parses_and_is_formatted", applies=_hcl),
 )
 # Checks of a tree file as a whole: for a block that shows (part of) one, and
 # for the file's own view on the site (hooks/tree_views.py).

@@ -24,9 +24,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import build_cache, extract, scratch, tools
+from harness import build_cache, scratch, selection, tools
 from harness.checks import yaml_docs
-from harness.model import Block, Context, Finding, Location, Mode, Origin, Outcome
+from harness.model import Block, Context, Finding, Location, Origin, Outcome
 
 CHECK = "hcl"
 TOOL = "hclfmt"
@@ -48,7 +48,7 @@ def tree_files(root: Path) -> list[str]:
 
 
 def run(ctx: Context) -> list[Finding]:
-    blocks = [b for b in ctx.blocks if b.mode is Mode.HCL and extract.unresolved_include(b) is None]
+    blocks = selection.select(CHECK, ctx.blocks)
     files = [] if ctx.only_page else tree_files(ctx.root)
     binary = tools.find(TOOL)
     if binary is None:

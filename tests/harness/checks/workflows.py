@@ -27,10 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from harness import build_cache, extract, scratch, tools
+from harness import build_cache, scratch, selection, tools
 from harness.checks import shellcheck as shellcheck_check
 from harness.checks import yaml_docs
-from harness.model import PROJECT_ROOT, Block, Context, Finding, Location, Mode, Origin, Outcome
+from harness.model import PROJECT_ROOT, Block, Context, Finding, Location, Origin, Outcome
 
 CHECK = "actionlint"
 PINS = "workflow-pins"
@@ -51,7 +51,7 @@ def workflow_files(root: Path) -> list[str]:
 
 
 def run(ctx: Context) -> list[Finding]:
-    blocks = [b for b in ctx.blocks if b.mode is Mode.WORKFLOW and extract.unresolved_include(b) is None]
+    blocks = selection.select(CHECK, ctx.blocks)
     files = [] if ctx.only_page else workflow_files(ctx.root)
     findings = pins(ctx.root, files, blocks)
     binary = tools.find(TOOL)
