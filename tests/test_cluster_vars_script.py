@@ -104,6 +104,27 @@ def test_the_release_key_becomes_the_secret_the_platform_source_verifies_with(tm
     assert "name: platform-release-key" in platform, "clusters/staging/platform.yaml verifies with another Secret"
 
 
+def test_the_slack_webhook_becomes_the_secret_the_alerts_provider_reads(tmp_path: Path) -> None:
+    url = "https://hooks.example.test/services/T000/B000/throwaway"
+    proc = cluster_vars(tmp_path, "production", "--context", CONTEXT, SLACK_WEBHOOK_URL=url)
+    assert proc.returncode == 0, proc.stderr
+    secret = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
+    assert secret["kind"] == "Secret" and secret["metadata"] == {"name": "alerts-slack", "namespace": "flux-system"}
+    assert base64.b64decode(secret["data"]["address"]).decode() == url
+    assert url not in proc.stdout + proc.stderr, "the webhook URL is a credential: never printed"
+    assert "secret flux-system/alerts-slack" in proc.stdout
+    for cluster in ("staging", "production"):
+        provider = (PROJECT_ROOT / f"clusters/{cluster}/alerts.yaml").read_text(encoding="utf-8")
+        assert "name: alerts-slack" in provider, f"clusters/{cluster}/alerts.yaml reads another Secret"
+
+
+def test_refuses_a_slack_webhook_that_is_not_https(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, SLACK_WEBHOOK_URL="http://hooks.example.test/x")
+    assert proc.returncode == 1 and "SLACK_WEBHOOK_URL must be an https:// URL" in proc.stderr
+    assert "hooks.example.test" not in proc.stderr
+    assert not (tmp_path / "applied.yaml").exists()
+
+
 def test_refuses_a_private_key_as_the_release_key(tmp_path: Path) -> None:
     key = tmp_path / "cosign.key"
     key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n", encoding="utf-8")
