@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from harness.checks import flux_bootstrap, flux_render, procedures, reference_table
+from harness.model import Origin
 
 BUILTINS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "kubernetes-builtins.yaml"
 KUBERNETES = "Kubernetes itself"
@@ -53,13 +54,23 @@ class Inventory:
     scoped_kinds: set[str] = field(default_factory=set)  # cluster-scoped (any group)
     scoped_crds: set[tuple[str, str]] = field(default_factory=set)  # (group, kind) of cluster-scoped CRDs
     flags: dict[str, dict[str, flux_bootstrap.FlagSetting]] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)  # sources that could not be read, and why
+    # Sources that could not be read: (why, the namespace whose objects they
+    # would make or None for any namespace, the tree line it is about). A
+    # chart installs into its release's namespace and makes cluster-scoped
+    # objects.
+    unknown: list[tuple[str, str | None, Origin]] = field(default_factory=list)
     failures: list[tuple] = field(default_factory=list)  # (Origin, message) found on the way
 
     def cluster_scoped(self, group: str | None, kind: str) -> bool:
         if kind in self.scoped_kinds:
             return True
         return any(k == kind and (group is None or g == group) for g, k in self.scoped_crds)
+
+    def unknown_for(self, namespace: str | None) -> list[str]:
+        """Why an object in ``namespace`` (None: cluster-scoped) may exist
+        although no source that could be read makes it."""
+        return list(dict.fromkeys(why for why, where, _line in self.unknown
+                                  if where is None or namespace is None or where == namespace))
 
     def namespace_for(self, group: str | None, kind: str, namespace: str | None) -> str | None:
         return None if self.cluster_scoped(group, kind) else (namespace or "default")
@@ -118,11 +129,11 @@ def _crd_scope(data: dict) -> tuple[str, str] | None:
     return None
 
 
-def build(root: Path, render: flux_render.ClusterRender,
-          charts: list[tuple[dict, Source]] | None = None, charts_unknown: list[str] | None = None) -> Inventory:
+def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict, Source]] | None = None,
+          charts_unknown: list[tuple[str, str | None, Origin]] | None = None) -> Inventory:
     """What ``render.cluster`` will have. ``charts``: the objects its
     HelmReleases' charts render, each with its source (``helm_charts``);
-    ``charts_unknown``: why some charts' objects are not known."""
+    ``charts_unknown``: (why, namespace) of charts whose objects are not known."""
     root = Path(root).resolve()
     table = reference_table.load()
     inv = Inventory(render.cluster, scoped_kinds=set(table.cluster_scoped))
@@ -130,7 +141,9 @@ def build(root: Path, render: flux_render.ClusterRender,
     boot = flux_bootstrap.for_cluster(root, render.cluster)
     charts = charts or []
     if boot.reason:
-        inv.unknown.append(boot.reason)
+        inv.unknown.append((boot.reason, None, Origin(f"{render.cluster}/flux-system/kustomization.yaml", 1)))
+    inv.unknown += [(f"what some Kustomizations apply is not known ({issue.message})", None, issue.where)
+                    for issue in render.issues if issue.skipped]
     if boot.failure:
         inv.failures.append(boot.failure)
     inv.unknown += charts_unknown or []

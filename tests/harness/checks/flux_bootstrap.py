@@ -185,7 +185,12 @@ def _for_cluster(root: Path, cluster: str, _stamp: tuple, flux: str | None, kust
     return boot
 
 
+@functools.lru_cache(maxsize=16)
+def _tool(name: str, root: Path) -> str | None:
+    return tools.find(name, root)
+
+
 def for_cluster(root: Path, cluster: str) -> Bootstrap:
     """What bootstrap gives ``cluster`` (``clusters/<name>``), kept per tree content."""
     root = Path(root).resolve()
-    return _for_cluster(root, cluster, yaml_docs.stamp(root), tools.find("flux", root), tools.find("kustomize", root))
+    return _for_cluster(root, cluster, yaml_docs.stamp(root), _tool("flux", root), _tool("kustomize", root))

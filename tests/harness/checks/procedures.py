@@ -39,7 +39,6 @@ TOOL_WORD = re.compile(r"^\$\{?\w+(?::?-(?P<default>[\w./-]+))?\}?$")
 CREATE_KINDS = {"secret": "Secret", "configmap": "ConfigMap", "cm": "ConfigMap", "namespace": "Namespace",
                 "ns": "Namespace", "serviceaccount": "ServiceAccount", "sa": "ServiceAccount"}
 TOOLS = re.compile(r"kubectl|KUBECTL|flux|FLUX")
-WORD_LINE = re.compile(r"^\s*[A-Za-z_]\w*\s*$")
 APPLY = re.compile(r"\bapply\b|\bcreate\b[^\n]*\s-f\b")
 
 
@@ -159,14 +158,30 @@ def _flag_values(words: list[str]) -> tuple[dict[str, str | None], list[str]]:
     return flags, rest
 
 
+def _tool_lines(lines: list[str]):
+    """(first line, text) of each command line that may run kubectl or flux,
+    continuation lines joined, here-document bodies left out."""
+    i = 0
+    while i < len(lines):
+        start, joined = i, lines[i]
+        while joined.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            joined = joined[:-1] + " " + lines[i]
+        i += 1
+        heredoc = HEREDOC.search(joined)
+        if heredoc and "<<<" not in joined[max(0, heredoc.start() - 1):heredoc.start() + 3]:
+            while i < len(lines) and lines[i].strip() != heredoc.group("word"):
+                i += 1
+            i += 1
+        if TOOLS.search(joined):
+            yield start, joined
+
+
 def _commands(lines: list[str], rel: str) -> tuple[list[Made], list[BootstrapCall]]:
     made: list[Made] = []
     boots: list[BootstrapCall] = []
-    # Only the lines that may run kubectl or flux are read as commands (with
-    # the lines that start or may end a here-document, or continue a command).
-    kept = [line if TOOLS.search(line) or HEREDOC.search(line) or WORD_LINE.match(line) or line.endswith("\\")
-            or (n and lines[n - 1].endswith("\\")) else "" for n, line in enumerate(lines)]
-    for offset, words in cli_help.commands("\n".join(kept)):
+    found = [(start, words) for start, line in _tool_lines(lines) for _offset, words in cli_help.commands(line)]
+    for offset, words in found:
         while words and (re.match(r"^[A-Za-z_]\w*=", words[0]) or words[0] in cli_help.PREFIXES):
             words = words[1:]
         if not words:

@@ -71,12 +71,16 @@ def _hint(inv: cluster_inventory.Inventory, ref: reference_table.Reference, name
     hints = []
     if namespace is not None:
         for other_ns, sources in inv.elsewhere(ref.group, ref.kind, name):
-            if other_ns != namespace:
-                where = "names" if ref.names_namespace else "always names one in the referring object's namespace"
-                if ref.names_namespace:
-                    where = f"names one in {namespace}"
-                hints.append(f"{ref.kind} {other_ns}/{name} exists ({_sources(sources)}), but the field {where}")
-                break
+            if other_ns == namespace:
+                continue
+            if ref.entry.namespace_from is None:
+                how = "always names one in the referring object's namespace"
+            elif ref.names_namespace:
+                how = f"names the namespace {namespace}"
+            else:
+                how = "names no namespace, which means the referring object's"
+            hints.append(f"{ref.kind} {other_ns}/{name} exists ({_sources(sources)}), but the field {how}")
+            break
     for close, sources in inv.similar(ref.group, ref.kind, namespace, name):
         hints.append(f"did you mean {_show(ref.group, ref.kind, namespace, close)} ({_sources(sources)})?")
         break
@@ -98,8 +102,12 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
             others: dict[str, cluster_inventory.Inventory], stats: Counter) -> list[Result]:
     """Every reference of ``referrer`` against what the cluster will have."""
     results = []
+    group = reference_table.group_of(referrer.data.get("apiVersion"))
+    cluster_scoped = inv.cluster_scoped(group, str(referrer.data.get("kind")))
     for ref in reference_table.references_of(referrer.data):
         entry = ref.entry
+        if cluster_scoped and entry.field == ("metadata", "namespace"):
+            continue  # the API server ignores the namespace of a cluster-scoped object
         controller = entry.controller
         flags = inv.flags.get(controller or "", {})
         name = ref.name
@@ -180,6 +188,19 @@ def _tree_referrers(render: flux_render.ClusterRender) -> list[Referrer]:
     return out
 
 
+def _chart_referrers(inv: cluster_inventory.Inventory, charts: helm_charts.ChartRender) -> list[Referrer]:
+    """The objects the charts render, each in the release's namespace
+    unless its kind has none."""
+    out = []
+    for obj in charts.objects:
+        data, shown = obj.data, obj.shown
+        if inv.cluster_scoped(reference_table.group_of(data.get("apiVersion")), str(data.get("kind"))):
+            data = {**data, "metadata": {k: v for k, v in data["metadata"].items() if k != "namespace"}}
+            shown = f"{data.get('kind')} {data['metadata'].get('name')}"
+        out.append(Referrer(data, shown, obj.locate, obj.context))
+    return out
+
+
 def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) -> list[Finding]:
     charts = {cluster: helm_charts.render(root, render) for cluster, render in renders.items()}
     inventories = {}
@@ -195,8 +216,7 @@ def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) ->
         results: list[Result] = []
         for where, message in inv.failures:
             results.append(Result(where, message, Outcome.FAILED))
-        referrers = _tree_referrers(render) + [Referrer(o.data, o.shown, o.locate, o.context)
-                                               for o in charts[cluster].objects]
+        referrers = _tree_referrers(render) + _chart_referrers(inv, charts[cluster])
         for referrer in referrers:
             results += resolve(inv, referrer, inventories, stats)
         results += _flag_references(inv, root, cluster, stats)
