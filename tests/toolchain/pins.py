@@ -18,7 +18,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-# The tiers a tool serves: the offline tier needs kustomize and the flux CLI;
+# The tiers a tool serves: the offline tier needs kustomize, the flux CLI and helm;
 # the cluster tier on kind needs kind, on kwok the control plane and the rest.
 TIERS = ("offline", "kind", "kwok")
 
