@@ -167,7 +167,7 @@ def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict
             inv.add(*identity, Source("bootstrap", boot.installed_by))
     if boot.secret is not None:
         made = boot.secret
-        inv.add(made.group, made.kind, made.namespace, made.name, Source("bootstrap", f"{made.where}: {made.how}"))
+        inv.add(made.group, made.kind, made.namespace, made.name, Source("bootstrap", f"{made.where} {made.how}"))
     for obj in render.objects:
         identity = _identity(obj.data)
         if identity:
@@ -178,7 +178,7 @@ def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict
         if identity:
             inv.add(*identity, source)
     for made in procedures.read(root).made:
-        inv.add(made.group, made.kind, made.namespace, made.name, Source("procedure", f"{made.where}: {made.how}"))
+        inv.add(made.group, made.kind, made.namespace, made.name, Source("procedure", f"{made.where} {made.how}"))
     makers = [(o.data, f"{o.kind} {o.namespace}/{o.name} ({o.origin})") for o in render.objects]
     for data, source in charts:
         identity = _identity(data)

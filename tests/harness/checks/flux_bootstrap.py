@@ -181,7 +181,7 @@ def _for_cluster(root: Path, cluster: str, _stamp: tuple, flux: str | None, kust
         namespace = call.flags.get("namespace") or call.flags.get("n") or _help_default(command, "namespace")
         if secret and namespace:
             boot.secret = procedures.Made("", "Secret", namespace, secret, call.where,
-                                          f"`flux {' '.join(command)}` stores the credentials for the repository in it")
+                                          f"runs `flux {' '.join(command)}`, which stores the repository's credentials in it")
     return boot
 
 

@@ -290,23 +290,28 @@ def _value_path(values: Any, wanted: str, path: list) -> list | None:
     return None
 
 
+def _at(data: Any, path: list) -> Any:
+    for step in path:
+        if isinstance(data, dict) and step in data:
+            data = data[step]
+        elif isinstance(data, list) and isinstance(step, int) and step < len(data):
+            data = data[step]
+        else:
+            return None
+    return data
+
+
 def _locator(release: flux_render.Applied, data: dict) -> Callable[[list], Origin]:
     """A field of a rendered object -> the HelmRelease line whose value it
-    shows (the value equal to the name it holds), else the release's values."""
-    spec = release.data.get("spec") or {}
+    shows (a value equal to the name the field holds), else the release's
+    values."""
+    values = (release.data.get("spec") or {}).get("values")
 
     def locate(path: list) -> Origin:
-        node: Any = data
-        for step in path:
-            node = node[step] if isinstance(node, (dict, list)) and (
-                (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int)
-                                                              and step < len(node))) else None
+        node = _at(data, path)
         name = node.get("name") if isinstance(node, dict) else node
-        if name is not None and spec.get("values"):
-            found = _value_path(spec["values"], str(name), ["spec", "values"])
-            if found is not None:
-                return release.field(found)
-        return release.field(["spec", "values"] if spec.get("values") else ["spec", "chartRef"])
+        found = _value_path(values, str(name), ["spec", "values"]) if values and name is not None else None
+        return release.field(found or (["spec", "values"] if values else ["spec", "chartRef"]))
 
     return locate
 

@@ -51,7 +51,7 @@ class Made:
     namespace: str | None  # None: cluster-scoped (or the command names none)
     name: str
     where: Origin  # the script line that makes it
-    how: str  # for messages
+    how: str  # for messages: "snippets/x.sh:12 <how>"
 
 
 @dataclass(frozen=True)
@@ -195,9 +195,9 @@ def _commands(lines: list[str], rel: str) -> tuple[list[Made], list[BootstrapCal
             name = rest[3] if kind == "Secret" and len(rest) > 3 else rest[2]
             if _literal(name):
                 made.append(Made("", kind, None if kind == "Namespace" else (namespace or "default"), name, where,
-                                 f"`kubectl create {rest[1]}`"))
+                                 f"runs `kubectl create {rest[1]}`"))
         elif tool == "flux" and len(rest) >= 4 and rest[:2] == ["create", "secret"] and _literal(rest[3]):
-            made.append(Made("", "Secret", namespace or "flux-system", rest[3], where, "`flux create secret`"))
+            made.append(Made("", "Secret", namespace or "flux-system", rest[3], where, "runs `flux create secret`"))
         elif tool == "flux" and rest[:1] == ["bootstrap"]:
             boots.append(BootstrapCall(where, tuple(rest[:2]), {k: v for k, v in flags.items() if v is not None}))
     return made, boots

@@ -79,23 +79,23 @@ def _hint(inv: cluster_inventory.Inventory, ref: reference_table.Reference, name
                 how = f"names the namespace {namespace}"
             else:
                 how = "names no namespace, which means the referring object's"
-            hints.append(f"{ref.kind} {other_ns}/{name} exists ({_sources(sources)}), but the field {how}")
+            hints.append(f"{ref.kind} {other_ns}/{name} exists ({_sources(sources)}), but the field {how}.")
             break
     for close, sources in inv.similar(ref.group, ref.kind, namespace, name):
-        hints.append(f"did you mean {_show(ref.group, ref.kind, namespace, close)} ({_sources(sources)})?")
+        hints.append(f"Did you mean {_show(ref.group, ref.kind, namespace, close)} ({_sources(sources)})?")
         break
     having = [c for c, other in others.items() if other is not inv and other.find(ref.group, ref.kind, namespace, name)]
     if having:
-        hints.append(f"{', '.join(having)} {'has' if len(having) == 1 else 'have'} it")
-    return "; ".join(hints)
+        hints.append(f"The cluster{'s' if len(having) > 1 else ''} {', '.join(having)} {'has' if len(having) == 1 else 'have'} it.")
+    return " ".join(hints)
 
 
 def _advice(kind: str) -> str:
     if kind == "Secret":
-        return ("make it in the procedure that prepares the cluster (a script in snippets/, as "
+        return ("Make it in the procedure that prepares the cluster (a script in snippets/, as "
                 "snippets/cluster-vars.sh makes the release key's Secret; never commit it in plain text), "
-                "or fix the name")
-    return "add it to the tree (or to a procedure in snippets/ that prepares the cluster), or fix the name"
+                "or fix the name.")
+    return "Add it to the tree (or to a procedure in snippets/ that prepares the cluster), or fix the name."
 
 
 def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
@@ -129,8 +129,8 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
             stats["refused"] += 1
             results.append(Result(where, (
                 f"{referrer.shown}{referrer.context}: {entry.shown} names {target}, in another namespace, and "
-                f"{controller} runs with --{LOCKDOWN_FLAG}=true ({lockdown.where}), so it refuses the reference; "
-                f"keep the {ref.kind} in {own_namespace}, or the {referrer.shown.split()[0]} in {namespace}"),
+                f"{controller} runs with --{LOCKDOWN_FLAG}=true ({lockdown.where}), so it refuses the reference. "
+                f"Keep the {ref.kind} in {own_namespace}, or the {referrer.shown.split()[0]} in {namespace}."),
                 Outcome.FAILED))
             continue
         sources = inv.find(ref.group, ref.kind, namespace, name)
@@ -142,8 +142,8 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
             continue
         hint = _hint(inv, ref, namespace, name, others)
         what = implicit or f"{entry.shown} names "
-        message = (f"{referrer.shown}{referrer.context}: {what}{target}, which the cluster never has ({NOWHERE})"
-                   + (f"; {hint}" if hint else "") + f"; {_advice(ref.kind)}")
+        message = (f"{referrer.shown}{referrer.context}: {what}{target}, which the cluster never has ({NOWHERE})."
+                   + (f" {hint}" if hint else "") + f" {_advice(ref.kind)}")
         unknown = inv.unknown_for(namespace)
         if unknown:
             stats["not known"] += 1
@@ -171,7 +171,7 @@ def _flag_references(inv: cluster_inventory.Inventory, root: Path, cluster: str,
         stats["missing"] += 1
         results.append(Result(where, (
             f"{flag.controller} runs with --{flag.flag}={setting.value}, which names "
-            f"{flag.kind} {namespace}/{setting.value}, and the cluster never has it ({NOWHERE}); "
+            f"{flag.kind} {namespace}/{setting.value}, and the cluster never has it ({NOWHERE}). "
             f"{_advice(flag.kind)}"), Outcome.FAILED))
     return results
 
