@@ -36,6 +36,7 @@ from harness.model import Origin
 BUILTINS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "kubernetes-builtins.yaml"
 KUBERNETES = "Kubernetes itself"
 BOOTSTRAP = "bootstrap"  # flux_render's ``by`` for the objects of flux-system/
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class Inventory:
 @functools.lru_cache(maxsize=2)
 def _builtins(path: str = str(BUILTINS_FILE)) -> dict:
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return yaml.load(handle, Loader=_Loader) or {}
 
 
 def _identity(data: dict) -> tuple[str, str, str | None, str] | None:

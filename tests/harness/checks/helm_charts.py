@@ -59,6 +59,7 @@ class ChartObject:
     shown: str  # "Certificate podinfo/podinfo"
     locate: Callable[[list], Origin]  # a field of the object -> the HelmRelease line that leads to it
     context: str  # " (rendered by chart podinfo of HelmRelease podinfo/podinfo, podinfo/templates/...)"
+    release_namespace: str  # where the release installs (the HelmRelease's own references name it)
 
 
 @dataclass
@@ -83,7 +84,7 @@ class ChartSources:
 @functools.lru_cache(maxsize=4)
 def _versions(root: Path) -> dict:
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return yaml.load(handle, Loader=_Loader) or {}
 
 
 def chart_sources(root: Path) -> dict[str, ChartSources]:
@@ -354,7 +355,7 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
             context = f" (rendered by the chart {chart} of {shown}, {item['template']})"
             result.objects.append(ChartObject(data, Source("chart", where),
                                               f"{data.get('kind')} {ns + '/' if ns else ''}{meta.get('name')}",
-                                              _locator(release, data), context))
+                                              _locator(release, data), context, plan.namespace))
     return result
 
 

@@ -20,6 +20,7 @@ import yaml
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "schemas" / "references.yaml"
 EACH = "[]"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _field(raw: dict, prefix: tuple[str, ...] = (), controller: str | None = Non
 def load(path: str = str(TABLE_FILE)) -> Table:
     """The table (read once per process)."""
     with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        data = yaml.load(handle, Loader=_Loader) or {}
     pod_spec = data.get("pod_spec") or []
     kinds: dict[tuple[str, str], KindEntry] = {}
     for entry in data.get("kinds") or []:
@@ -209,7 +210,9 @@ def _references(data: dict, entry: Field, own_namespace: str) -> Iterator[Refere
         checked, group = _target_group(entry, value, str(kind))
         if not checked:
             continue
-        yield Reference(path, str(kind), group, str(name), str(namespace or own_namespace), bool(namespace),
+        # A mapping's line is its name's: that is where a wrong name is fixed.
+        at = path + (entry.name,) if isinstance(value, dict) else path
+        yield Reference(at, str(kind), group, str(name), str(namespace or own_namespace), bool(namespace),
                         optional, entry)
     if not found and entry.default_flag and (not entry.when or _get(data, entry.when)):
         # The field is absent: the controller falls back to one of its flags.

@@ -49,6 +49,9 @@ class Referrer:
     shown: str  # "Kustomization flux-system/apps"
     locate: object  # path -> Origin
     context: str = ""  # for a chart's object: which release and template
+    # For a chart's object: the namespace its release installs into, which
+    # the HelmRelease's own references already name (not repeated per object).
+    release_namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
     cluster_scoped = inv.cluster_scoped(group, str(referrer.data.get("kind")))
     for ref in reference_table.references_of(referrer.data):
         entry = ref.entry
-        if cluster_scoped and entry.field == ("metadata", "namespace"):
-            continue  # the API server ignores the namespace of a cluster-scoped object
+        if entry.field == ("metadata", "namespace") and (cluster_scoped or ref.name == referrer.release_namespace):
+            continue  # the API server ignores it, or the HelmRelease's own reference names it
         controller = entry.controller
         flags = inv.flags.get(controller or "", {})
         name = ref.name
@@ -120,14 +123,13 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
             implicit = (f"names no {entry.shown}, so {controller} uses --{entry.default_flag}={name} "
                         f"({setting.where}): ")
         namespace = inv.namespace_for(ref.group, ref.kind, ref.namespace)
-        where = referrer.locate(list(ref.path))
         target = _show(ref.group, ref.kind, namespace, name)
         own_namespace = str((referrer.data.get("metadata") or {}).get("namespace") or "default")
         lockdown = flags.get(LOCKDOWN_FLAG)
         if (entry.lockdown and namespace is not None and namespace != own_namespace and lockdown is not None
                 and lockdown.value == "true"):
             stats["refused"] += 1
-            results.append(Result(where, (
+            results.append(Result(referrer.locate(list(ref.path)), (
                 f"{referrer.shown}{referrer.context}: {entry.shown} names {target}, in another namespace, and "
                 f"{controller} runs with --{LOCKDOWN_FLAG}=true ({lockdown.where}), so it refuses the reference. "
                 f"Keep the {ref.kind} in {own_namespace}, or the {referrer.shown.split()[0]} in {namespace}."),
@@ -147,11 +149,11 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
         unknown = inv.unknown_for(namespace)
         if unknown:
             stats["not known"] += 1
-            results.append(Result(where, f"cannot tell whether {referrer.shown} finds {target}: "
+            results.append(Result(referrer.locate(list(ref.path)), f"cannot tell whether {referrer.shown} finds {target}: "
                                          f"{'; '.join(unknown)}", Outcome.SKIPPED))
             continue
         stats["missing"] += 1
-        results.append(Result(where, message, Outcome.FAILED))
+        results.append(Result(referrer.locate(list(ref.path)), message, Outcome.FAILED))
     return results
 
 
@@ -197,7 +199,7 @@ def _chart_referrers(inv: cluster_inventory.Inventory, charts: helm_charts.Chart
         if inv.cluster_scoped(reference_table.group_of(data.get("apiVersion")), str(data.get("kind"))):
             data = {**data, "metadata": {k: v for k, v in data["metadata"].items() if k != "namespace"}}
             shown = f"{data.get('kind')} {data['metadata'].get('name')}"
-        out.append(Referrer(data, shown, obj.locate, obj.context))
+        out.append(Referrer(data, shown, obj.locate, obj.context, obj.release_namespace))
     return out
 
 
