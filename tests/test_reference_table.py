@@ -80,7 +80,8 @@ def test_every_table_entry_is_well_formed():
 def test_kubernetes_builtins_are_the_default_rbac_policy():
     builtins = cluster_inventory._builtins()
     source = builtins["source"]
-    version = yaml.safe_load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))["tools"]["kubernetes"]["version"]
+    pins = yaml.safe_load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))
+    version = pins["tools"]["kubernetes"]["version"]
     module = helm_charts.module_dir(source["module"], version)
     if module is None:
         pytest.skip(f"{source['module']}@{version} is not in the Go module cache (`nox -s tools -- kubernetes` "

@@ -34,7 +34,8 @@ from mutations import fixture
 
 PAGE = "docs/references.md"
 PLATFORM, ALERTS, ACCOUNTS = "clusters/test/platform.yaml", "clusters/test/alerts.yaml", "platform/accounts.yaml"
-RELEASE, FLUX_SYSTEM, PREPARE = "apps/release.yaml", "clusters/test/flux-system/kustomization.yaml", "snippets/prepare.sh"
+RELEASE, PREPARE = "apps/release.yaml", "snippets/prepare.sh"
+FLUX_SYSTEM = "clusters/test/flux-system/kustomization.yaml"
 
 FILES = {
     "clusters/test/flux-system/gotk-components.yaml": "# replaced by flux bootstrap\n",
@@ -469,7 +470,8 @@ ONE_RUN = [
       "spec.issuerRef names ClusterIssuer selfsigned", "Did you mean ClusterIssuer self-signed")),
     # an Alert naming a Provider of another namespace
     ((ALERTS, "  name: team\n  namespace: flux-system\n", "  name: team\n  namespace: web\n"),
-     (ALERTS, "providerRef: > name: team", "spec.providerRef names Provider flux-system/team", "Provider web/team exists",
+     (ALERTS, "providerRef: > name: team", "spec.providerRef names Provider flux-system/team",
+      "Provider web/team exists",
       "always names one in the referring object's namespace")),
     # an event source in another namespace: it exists, and the lockdown refuses it
     ((ALERTS, "    - kind: Kustomization\n      name: apps\n",
@@ -511,7 +513,8 @@ FLAGS_AND_PROCEDURES = [
      (RELEASE, "targetNamespace: website", "spec.targetNamespace names Namespace website")),
     # a required substitution source nobody makes (an optional one is no failure)
     ((PLATFORM, "        name: cluster-vars\n", "        name: cluster-variables\n"),
-     (PLATFORM, "name: cluster-variables", "spec.postBuild.substituteFrom[] names ConfigMap flux-system/cluster-variables")),
+     (PLATFORM, "name: cluster-variables",
+      "spec.postBuild.substituteFrom[] names ConfigMap flux-system/cluster-variables")),
 ]
 
 

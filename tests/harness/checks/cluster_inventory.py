@@ -55,6 +55,7 @@ class Inventory:
     scoped_kinds: set[str] = field(default_factory=set)  # cluster-scoped (any group)
     scoped_crds: set[tuple[str, str]] = field(default_factory=set)  # (group, kind) of cluster-scoped CRDs
     flags: dict[str, dict[str, flux_bootstrap.FlagSetting]] = field(default_factory=dict)
+    controllers_namespace: str = "flux-system"  # where bootstrap installs the controllers
     # Sources that could not be read: (why, the namespace whose objects they
     # would make or None for any namespace, the tree line it is about). A
     # chart installs into its release's namespace and makes cluster-scoped
@@ -149,6 +150,9 @@ def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict
         inv.failures.append(boot.failure)
     inv.unknown += charts_unknown or []
     inv.flags = boot.flags
+    inv.controllers_namespace = next((str(o["metadata"].get("namespace")) for o in boot.objects
+                                      if o.get("kind") == "Deployment" and o["metadata"].get("namespace")),
+                                     inv.controllers_namespace)
 
     # Scopes first: a CRD says whether its objects have a namespace.
     for data in [*boot.objects, *(o.data for o in render.objects), *(d for d, _ in charts)]:

@@ -146,7 +146,7 @@ def _for_cluster(root: Path, cluster: str, _stamp: tuple, flux: str | None, kust
     args = tuple(_install_args(call))
     text = install_text(flux, args)
     version = tools.pins(root).get("flux", {}).get("version", "")
-    installed_by = f"`flux install --export{' ' + ' '.join(args) if args else ''}` of the pinned flux {version}".rstrip()
+    installed_by = f"`flux install --export{''.join(' ' + a for a in args)}` of the pinned flux {version}"
     if call is not None:
         installed_by += f", as {call.where} bootstraps"
     if text is None:
@@ -180,8 +180,8 @@ def _for_cluster(root: Path, cluster: str, _stamp: tuple, flux: str | None, kust
         secret = call.flags.get("secret-name") or _help_default(command, "secret-name")
         namespace = call.flags.get("namespace") or call.flags.get("n") or _help_default(command, "namespace")
         if secret and namespace:
-            boot.secret = procedures.Made("", "Secret", namespace, secret, call.where,
-                                          f"runs `flux {' '.join(command)}`, which stores the repository's credentials in it")
+            how = f"runs `flux {' '.join(command)}`, which stores the repository's credentials in it"
+            boot.secret = procedures.Made("", "Secret", namespace, secret, call.where, how)
     return boot
 
 

@@ -349,7 +349,8 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
             if meta is None:
                 continue
             if meta.get("name") and not meta.get("namespace") and data.get("kind") != "CustomResourceDefinition":
-                meta["namespace"] = plan.namespace  # Helm installs into the release namespace (cluster-scoped kinds ignore it)
+                # Helm installs into the release namespace (cluster-scoped kinds ignore it).
+                meta["namespace"] = plan.namespace
             where = f"chart {chart} of {shown} ({release.origin}), {item['template']}"
             ns = meta.get("namespace")
             context = f" (rendered by the chart {chart} of {shown}, {item['template']})"

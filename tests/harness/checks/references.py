@@ -87,9 +87,12 @@ def _hint(inv: cluster_inventory.Inventory, ref: reference_table.Reference, name
     for close, sources in inv.similar(ref.group, ref.kind, namespace, name):
         hints.append(f"Did you mean {_show(ref.group, ref.kind, namespace, close)} ({_sources(sources)})?")
         break
-    having = [c for c, other in others.items() if other is not inv and other.find(ref.group, ref.kind, namespace, name)]
-    if having:
-        hints.append(f"The cluster{'s' if len(having) > 1 else ''} {', '.join(having)} {'has' if len(having) == 1 else 'have'} it.")
+    having = [c.removeprefix("clusters/") for c, other in others.items()
+              if other is not inv and other.find(ref.group, ref.kind, namespace, name)]
+    if len(having) == 1:
+        hints.append(f"The cluster {having[0]} has it.")
+    elif having:
+        hints.append(f"The clusters {', '.join(having)} have it.")
     return " ".join(hints)
 
 
@@ -142,29 +145,30 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
         if ref.optional:
             stats["optional, absent"] += 1
             continue
-        hint = _hint(inv, ref, namespace, name, others)
-        what = implicit or f"{entry.shown} names "
-        message = (f"{referrer.shown}{referrer.context}: {what}{target}, which the cluster never has ({NOWHERE})."
-                   + (f" {hint}" if hint else "") + f" {_advice(ref.kind)}")
+        where = referrer.locate(list(ref.path))
         unknown = inv.unknown_for(namespace)
         if unknown:
             stats["not known"] += 1
-            results.append(Result(referrer.locate(list(ref.path)), f"cannot tell whether {referrer.shown} finds {target}: "
+            results.append(Result(where, f"cannot tell whether {referrer.shown} finds {target}: "
                                          f"{'; '.join(unknown)}", Outcome.SKIPPED))
             continue
+        hint = _hint(inv, ref, namespace, name, others)
+        what = implicit or f"{entry.shown} names "
         stats["missing"] += 1
-        results.append(Result(referrer.locate(list(ref.path)), message, Outcome.FAILED))
+        results.append(Result(where, (
+            f"{referrer.shown}{referrer.context}: {what}{target}, which the cluster never has ({NOWHERE})."
+            + (f" {hint}" if hint else "") + f" {_advice(ref.kind)}"), Outcome.FAILED))
     return results
 
 
-def _flag_references(inv: cluster_inventory.Inventory, root: Path, cluster: str, stats: Counter) -> list[Result]:
+def _flag_references(inv: cluster_inventory.Inventory, cluster: str, stats: Counter) -> list[Result]:
     """Controller flags that name an object in the controllers' namespace."""
     results = []
     for flag in reference_table.load().controller_flags:
         setting = inv.flags.get(flag.controller, {}).get(flag.flag)
         if setting is None or not setting.value:
             continue
-        namespace = "flux-system"
+        namespace = inv.controllers_namespace
         if inv.find(flag.group, flag.kind, namespace, setting.value):
             stats["flags"] += 1
             continue
@@ -221,7 +225,7 @@ def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) ->
         referrers = _tree_referrers(render) + _chart_referrers(inv, charts[cluster])
         for referrer in referrers:
             results += resolve(inv, referrer, inventories, stats)
-        results += _flag_references(inv, root, cluster, stats)
+        results += _flag_references(inv, cluster, stats)
         for why, _namespace, line in inv.unknown:
             results.append(Result(line, f"not all the cluster will have is known: {why}", Outcome.SKIPPED))
         totals[cluster] = stats
