@@ -532,3 +532,13 @@ def test_helm_makes_the_target_namespace_when_asked_to(base, blocks, tmp_path):
                                      "targetNamespace: website\n  install: {createNamespace: true}\n")],
                    keep_lines=False)
     assert failed(check(root, blocks)) == []
+
+
+def test_values_the_chart_cannot_render_fail_at_the_release(base, blocks, tmp_path):
+    """Hosts written as names where the chart reads `host:` entries: helm
+    cannot render the chart, so helm-controller could not install it."""
+    root = mutated(base, tmp_path, [(RELEASE, "    tls:\n", "    ingress:\n      enabled: true\n"
+                                     "      hosts: [podinfo.web.example]\n    tls:\n")], keep_lines=False)
+    missing = expect(check(root, blocks), root, RELEASE, "  values:", "HelmRelease web/web: its chart podinfo",
+                     "does not render with the release's values", "can't evaluate field")
+    assert missing is None, missing

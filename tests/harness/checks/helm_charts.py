@@ -44,6 +44,9 @@ from harness.checks.cluster_inventory import Source
 from harness.model import PROJECT_ROOT, Origin
 
 HELM_GROUP = "helm.toolkit.fluxcd.io"
+# `helm template` errors that say nothing about the release: the sources here
+# lack what the published chart carries (its dependencies), or cannot be read.
+NOT_THE_RELEASES_FAULT = ("missing in charts/ directory", "not in the Go module cache", "did not finish")
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
 TIMEOUT = 120
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -69,6 +72,9 @@ class ChartRender:
     # the HelmRelease's tree line)
     unknown: list[tuple[str, str, Origin]] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # "HelmRelease podinfo/podinfo: chart podinfo 6.9.2"
+    # (the HelmRelease's values line, why): a chart that does not render with
+    # the release's values, which helm-controller's install would fail on too
+    failures: list[tuple[Origin, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -255,7 +261,8 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
         except subprocess.TimeoutExpired:
             return [], f"`helm template` did not finish in {TIMEOUT}s"
     if proc.returncode != 0:
-        error = " ".join(proc.stderr.split())[-600:].replace(str(directory), f"{plan.sources.module}@{plan.version}")
+        error = " ".join(proc.stderr.split()).replace(str(directory), f"{plan.sources.module}@{plan.version}")
+        error = error.removeprefix("Error: ").replace(" Use --debug flag to render out invalid YAML", "")[-600:]
         build_cache.put("helm-template", name, {"objects": [], "error": error})
         return [], error
     objects = []
@@ -341,6 +348,12 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
             result.unknown.append((f"the objects of {shown}'s chart are not known: `helm template` of {chart} "
                                    f"({plan.sources.module}@{plan.version}) fails: {error}", installs_into,
                                    release.origin))
+            if not any(words in error for words in NOT_THE_RELEASES_FAULT):
+                spec = release.data.get("spec") or {}
+                result.failures.append((release.field(["spec", "values"] if spec.get("values") else ["spec"]), (
+                    f"{shown}: its chart {chart} ({plan.sources.module}@{plan.version}) does not render with the "
+                    f"release's values, so helm-controller cannot install it: {error}. Fix the values (the chart's "
+                    f"values.yaml says what it reads)")))
             continue
         result.rendered.append(f"{shown}: chart {chart} ({plan.sources.module}@{plan.version})")
         for item in objects:
