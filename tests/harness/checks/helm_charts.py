@@ -235,6 +235,13 @@ def _slim(data: dict) -> dict:
                      "names": {"kind": (spec.get("names") or {}).get("kind")}}}
 
 
+def _readable(error: str | None) -> str | None:
+    """helm's message without its prefix and its advice to rerun with --debug."""
+    if error is None:
+        return None
+    return error.removeprefix("Error: ").replace(" Use --debug flag to render out invalid YAML", "")[-600:]
+
+
 def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
     """(objects with their template, an error) of ``helm template``."""
     values = json.dumps(plan.values, sort_keys=True, default=str)
@@ -243,7 +250,7 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
         ("release", plan.release.encode()), ("argv", "\0".join(plan.argv).encode()), ("values", values.encode())])
     answer = build_cache.get("helm-template", name)
     if answer is not None:
-        return answer["objects"], answer["error"]
+        return answer["objects"], _readable(answer["error"])
     directory = module_dir(plan.sources.module, plan.version)
     if directory is None or not (directory / plan.sources.path).is_dir():
         return [], (f"the chart's sources {plan.sources.module}@{plan.version} are not in the Go module cache; "
@@ -262,9 +269,8 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
             return [], f"`helm template` did not finish in {TIMEOUT}s"
     if proc.returncode != 0:
         error = " ".join(proc.stderr.split()).replace(str(directory), f"{plan.sources.module}@{plan.version}")
-        error = error.removeprefix("Error: ").replace(" Use --debug flag to render out invalid YAML", "")[-600:]
         build_cache.put("helm-template", name, {"objects": [], "error": error})
-        return [], error
+        return [], _readable(error)
     objects = []
     for document in proc.stdout.split("\n---"):
         template = ""
