@@ -349,13 +349,15 @@ def _missing() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
-
-
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tree, with the project's site configuration (the page is read as
-    the site renders it) and versions.yaml (its pins of the charts' sources)."""
+    the site renders it) and versions.yaml (its pins of the charts' sources).
+    Skipped, with the reason, where a source of the cluster cannot be read
+    (asked here rather than at collection, which every worker repeats)."""
+    missing = _missing()
+    if missing is not None:
+        pytest.skip(missing)
     root = tmp_path_factory.mktemp("references") / "tree"
     root.mkdir()
     for name in fixture.SITE_FILES:
