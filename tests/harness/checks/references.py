@@ -10,9 +10,10 @@ object (the table in ``tests/harness/schemas/references.yaml``, read by
 The controllers' flags are the ones the cluster runs them with
 (``flux_bootstrap``: the tree's patches of the bootstrap components):
 
-- with ``--no-cross-namespace-refs=true`` a controller refuses a reference
-  to another namespace in the fields the table marks ``lockdown``, whether
-  or not the object exists;
+- with ``--no-cross-namespace-refs=true`` a controller does not reach
+  another namespace through the fields the table marks ``lockdown`` (a
+  Kustomization fails, an Alert gets no events), whether or not the object
+  exists there;
 - with ``--default-service-account=NAME`` a Kustomization or HelmRelease
   that names no service account acts as ``NAME`` of its own namespace, a
   reference like any other;
@@ -134,8 +135,9 @@ def resolve(inv: cluster_inventory.Inventory, referrer: Referrer,
             stats["refused"] += 1
             results.append(Result(referrer.locate(list(ref.path)), (
                 f"{referrer.shown}{referrer.context}: {entry.shown} names {target}, in another namespace, and "
-                f"{controller} runs with --{LOCKDOWN_FLAG}=true ({lockdown.where}), so it refuses the reference. "
-                f"Keep the {ref.kind} in {own_namespace}, or the {referrer.shown.split()[0]} in {namespace}."),
+                f"{controller} runs with --{LOCKDOWN_FLAG}=true ({lockdown.where}), which keeps it from reaching "
+                f"objects in another namespace. Keep the {ref.kind} in {own_namespace}, or the "
+                f"{referrer.shown.split()[0]} in {namespace}."),
                 Outcome.FAILED))
             continue
         sources = inv.find(ref.group, ref.kind, namespace, name)
