@@ -26,6 +26,7 @@ them is rendered without them, and ``unknown`` says so.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -161,8 +162,12 @@ def _values_from(release: flux_render.Applied, render: flux_render.ClusterRender
                        and o.namespace == release.namespace), None)
         if holder is None:
             continue
-        data = holder.data.get("stringData") or holder.data.get("data") or {}
-        text = data.get(ref.get("valuesKey") or "values.yaml")
+        key = ref.get("valuesKey") or "values.yaml"
+        text = (holder.data.get("stringData") or {}).get(key)
+        if text is None:
+            text = (holder.data.get("data") or {}).get(key)
+            if text is not None and holder.kind == "Secret":
+                text = base64.b64decode(str(text)).decode("utf-8", "replace")
         if text is None:
             continue
         try:
