@@ -9,12 +9,6 @@ Copying ``.git`` would be most of a snapshot's cost: its object store is one
 folder per object prefix. The snapshot's ``.git`` borrows the real objects
 through git's alternates instead (``copy_git_dir``); everything else (index,
 refs, config, HEAD, logs) is copied.
-
-A linked worktree (``git worktree add``) has a ``.git`` file that names its
-own folder in the main repository, which shares the repository's refs. The
-snapshot never points there: its ``.git`` is a copy of that folder merged
-with the shared one (``copy_worktree_git``), so a branch made or a commit
-done in the snapshot stays in the snapshot, as with an ordinary checkout.
 """
 
 from __future__ import annotations
@@ -81,45 +75,12 @@ def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     git = root / ".git"
     if git.is_dir():
         copy_git_dir(git, dest / ".git")
-    elif git.is_file():  # a linked worktree: a repository of its own, never the shared one
-        copy_worktree_git(git, dest / ".git")
+    elif git.is_file():  # a worktree: point at the same repository
+        shutil.copy2(git, dest / ".git")
     return dest
 
 
-WORKTREE_OWN = ("HEAD", "ORIG_HEAD", "index", "logs/HEAD")
-
-
-def worktree_dirs(git_file: Path) -> tuple[Path, Path]:
-    """(the worktree's own folder, the repository's common folder) that a
-    linked worktree's ``.git`` file leads to."""
-    text = git_file.read_text(encoding="utf-8").strip()
-    if not text.startswith("gitdir:"):
-        raise ValueError(f"{git_file}: not a `gitdir:` file")
-    own = Path(text.split(":", 1)[1].strip())
-    own = own if own.is_absolute() else (git_file.parent / own)
-    common_file = own / "commondir"
-    common = own
-    if common_file.is_file():
-        named = Path(common_file.read_text(encoding="utf-8").strip())
-        common = named if named.is_absolute() else own / named
-    return own.resolve(), common.resolve()
-
-
-def copy_worktree_git(git_file: Path, dest: Path) -> None:
-    """A ``.git`` folder for a snapshot of a linked worktree: the shared
-    repository's refs, config and logs (without the other worktrees'
-    folders), with this worktree's HEAD, index and reflog on top; objects
-    are borrowed, as ``copy_git_dir`` does."""
-    own, common = worktree_dirs(git_file)
-    copy_git_dir(common, dest, skip=("worktrees",))
-    for name in WORKTREE_OWN:
-        source = own / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-
-
-def copy_git_dir(git: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
+def copy_git_dir(git: Path, dest: Path) -> None:
     """Copy a ``.git`` folder without its object store, leaving out lock
     files (a commit in progress in the real tree).
 
@@ -128,16 +89,13 @@ def copy_git_dir(git: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
     does not have itself. Git never writes into an alternate (new objects go
     to the copy's own store) and never deletes from one, so the real
     repository is only read; the copy costs a few dozen files instead of one
-    folder per object prefix. Top-level folders named in ``skip`` are left
-    out."""
+    folder per object prefix."""
     objects = (git / "objects").resolve()
     for dirpath, dirnames, filenames in os.walk(git):
         rel = os.path.relpath(dirpath, git)
         if rel == "objects" or rel.startswith("objects" + os.sep):
             dirnames[:] = []
             continue
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in skip]
         target_dir = dest / rel
         target_dir.mkdir(parents=True, exist_ok=True)
         for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
