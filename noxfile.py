@@ -78,7 +78,7 @@ def docs_test(session: nox.Session) -> None:
     and every example checked offline, on two pytest workers;
     `-- --page docs/x.md` runs one page, `-- -n 0` runs in one process."""
     _install(session)
-    # Build the tools the offline tier needs (kustomize, the flux CLI,
+    # Build the tools the offline tier needs (kustomize, the flux CLI, helm,
     # actionlint, hclfmt) into
     # the per-user cache, where every clone finds them (needs Go; the first
     # time takes minutes, then under a second). A tool that cannot be built
@@ -88,12 +88,18 @@ def docs_test(session: nox.Session) -> None:
     # The Flux JSON schemas of the pinned Flux, from the built CLI's CRDs.
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
-    # The sources of the charts whose CRDs the API-server check installs
-    # (versions.yaml `charts:` with `crds:`), into the Go module cache.
-    session.run("python", "-m", "harness.apply_order", "--fetch-charts", env={"PYTHONPATH": "tests"},
-                success_codes=[0, 1])
+    _fetch_chart_sources(session)
     _install_mermaid(session)
     session.run("pytest", *DOCS_TEST_ARGS, *joined_page_option(session.posargs), env=OFFLINE_ENV)
+
+
+def _fetch_chart_sources(session: nox.Session) -> None:
+    """The sources of the charts the tree installs, at the versions it pins,
+    into the Go module cache (the module proxy, once): the references check
+    renders them with the pinned helm. Without them it lists the charts whose
+    objects it does not know."""
+    session.run("python", "-m", "harness.checks.helm_charts", "--fetch", env={"PYTHONPATH": "tests"},
+                success_codes=[0, 1])
 
 
 def joined_page_option(args: list[str]) -> list[str]:
@@ -147,6 +153,7 @@ def e2e(session: nox.Session) -> None:
                                env=env, silent=True).strip()
     session.run("python", "-m", "toolchain", "--tier", provider, env=env, success_codes=[0, 1])
     session.run("python", "-m", "harness.flux_schemas", "--if-missing", env=env, success_codes=[0, 1])
+    _fetch_chart_sources(session)
     _install_mermaid(session)
     session.run("pytest", "-p", "cluster.plugin", f"--cluster={provider}", *args,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})

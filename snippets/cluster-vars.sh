@@ -16,7 +16,8 @@ Usage: cluster-vars.sh CLUSTER --context CONTEXT [--dry-run]
 Create or replace the ConfigMap flux-system/cluster-vars (and the flux-system
 namespace) on the cluster of CONTEXT, from the environment; with
 PLATFORM_RELEASE_KEY, also the Secret flux-system/platform-release-key that
-staging and production verify platform releases with.
+staging and production verify platform releases with, and with
+SLACK_BOT_TOKEN the Secret flux-system/alerts-slack their alerts go through.
 
   CLUSTER            the cluster's name: development, staging, production or a
                      sandbox-NAME (the cluster_name variable)
@@ -37,12 +38,16 @@ Environment:
                          (default: false)
   PLATFORM_RELEASE_KEY   a cosign public key file (cosign.pub): the key the
                          platform releases are signed with (staging, production)
+  SLACK_BOT_TOKEN        the token of the Slack app's bot (xoxb-...) the
+                         cluster's Alert posts with (staging, production); a
+                         credential, never printed
   KUBECTL                the kubectl binary to use (default: from PATH)
 
 Refuses, before it changes anything: a CLUSTER name other than lower case,
 digits and dashes; a CONTEXT the kubeconfig does not have; a PLATFORM_GIT_URL
-that is not http(s):// or ssh://, a PLATFORM_OCI_URL that is not oci://, and
-a PLATFORM_OCI_INSECURE other than true or false.
+that is not http(s):// or ssh://, a PLATFORM_OCI_URL that is not oci://, a
+PLATFORM_OCI_INSECURE other than true or false, and a SLACK_BOT_TOKEN that
+is not a bot token (xoxb-...).
 USAGE
 }
 
@@ -83,6 +88,10 @@ if [[ -n "$RELEASE_KEY" ]]; then
     die "PLATFORM_RELEASE_KEY $RELEASE_KEY is not a public key (cosign.pub, never cosign.key)"
 fi
 
+SLACK_TOKEN="${SLACK_BOT_TOKEN:-}"
+[[ -z "$SLACK_TOKEN" || "$SLACK_TOKEN" =~ ^xoxb-[A-Za-z0-9-]+$ ]] ||
+  die "SLACK_BOT_TOKEN must be a Slack bot token, xoxb-... (its value is not shown: it is a credential)"
+
 require_context "$CONTEXT"
 
 MANIFEST="$(cat <<YAML
@@ -111,6 +120,11 @@ if [[ -n "$RELEASE_KEY" ]]; then
   # A public key: nothing secret, but Flux reads keys from a Secret.
   MANIFEST+="$(printf '\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: platform-release-key\n  namespace: flux-system\ndata:\n  cosign.pub: %s\n' "$(base64 <"$RELEASE_KEY" | tr -d '\n')")"
 fi
+if [[ -n "$SLACK_TOKEN" ]]; then
+  # The Provider of clusters/<name>/alerts.yaml reads the bot token under the
+  # key `token`; it reaches the cluster only, never git or the output.
+  MANIFEST+="$(printf '\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: alerts-slack\n  namespace: flux-system\ndata:\n  token: %s\n' "$(printf '%s' "$SLACK_TOKEN" | base64 | tr -d '\n')")"
+fi
 
 say "cluster variables for $CLUSTER on context $CONTEXT$([[ "$DRY_RUN" == true ]] && echo '; dry run: nothing is changed')"
 printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL" \
@@ -118,7 +132,7 @@ printf '    %s=%s\n' cluster_name "$CLUSTER" platform_git_url "$PLATFORM_GIT_URL
   oci_mirror_quay_io "$MIRROR_QUAY" oci_mirror_ghcr_io "$MIRROR_GHCR" oci_mirror_insecure "$MIRROR_INSECURE"
 printf '%s <<< (namespace flux-system, configmap flux-system/cluster-vars%s)\n' \
   "$(show "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f -)" \
-  "$([[ -z "$RELEASE_KEY" ]] || echo ', secret flux-system/platform-release-key')"
+  "$([[ -z "$RELEASE_KEY" ]] || echo ', secret flux-system/platform-release-key')$([[ -z "$SLACK_TOKEN" ]] || echo ', secret flux-system/alerts-slack')"
 if [[ "$DRY_RUN" == false ]]; then
   "${KUBECTL:-kubectl}" --context "$CONTEXT" apply --server-side -f - <<<"$MANIFEST"
 fi

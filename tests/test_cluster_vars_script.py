@@ -104,6 +104,30 @@ def test_the_release_key_becomes_the_secret_the_platform_source_verifies_with(tm
     assert "name: platform-release-key" in platform, "clusters/staging/platform.yaml verifies with another Secret"
 
 
+def test_the_slack_bot_token_becomes_the_secret_the_alerts_provider_reads(tmp_path: Path) -> None:
+    token = "xoxb-0000-throwaway"
+    proc = cluster_vars(tmp_path, "production", "--context", CONTEXT, SLACK_BOT_TOKEN=token)
+    assert proc.returncode == 0, proc.stderr
+    secret = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
+    assert secret["kind"] == "Secret" and secret["metadata"] == {"name": "alerts-slack", "namespace": "flux-system"}
+    assert base64.b64decode(secret["data"]["token"]).decode() == token
+    assert token not in proc.stdout + proc.stderr, "the bot token is a credential: never printed"
+    assert "secret flux-system/alerts-slack" in proc.stdout
+    for cluster in ("staging", "production"):
+        provider = (PROJECT_ROOT / f"clusters/{cluster}/alerts.yaml").read_text(encoding="utf-8")
+        assert "name: alerts-slack" in provider, f"clusters/{cluster}/alerts.yaml reads another Secret"
+        assert "address: https://slack.com/api/chat.postMessage" in provider, (
+            f"clusters/{cluster}/alerts.yaml: a bot token is used with the chat.postMessage API")
+
+
+def test_refuses_a_slack_token_that_is_not_a_bot_token(tmp_path: Path) -> None:
+    proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT,
+                        SLACK_BOT_TOKEN="https://hooks.example.test/services/secret-part")
+    assert proc.returncode == 1 and "SLACK_BOT_TOKEN must be a Slack bot token" in proc.stderr
+    assert "secret-part" not in proc.stderr, "the value is a credential: never printed"
+    assert not (tmp_path / "applied.yaml").exists()
+
+
 def test_refuses_a_private_key_as_the_release_key(tmp_path: Path) -> None:
     key = tmp_path / "cosign.key"
     key.write_text("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n", encoding="utf-8")

@@ -158,7 +158,7 @@ def test_without_go_a_missing_tool_says_so_and_nothing_is_written(tmp_path, monk
     assert not (tmp_path / "cache" / "tools" / "thing").exists()
 
 
-@pytest.mark.parametrize("name", ["kustomize", "flux"])
+@pytest.mark.parametrize("name", ["kustomize", "flux", "helm"])
 def test_the_offline_tier_tools_are_pinned_for_it(name):
     assert "offline" in pins.tools()[name].tiers
 

@@ -19,7 +19,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # The tiers a tool serves: the offline tier needs kustomize, the flux CLI,
-# actionlint and hclfmt;
+# helm, actionlint and hclfmt;
 # the cluster tier on kind needs kind, on kwok the control plane and the rest.
 TIERS = ("offline", "kind", "kwok")
 
@@ -47,8 +47,9 @@ class Tool:
 
 @functools.lru_cache(maxsize=None)
 def versions(root: Path = PROJECT_ROOT) -> dict:
+    # libyaml when present: every tree a test makes reads this file again.
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
 
 
 def flux_version(root: Path = PROJECT_ROOT) -> str:

@@ -1,14 +1,12 @@
-"""Check: Flux cross-references hold on every cluster.
+"""Check: what each cluster's Flux applies can be worked out, and its
+``dependsOn`` graph has no cycle.
 
 Over what Flux applies on each cluster (``flux_render``): every Kustomization
-``path`` exists; every ``sourceRef`` (Kustomization, HelmRelease
-``chart.spec.sourceRef``) and ``chartRef`` names a source that the same cluster
-applies; every ``dependsOn`` names a Kustomization (or HelmRelease) that the
-cluster applies; and the ``dependsOn`` graph has no cycle. A
-``serviceAccountName`` names a ServiceAccount the cluster applies (or a Flux
-controller's own account in flux-system, which bootstrap installs), and an
-Alert's ``providerRef`` and named ``eventSources`` exist. A reference without
-a namespace means the referring object's namespace, as in Flux.
+``path`` exists and renders (the issues ``flux_render`` found on the way), and
+the ``dependsOn`` graph of the Kustomizations (and of the HelmReleases) has
+no cycle, in which no member could ever become ready. Whether each
+``dependsOn``, ``sourceRef`` or any other reference names an object the
+cluster will have is the ``references`` check's business.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "flux-refs"
 KINDS_WITH_DEPENDS = ("Kustomization", "HelmRelease")
-NOTIFICATION_GROUP = "notification.toolkit.fluxcd.io"
-CONTROLLER_ACCOUNTS = {"kustomize-controller", "helm-controller"}
 FLUX_GROUPS = {
     "Kustomization": "kustomize.toolkit.fluxcd.io",
     "HelmRelease": "helm.toolkit.fluxcd.io",
@@ -31,39 +27,6 @@ FLUX_GROUPS = {
 
 def _is_flux(obj: flux_render.Applied, kind: str) -> bool:
     return obj.kind == kind and str(obj.data.get("apiVersion", "")).startswith(FLUX_GROUPS[kind] + "/")
-
-
-def _references(obj: flux_render.Applied):
-    """(field path, kind, name, namespace) of every source reference."""
-    spec = obj.data.get("spec") or {}
-    refs = []
-    if _is_flux(obj, "Kustomization"):
-        refs.append((["spec", "sourceRef"], spec.get("sourceRef")))
-    if _is_flux(obj, "HelmRelease"):
-        chart = spec.get("chart") or {}
-        refs.append((["spec", "chart", "spec", "sourceRef"], (chart.get("spec") or {}).get("sourceRef")))
-        refs.append((["spec", "chartRef"], spec.get("chartRef")))
-    for path, ref in refs:
-        if isinstance(ref, dict) and ref.get("name"):
-            yield path, str(ref.get("kind")), str(ref["name"]), str(ref.get("namespace") or obj.namespace)
-
-
-def _other_references(obj: flux_render.Applied):
-    """(field path, kind, name, namespace) of the service account a
-    Kustomization or HelmRelease acts as, and of an Alert's Provider and named
-    event sources; all of them live in the object's own namespace (with the
-    lockdown on, Flux refuses any other)."""
-    spec = obj.data.get("spec") or {}
-    if (_is_flux(obj, "Kustomization") or _is_flux(obj, "HelmRelease")) and spec.get("serviceAccountName"):
-        yield ["spec", "serviceAccountName"], "ServiceAccount", str(spec["serviceAccountName"]), obj.namespace
-    if obj.kind == "Alert" and str(obj.data.get("apiVersion", "")).startswith(NOTIFICATION_GROUP + "/"):
-        provider = spec.get("providerRef") or {}
-        if provider.get("name"):
-            yield ["spec", "providerRef"], "Provider", str(provider["name"]), obj.namespace
-        for index, source in enumerate(spec.get("eventSources") or []):
-            if isinstance(source, dict) and source.get("name") and "*" not in str(source["name"]):
-                yield (["spec", "eventSources", index], str(source.get("kind")), str(source["name"]),
-                       str(source.get("namespace") or obj.namespace))
 
 
 def _cycles(graph: dict[tuple, list[tuple]]) -> list[list[tuple]]:
@@ -102,27 +65,6 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
             # a skip reads the same on every cluster (the report lists it once, with its places)
             message = issue.message if issue.skipped else f"{render.cluster}: {issue.message}"
             findings.append(Finding(CHECK, outcome, issue.where, message))
-    present = {(o.kind, o.namespace, o.name) for o in render.objects}
-    for obj in render.objects:
-        for path, kind, name, namespace in _references(obj):
-            if (kind, namespace, name) not in present:
-                findings.append(Finding(
-                    CHECK, Outcome.FAILED, obj.field(path),
-                    f"{render.cluster}: {obj.kind} {obj.namespace}/{obj.name} refers to {kind} "
-                    f"{namespace}/{name}, which this cluster does not apply; fix the reference or add the source",
-                ))
-    for obj in render.objects:
-        for path, kind, name, namespace in _other_references(obj):
-            if (kind, namespace, name) in present:
-                continue
-            if kind == "ServiceAccount" and namespace == "flux-system" and name in CONTROLLER_ACCOUNTS:
-                continue  # the controllers' own accounts, from gotk-components.yaml
-            findings.append(Finding(
-                CHECK, Outcome.FAILED, obj.field(path),
-                f"{render.cluster}: {obj.kind} {obj.namespace}/{obj.name} refers to {kind} {namespace}/{name}, "
-                f"which this cluster does not apply; add it to the tree (service accounts: "
-                f"platform/baseline/reconcilers.yaml) or fix the reference",
-            ))
     for kind in KINDS_WITH_DEPENDS:
         graph: dict[tuple, list[tuple]] = {}
         where: dict[tuple, flux_render.Applied] = {}
@@ -134,20 +76,11 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
                 continue
             where[node] = obj
             graph[node] = []
-            for index, dep in enumerate((obj.data.get("spec") or {}).get("dependsOn") or []):
+            for dep in (obj.data.get("spec") or {}).get("dependsOn") or []:
                 if not isinstance(dep, dict) or not dep.get("name"):
                     continue
                 target = (str(dep.get("namespace") or obj.namespace), str(dep["name"]))
                 graph[node].append(target)
-        for node, targets in graph.items():
-            obj = where[node]
-            for index, target in enumerate(targets):
-                if target not in graph:
-                    findings.append(Finding(
-                        CHECK, Outcome.FAILED, obj.field(["spec", "dependsOn", index]),
-                        f"{render.cluster}: {kind} {node[0]}/{node[1]} depends on {kind} "
-                        f"{target[0]}/{target[1]}, which this cluster does not apply",
-                    ))
         for cycle in _cycles(graph):
             first = where[cycle[0]]
             chain = " -> ".join(f"{ns}/{name}" for ns, name in cycle)
@@ -160,7 +93,8 @@ def check_cluster(render: flux_render.ClusterRender) -> list[Finding]:
     if not any(f.outcome is Outcome.FAILED for f in findings):
         findings.append(Finding(
             CHECK, Outcome.PASSED, Origin(f"{render.cluster}/flux-system", 1),
-            f"{render.cluster}: {len(render.rendered)} Kustomizations, {len(render.objects)} objects; references hold",
+            f"{render.cluster}: {len(render.rendered)} Kustomizations, {len(render.objects)} objects; "
+            f"no dependsOn cycle",
             covers=coverage.covers_of(obj.source_file for obj in render.objects),
         ))
     return findings
