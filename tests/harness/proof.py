@@ -56,7 +56,8 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
 
     A block check the mark names must have made a finding for the block; a
     file check, a finding on the file (at one of its lines, or a passing one
-    that ``covers`` it; a Flux references finding of each cluster named).
+    that ``covers`` it; a finding of each cluster named, for the checks
+    that hold every cluster's applied objects).
     Passed or failed: a failure fails its own test. And every check that
     tested a block must be named by the block's mark. (Files are not held to
     that: many whole-tree checks point at a file's lines without being about
@@ -133,8 +134,8 @@ def prove(blocks: list[Block], findings: list[Finding], ran: Callable[[Check], b
 
 
 def _cluster_of(finding: Finding) -> str:
-    """The cluster a Flux references finding is about: its passing finding
-    stands at clusters/NAME/flux-system."""
+    """The cluster a per-cluster finding is about (selection.PER_CLUSTER):
+    its passing finding stands at clusters/NAME/flux-system."""
     return os.path.basename(os.path.dirname(_tree_path(finding.where)))
 
 

@@ -59,7 +59,13 @@ CLUSTER_RUNS = "the-cluster-tier-without-docker"
 SKIPS = "when-to-skip-and-how-to-say-why"
 UNCHECKED = "the-metadata-comment"
 THE_MARK = "the-checked-by-mark"
-SECTIONS = (WHAT_IS_CHECKED, LOCAL_RUNS, CLUSTER_RUNS, SKIPS, UNCHECKED, THE_MARK)
+EVERY_REFERENCE = "every-reference-resolves"
+API_SERVER = "the-api-server-in-the-offline-tier"
+SECTIONS = (WHAT_IS_CHECKED, LOCAL_RUNS, CLUSTER_RUNS, SKIPS, UNCHECKED, THE_MARK, EVERY_REFERENCE, API_SERVER)
+# The whole-tree checks that hold each cluster's applied objects, one finding
+# per cluster (standing at clusters/NAME/flux-system): a mark names them with
+# the clusters whose Flux applies the file.
+PER_CLUSTER = ("flux-refs", "references", "api-server")
 
 # The script the project's CI runs: the cluster tier's providers are read
 # from its `nox -s e2e -- --cluster NAME` lines.
@@ -216,7 +222,10 @@ FILE_CHECKS: tuple[Check, ...] = (
     Check("schema", "schema", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[schema]", key="file-schema"),
     Check("kustomize-build", "kustomize build", WHAT_IS_CHECKED,
           "test_manifests.py::test_manifests[kustomize-build]"),
-    Check("flux-refs", "Flux references on", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[flux-refs]"),
+    Check("flux-refs", "Flux paths and dependsOn", WHAT_IS_CHECKED, "test_manifests.py::test_manifests[flux-refs]"),
+    Check("references", "references resolved", EVERY_REFERENCE, "test_manifests.py::test_manifests[references]"),
+    Check("api-server", "accepted by a real API server", API_SERVER,
+          "test_manifests.py::test_manifests[api-server]"),
     Check("shellcheck", "shellcheck", WHAT_IS_CHECKED, SHELL_TESTS + "test_shellcheck", key="file-shellcheck"),
     # A script's view shows its --help text first.
     Check("help-text", "the same as what --help prints", WHAT_IS_CHECKED,
@@ -318,20 +327,32 @@ class Mark:
 
     def items(self) -> list[tuple[str, str]]:
         """(words, section) of each thing the mark names, in order: one per
-        check, the details of its claims joined ("Flux references on
-        development, staging"); "YAML parsed" goes without saying next to
+        check, the details of its claims joined ("Flux paths and dependsOn ·
+        references resolved · accepted by a real API server on development,
+        staging", the clusters said once); "YAML parsed" goes without saying next to
         "schema"."""
         grouped: dict[str, list[Claim]] = {}
         for claim in self.claims:
             grouped.setdefault(claim.check.id, []).append(claim)
         names = {claim.check.name for claim in self.claims}
         out = []
+        clusters_of: dict[str, str] = {}
+        for check_id, claims in grouped.items():
+            if claims[0].check.id in PER_CLUSTER:
+                clusters_of[check_id] = ", ".join(
+                    sorted({c for claim in claims for c in claim.clusters}, key=_cluster_order))
+        per_cluster = [check_id for check_id in grouped if check_id in clusters_of]
         for check_id, claims in grouped.items():
             check = claims[0].check
             if check.name == "yaml-parse" and "schema" in names:
                 continue
-            if check.id == "flux-refs":
-                detail = ", ".join(sorted({c for claim in claims for c in claim.clusters}, key=_cluster_order))
+            if check_id in clusters_of:
+                # The per-cluster checks of a file name the same clusters: say
+                # them once, after the last ("... · accepted by a real API
+                # server on development, staging").
+                following = per_cluster[per_cluster.index(check_id) + 1:]
+                same = following and all(clusters_of[c] == clusters_of[check_id] for c in following)
+                detail = "" if same else f"on {clusters_of[check_id]}"
             else:
                 detail = ", ".join(dict.fromkeys(claim.detail for claim in claims if claim.detail))
             out.append((f"{check.words} {detail}".strip(), check.section))
@@ -461,7 +482,8 @@ class Marks:
             claims.append(Claim(CHECKS["kustomize-build"], path=path))
         clusters = self.coverage.applied.get(path)
         if clusters:
-            claims.append(Claim(CHECKS["flux-refs"], ", ".join(clusters), path=path, clusters=clusters))
+            claims.extend(Claim(CHECKS[check], ", ".join(clusters), path=path, clusters=clusters)
+                          for check in PER_CLUSTER)
         return claims
 
 

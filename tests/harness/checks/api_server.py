@@ -37,7 +37,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness import apiserver, apply_order, build_cache
+from harness import apiserver, apply_order, build_cache, coverage
 from harness.apply_order import BOOTSTRAP, Item, Plan, Step
 from harness.checks import flux_render
 from harness.model import Context, Finding, Origin, Outcome
@@ -575,7 +575,8 @@ def check_cluster(root: Path, render: flux_render.ClusterRender) -> list[Finding
         count = len(answers)
         findings.append(Finding(CHECK, Outcome.PASSED, Origin(f"{render.cluster}/flux-system", 1),
                                 f"{render.cluster}: the API server accepts all {count} objects, in the order of "
-                                f"{len(plan.steps)} steps"))
+                                f"{len(plan.steps)} steps",
+                                covers=coverage.covers_of(obj.source_file for obj in render.objects)))
     return findings
 
 

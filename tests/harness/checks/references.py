@@ -33,6 +33,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import coverage
 from harness.checks import cluster_inventory, flux_render, helm_charts, reference_table
 from harness.model import Context, Finding, Origin, Outcome
 
@@ -244,7 +245,8 @@ def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) ->
             continue
         counted = ", ".join(f"{n} {what}" for what, n in sorted(stats.items()))
         findings.append(Finding(CHECK, Outcome.PASSED, Origin(f"{cluster}/flux-system", 1),
-                                f"{cluster.removeprefix('clusters/')}: references checked ({counted})"))
+                                f"{cluster.removeprefix('clusters/')}: references checked ({counted})",
+                                covers=coverage.covers_of(obj.source_file for obj in renders[cluster].objects)))
     return findings
 
 
