@@ -5,7 +5,8 @@ A cluster starts empty. ``flux bootstrap`` applies ``flux-system/`` as
 committed, with ``gotk-components.yaml`` written by ``flux install --export``
 of the pinned Flux (the placeholder in the tree holds nothing): the
 ``flux-system`` namespace, Flux's CRDs and controllers, and the root source
-and Kustomization. Then each Flux Kustomization applies what ``flux_render``
+and Kustomization, as ``flux_bootstrap`` works them out (a directory that
+bootstrap could not apply is a failure of the plan). Then each Flux Kustomization applies what ``flux_render``
 says it renders, rendered and substituted as Flux does it. A Kustomization
 starts only after the one that applies it (its parent) and after every
 Kustomization it names in ``dependsOn``; among those that may run at the same
@@ -48,12 +49,12 @@ from pathlib import Path
 
 import yaml
 
-from harness import build_cache, tools
-from harness.checks import flux_render, kustomize_build, yaml_docs
+from harness import tools
+from harness.checks import flux_bootstrap, flux_render, yaml_docs
 from harness.model import Origin
 
 BOOTSTRAP = "bootstrap"
-COMPONENTS = "gotk-components.yaml"
+COMPONENTS = flux_bootstrap.COMPONENTS
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 NAMESPACE = ("", "Namespace")
 STAGE_ONE = {CRD, NAMESPACE}
@@ -137,6 +138,7 @@ class Plan:
     cluster: str
     steps: list[Step]
     skipped: list[tuple[Origin, str]] = field(default_factory=list)  # what cannot be planned, and why
+    failures: list[tuple[Origin, str]] = field(default_factory=list)  # what bootstrap itself would fail on
     ancestors: dict[str, set[str]] = field(default_factory=dict)
     depends: dict[str, set[str]] = field(default_factory=dict)  # dependsOn closure
 
@@ -169,91 +171,42 @@ def sorted_items(step: Step) -> list[Item]:
 # -- bootstrap ------------------------------------------------------------------------
 
 
-def flux_components(root: Path) -> tuple[str | None, str]:
-    """What ``flux install --export`` of the pinned flux CLI writes (kept in
-    ``.tools/cache``), or None and why not."""
-    flux = tools.find("flux", root)
-    if flux is None:
-        return None, tools.missing_reason("flux", root)
-    argv = ["install", "--export"]
-    name = build_cache.key("flux-install", flux, [("argv", " ".join(argv).encode())])
-    answer = build_cache.get("flux-install", name)
-    if answer is not None:
-        return answer["text"], ""
-    import subprocess
-
-    proc = subprocess.run([flux, *argv], capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        return None, f"`flux {' '.join(argv)}` failed: {proc.stderr.strip()[-400:]}"
-    build_cache.put("flux-install", name, {"text": proc.stdout})
-    return proc.stdout, ""
-
-
 def _stage(data: dict) -> int:
     key = (group_of(data), str(data.get("kind")))
     return 1 if key in STAGE_ONE else 2 if key in POLICIES else 3
 
 
 def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] | None:
-    """Bootstrap's step, and the objects of ``flux install --export`` in it
-    (the Kustomization that reconciles flux-system/ applies them again)."""
+    """Bootstrap's step, from what ``flux_bootstrap`` says it applies, and
+    the objects of ``flux install --export`` in it (the Kustomization that
+    reconciles flux-system/ applies them again)."""
     boot_dir = f"{cluster}/flux-system"
-    where = Origin(f"{boot_dir}/kustomization.yaml", 1)
-    components, why = flux_components(root)
-    if components is None:
-        plan.skipped.append((where, f"cannot plan bootstrap: {why}"))
+    boot = flux_bootstrap.for_cluster(root, cluster)
+    if boot.failure is not None:
+        plan.failures.append(boot.failure)
         return None
-    kustomize = tools.find("kustomize", root)
-    if kustomize is None:
-        plan.skipped.append((where, f"cannot plan bootstrap: {tools.missing_reason('kustomize', root)}"))
+    if boot.reason is not None:
+        plan.skipped.append((Origin(f"{boot_dir}/kustomization.yaml", 1), f"cannot plan bootstrap: {boot.reason}"))
         return None
-    build = kustomize_build.cached_build(root, boot_dir, kustomize, overrides={f"{boot_dir}/{COMPONENTS}": components})
-    if build.error is not None:
-        plan.skipped.append((where, f"cannot plan bootstrap: `kustomize build {boot_dir}` with the components "
-                                    f"of `flux install --export` fails: {build.error[:300]}"))
-        return None
-    installed = _idents(components)
     step = Step(BOOTSTRAP, None)
     from_components = []
-    for doc in _documents(build.text):
-        if not doc.is_object:
-            continue
-        if _ident(doc.data) in installed:
-            item = Item(doc.data, Origin(f"{boot_dir}/{COMPONENTS}", 1), None, _stage(doc.data),
+    index = yaml_docs.by_ident(root)
+    for data, ours in zip(boot.objects, boot.from_components):
+        if ours:
+            item = Item(data, Origin(f"{boot_dir}/{COMPONENTS}", 1), None, _stage(data),
                         note="as `flux install --export` writes it at bootstrap")
             from_components.append(item)
         else:
-            source = yaml_docs.source_of(root, doc.data, boot_dir)
+            source = yaml_docs.source_of(root, data, boot_dir, index)
             if source is not None:
                 tree_file, source_doc = source
-                applied = flux_render.Applied(doc.data, tree_file.origin(source_doc.line), source_doc,
+                applied = flux_render.Applied(data, tree_file.origin(source_doc.line), source_doc,
                                               tree_file.path, BOOTSTRAP)
-                item = Item(doc.data, applied.origin, applied, _stage(doc.data))
+                item = Item(data, applied.origin, applied, _stage(data))
             else:
-                item = Item(doc.data, where, None, _stage(doc.data))
+                item = Item(data, Origin(f"{boot_dir}/kustomization.yaml", 1), None, _stage(data))
         step.items.append(item)
     return step, from_components
-
-
-def _documents(text: str) -> list[yaml_docs.Doc]:
-    """The documents of kustomize's output, each parsed once per process
-    (the components are the same in every cluster's bootstrap)."""
-    return [doc for piece in text.split("\n---\n") for doc in _parsed(piece)]
-
-
-@functools.lru_cache(maxsize=512)
-def _parsed(piece: str) -> tuple[yaml_docs.Doc, ...]:
-    return tuple(yaml_docs.parse(piece)[0])
-
-
-@functools.lru_cache(maxsize=4)
-def _idents(text: str) -> frozenset:
-    return frozenset(_ident(doc) for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict))
-
-
-def _ident(data: dict) -> tuple[str, str, str, str]:
-    meta = data.get("metadata") or {}
-    return group_of(data), str(data.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
 
 
 # -- charts ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import apiserver, extract, tools
-from harness.checks import api_server
+from harness.checks import api_server, references
 from harness.model import Context, Outcome
 from harness.report import Report
 
@@ -325,3 +325,18 @@ def test_a_workload_whose_pods_pod_security_would_refuse(tree):
                  "    example.org/policy: enforced\n    pod-security.kubernetes.io/warn: restricted\n")
     assert_fails_at(findings(tree), f"{WEB}:1", 'would violate PodSecurity "restricted:latest"',
                     "the namespace's Pod Security refuses the pods")
+
+
+def test_a_flux_system_that_does_not_build_with_the_real_components(tree):
+    """A patch of flux-system/kustomization.yaml that the placeholder never
+    meets: with the components bootstrap writes, the build fails, and so
+    would bootstrap. One failure, at the kustomization; the references
+    check only says what it then cannot know."""
+    fixture.edit(tree, "clusters/test/flux-system/kustomization.yaml", "  - gotk-sync.yaml\n",
+                 "  - gotk-sync.yaml\npatches:\n  - target: {kind: Deployment, name: kustomize-controller}\n"
+                 "    patch: |-\n      - op: replace\n        path: /spec/template/spec/containers/3/image\n"
+                 "        value: example.org/controller:1.0.0\n")
+    assert_fails_at(findings(tree), "clusters/test/flux-system/kustomization.yaml:1",
+                    "`kustomize build clusters/test/flux-system` fails, and so would bootstrap")
+    said = [f for f in references.run(Context(root=tree, blocks=[])) if "bootstrap" in f.message]
+    assert said and all(f.outcome is Outcome.SKIPPED and "(see [api-server])" in f.message for f in said), said
