@@ -569,8 +569,8 @@ def _plan_findings(plan: Plan) -> list[Finding]:
         for chart in step.charts:
             if chart.skipped:
                 findings.append(Finding(CHECK, Outcome.SKIPPED, chart.release.origin,
-                                        f"HelmRelease {chart.release.name}: its chart's CRDs ({chart.source}) are not "
-                                        f"installed: {chart.skipped}"))
+                                        f"HelmRelease {chart.release.name}: the CRDs of {chart.source} are not "
+                                        f"installed, since they are not known: {chart.skipped}"))
     return findings
 
 
