@@ -290,10 +290,11 @@ def tree(tmp_path: Path) -> Path:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    kustomize = tools.find("kustomize")
-    if kustomize is not None:  # let the checks find the same kustomize in the copy
-        (root / ".tools" / "bin").mkdir(parents=True)
-        (root / ".tools" / "bin" / "kustomize").symlink_to(kustomize)
+    (root / ".tools" / "bin").mkdir(parents=True)
+    for name in ("kustomize", "flux"):  # let the checks find the same tools in the copy
+        found = tools.find(name)
+        if found is not None:
+            (root / ".tools" / "bin" / name).symlink_to(found)
     return root
 
 
@@ -326,6 +327,7 @@ def assert_fails_at(findings, rel: str, line: int, words: str) -> None:
 
 
 needs_kustomize = pytest.mark.skipif(tools.find("kustomize") is None, reason=tools.missing_reason("kustomize"))
+needs_flux = pytest.mark.skipif(tools.find("flux") is None, reason=tools.missing_reason("flux"))
 needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=flux_schemas.missing_reason(PROJECT_ROOT))
 
 
@@ -603,6 +605,21 @@ def test_a_cluster_on_platform_releases_needs_an_alert(tree):
     assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/platform.yaml", 1, "applies no Alert")
     (tree / "clusters/test/alerts.yaml").write_text(ALERTS)
     assert not [f for f in failed(tree_policy.run(ctx(tree))) if "[alerting]" in f]
+
+
+@needs_kustomize
+@needs_flux
+def test_a_flux_system_patch_whose_target_misses_every_real_controller(tree):
+    """The lockdown patches are held to the components bootstrap writes
+    (flux install --export of the pinned CLI), not skipped for the
+    placeholder: a misspelt controller selects nothing there."""
+    edit(tree, FLUX_SYSTEM, "      name: kustomize-controller\n", "      name: kustomize-controler\n")
+    target = line_of(tree, FLUX_SYSTEM, "name: kustomize-controler") - 2
+    assert_fails_at(kustomize_patches.run(ctx(tree)), FLUX_SYSTEM, target,
+                    "its target (kind=Deployment, name=kustomize-controler) selects no resource of `kustomize build "
+                    "clusters/test/flux-system`")
+    edit(tree, FLUX_SYSTEM, "      name: kustomize-controler\n", "      name: kustomize-controller\n")
+    assert failed(kustomize_patches.run(ctx(tree))) == []
 
 
 def test_a_patch_that_turns_pruning_off(tree):
