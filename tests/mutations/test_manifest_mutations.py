@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import flux_schemas, tools
-from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, references,
-                            schemas, substitution, tree_policy, version_claims, version_ranges, yaml_parse)
+from harness.checks import (api_server, applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches,
+                            references, schemas, substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 # The schemas of the pinned Flux, where docs-test made them (harness.flux_schemas).
@@ -391,10 +391,17 @@ MUTATIONS = {
     "privilege escalation allowed": (
         WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
         "allowPrivilegeEscalation: false"),
-    "flux-system kustomization without gotk-components.yaml": (
-        FLUX_SYSTEM, "  - gotk-components.yaml\n", "", tree_policy, "resources:", "does not list gotk-components.yaml"),
-    "flux-system kustomization without gotk-sync.yaml": (
-        FLUX_SYSTEM, "  - gotk-sync.yaml\n", "", tree_policy, "resources:", "does not list gotk-sync.yaml"),
+    # bootstrap would install no controllers and no CRDs: the API-server
+    # check plans bootstrap with the components it writes (no server needed)
+    "flux-system kustomization without gotk-components.yaml": pytest.param(
+        FLUX_SYSTEM, "  - gotk-components.yaml\n", "", api_server, "resources:",
+        "`resources` does not list gotk-components.yaml: on a fresh cluster `flux bootstrap` installs Flux by "
+        "applying this kustomization.yaml", marks=[needs_kustomize, needs_flux]),
+    # nothing ties the cluster to its directory: what Flux applies stops at bootstrap
+    "flux-system kustomization without gotk-sync.yaml": pytest.param(
+        FLUX_SYSTEM, "  - gotk-sync.yaml\n", "", flux_refs, "resources:",
+        "`resources` does not list gotk-sync.yaml, so clusters/test/flux-system holds no Flux Kustomization",
+        marks=needs_kustomize),
     "kustomization timeout shorter than its helmrelease's attempts": pytest.param(
         LAYERS_FILE, "  timeout: 5m0s\n", "  timeout: 3m0s\n", tree_policy, "timeout: 3m0s",
         "(1 retries + 1) x 2m0s = 4m0s", marks=needs_kustomize),
@@ -486,10 +493,11 @@ def test_missing_readme_and_kind_image_drift(tree):
     assert_fails_at(findings, "create/test.yaml", 5, "is not versions.yaml kubernetes.kind_node_image")
 
 
+@needs_kustomize
 def test_bootstrap_files_must_exist(tree):
     (tree / "clusters/test/flux-system/gotk-components.yaml").unlink()
-    assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "- gotk-components.yaml"),
-                    "gotk-components.yaml does not exist")
+    assert_fails_at(kustomize_build.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "- gotk-components.yaml"),
+                    "resource `gotk-components.yaml`: no such file or directory: fix the entry or restore the file")
 
 
 def test_git_repository_without_secret_ref(tree):
