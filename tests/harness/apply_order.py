@@ -5,7 +5,8 @@ A cluster starts empty. ``flux bootstrap`` applies ``flux-system/`` as
 committed, with ``gotk-components.yaml`` written by ``flux install --export``
 of the pinned Flux (the placeholder in the tree holds nothing): the
 ``flux-system`` namespace, Flux's CRDs and controllers, and the root source
-and Kustomization. Then each Flux Kustomization applies what ``flux_render``
+and Kustomization, as ``flux_bootstrap`` works them out (a directory that
+bootstrap could not apply is a failure of the plan). Then each Flux Kustomization applies what ``flux_render``
 says it renders, rendered and substituted as Flux does it. A Kustomization
 starts only after the one that applies it (its parent) and after every
 Kustomization it names in ``dependsOn``; among those that may run at the same
@@ -22,11 +23,10 @@ the later apply is an update, checked against immutable fields and CEL
 transition rules. Everything else is sent with ``dryRun=All``: admitted,
 validated and defaulted exactly as a real apply, and not stored.
 
-Charts: a HelmRelease's chart may install CRDs. The plan installs them, from
-the chart's sources as the cluster tier packages it (``versions.yaml``
-``charts:``, whose ``crds`` says where the chart's CRD manifests are in the
-module and, with ``when``, which value the chart installs them under), right
-after the Kustomization that applies the release, when that Kustomization
+Charts: a HelmRelease's chart may install CRDs. The plan installs them, as
+``helm_charts`` renders the chart with the release's values (from the
+chart's sources, as the cluster tier packages it: ``versions.yaml``
+``charts:``), right after the Kustomization that applies the release, when that Kustomization
 waits for the release (``wait: true``, or a health check naming it). A
 Kustomization that does not wait lets its dependants start before the chart
 is installed.
@@ -41,19 +41,15 @@ that; the plan's linear order alone would make everything earlier visible.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from harness import build_cache, tools
-from harness.checks import flux_render, kustomize_build, yaml_docs
+from harness.checks import flux_bootstrap, flux_render, helm_charts, yaml_docs
 from harness.model import Origin
 
 BOOTSTRAP = "bootstrap"
-COMPONENTS = "gotk-components.yaml"
+COMPONENTS = flux_bootstrap.COMPONENTS
 CRD = ("apiextensions.k8s.io", "CustomResourceDefinition")
 NAMESPACE = ("", "Namespace")
 STAGE_ONE = {CRD, NAMESPACE}
@@ -61,8 +57,6 @@ POLICIES = {("admissionregistration.k8s.io", kind) for kind in (
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")}
 HELM_GROUP = "helm.toolkit.fluxcd.io"
-CHART_MODULE_ENV = {"GOPROXY": "off", "GOFLAGS": "-mod=mod"}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def group_of(data: dict) -> str:
@@ -117,7 +111,7 @@ class ChartCRDs:
 
     release: Item
     crds: list[dict]
-    source: str  # module@version/folder
+    source: str  # the chart and its sources, for messages
     waited: bool  # the Kustomization that applies the release waits for it
     skipped: str = ""  # why the CRDs are unknown (then ``crds`` is empty)
 
@@ -137,6 +131,7 @@ class Plan:
     cluster: str
     steps: list[Step]
     skipped: list[tuple[Origin, str]] = field(default_factory=list)  # what cannot be planned, and why
+    failures: list[tuple[Origin, str]] = field(default_factory=list)  # what bootstrap itself would fail on
     ancestors: dict[str, set[str]] = field(default_factory=dict)
     depends: dict[str, set[str]] = field(default_factory=dict)  # dependsOn closure
 
@@ -169,190 +164,56 @@ def sorted_items(step: Step) -> list[Item]:
 # -- bootstrap ------------------------------------------------------------------------
 
 
-def flux_components(root: Path) -> tuple[str | None, str]:
-    """What ``flux install --export`` of the pinned flux CLI writes (kept in
-    ``.tools/cache``), or None and why not."""
-    flux = tools.find("flux", root)
-    if flux is None:
-        return None, tools.missing_reason("flux", root)
-    argv = ["install", "--export"]
-    name = build_cache.key("flux-install", flux, [("argv", " ".join(argv).encode())])
-    answer = build_cache.get("flux-install", name)
-    if answer is not None:
-        return answer["text"], ""
-    import subprocess
-
-    proc = subprocess.run([flux, *argv], capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        return None, f"`flux {' '.join(argv)}` failed: {proc.stderr.strip()[-400:]}"
-    build_cache.put("flux-install", name, {"text": proc.stdout})
-    return proc.stdout, ""
-
-
 def _stage(data: dict) -> int:
     key = (group_of(data), str(data.get("kind")))
     return 1 if key in STAGE_ONE else 2 if key in POLICIES else 3
 
 
 def _bootstrap(root: Path, cluster: str, plan: Plan) -> tuple[Step, list[Item]] | None:
-    """Bootstrap's step, and the objects of ``flux install --export`` in it
-    (the Kustomization that reconciles flux-system/ applies them again)."""
+    """Bootstrap's step, from what ``flux_bootstrap`` says it applies, and
+    the objects of ``flux install --export`` in it (the Kustomization that
+    reconciles flux-system/ applies them again)."""
     boot_dir = f"{cluster}/flux-system"
-    where = Origin(f"{boot_dir}/kustomization.yaml", 1)
-    components, why = flux_components(root)
-    if components is None:
-        plan.skipped.append((where, f"cannot plan bootstrap: {why}"))
+    boot = flux_bootstrap.for_cluster(root, cluster)
+    if boot.failure is not None:
+        plan.failures.append(boot.failure)
         return None
-    kustomize = tools.find("kustomize", root)
-    if kustomize is None:
-        plan.skipped.append((where, f"cannot plan bootstrap: {tools.missing_reason('kustomize', root)}"))
+    if boot.reason is not None:
+        plan.skipped.append((Origin(f"{boot_dir}/kustomization.yaml", 1), f"cannot plan bootstrap: {boot.reason}"))
         return None
-    build = kustomize_build.cached_build(root, boot_dir, kustomize, overrides={f"{boot_dir}/{COMPONENTS}": components})
-    if build.error is not None:
-        plan.skipped.append((where, f"cannot plan bootstrap: `kustomize build {boot_dir}` with the components "
-                                    f"of `flux install --export` fails: {build.error[:300]}"))
-        return None
-    installed = _idents(components)
     step = Step(BOOTSTRAP, None)
     from_components = []
-    for doc in _documents(build.text):
-        if not doc.is_object:
-            continue
-        if _ident(doc.data) in installed:
-            item = Item(doc.data, Origin(f"{boot_dir}/{COMPONENTS}", 1), None, _stage(doc.data),
+    index = yaml_docs.by_ident(root)
+    for data, ours in zip(boot.objects, boot.from_components):
+        if ours:
+            item = Item(data, Origin(f"{boot_dir}/{COMPONENTS}", 1), None, _stage(data),
                         note="as `flux install --export` writes it at bootstrap")
             from_components.append(item)
         else:
-            source = yaml_docs.source_of(root, doc.data, boot_dir)
+            source = yaml_docs.source_of(root, data, boot_dir, index)
             if source is not None:
                 tree_file, source_doc = source
-                applied = flux_render.Applied(doc.data, tree_file.origin(source_doc.line), source_doc,
+                applied = flux_render.Applied(data, tree_file.origin(source_doc.line), source_doc,
                                               tree_file.path, BOOTSTRAP)
-                item = Item(doc.data, applied.origin, applied, _stage(doc.data))
+                item = Item(data, applied.origin, applied, _stage(data))
             else:
-                item = Item(doc.data, where, None, _stage(doc.data))
+                item = Item(data, Origin(f"{boot_dir}/kustomization.yaml", 1), None, _stage(data))
         step.items.append(item)
     return step, from_components
-
-
-def _documents(text: str) -> list[yaml_docs.Doc]:
-    """The documents of kustomize's output, each parsed once per process
-    (the components are the same in every cluster's bootstrap)."""
-    return [doc for piece in text.split("\n---\n") for doc in _parsed(piece)]
-
-
-@functools.lru_cache(maxsize=512)
-def _parsed(piece: str) -> tuple[yaml_docs.Doc, ...]:
-    return tuple(yaml_docs.parse(piece)[0])
-
-
-@functools.lru_cache(maxsize=4)
-def _idents(text: str) -> frozenset:
-    return frozenset(_ident(doc) for doc in yaml.load_all(text, Loader=_Loader) if isinstance(doc, dict))
-
-
-def _ident(data: dict) -> tuple[str, str, str, str]:
-    meta = data.get("metadata") or {}
-    return group_of(data), str(data.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name"))
 
 
 # -- charts ----------------------------------------------------------------------------
 
 
-def _chart_builds(root: Path) -> dict[str, dict]:
-    return _chart_builds_of((Path(root) / "versions.yaml").read_text(encoding="utf-8"))
-
-
-@functools.lru_cache(maxsize=4)
-def _chart_builds_of(text: str) -> dict[str, dict]:
-    data = yaml.load(text, Loader=_Loader) or {}
-    return {str(k): v for k, v in (data.get("charts") or {}).items() if isinstance(v, dict)}
-
-
-def _truthy(values: dict, dotted: str) -> bool:
-    node = values
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return node is True or str(node).lower() == "true"
-
-
-def _chart_crds(root: Path, release: Item, sources: dict[tuple[str, str], dict], waited: bool) -> ChartCRDs | None:
-    spec = release.data.get("spec") or {}
-    ref = spec.get("chartRef") or {}
-    if ref.get("kind") != "OCIRepository":
+def _chart_crds(release: Item, chart: helm_charts.ReleaseChart | None, waited: bool) -> ChartCRDs | None:
+    """The CRDs ``release``'s chart installs (``helm_charts`` renders it),
+    or why they are not known; None for a chart that installs none."""
+    if chart is None:
         return None
-    source = sources.get((str(ref.get("namespace") or release.namespace or "default"), str(ref.get("name"))))
-    if source is None:
-        return None  # flux-refs reports a chartRef to nothing
-    source_spec = source.get("spec") or {}
-    url = str(source_spec.get("url", ""))
-    build = _chart_builds(root).get(url)
-    if build is None or not build.get("crds"):
-        return None  # a chart the tree does not say installs CRDs
-    crds_spec = build["crds"] if isinstance(build["crds"], dict) else {"path": build["crds"]}
-    tag = (source_spec.get("ref") or {}).get("tag")
-    version = build.get("module_version") or tag
-    where = f"{build.get('module')}@{version}/{crds_spec.get('path')}"
-    when = crds_spec.get("when")
-    if when and not _truthy(spec.get("values") or {}, str(when)):
-        return ChartCRDs(release, [], where, waited,
-                         skipped=f"the chart installs its CRDs only with values `{when}: true`")
-    if not version:
-        return ChartCRDs(release, [], where, waited, skipped=f"{url} has no tag and versions.yaml charts: names "
-                                                                  "no module_version")
-    from toolchain import gomod
-
-    try:
-        module_dir = _module_dir(str(build["module"]), str(version))
-    except gomod.BuildError as error:
-        return ChartCRDs(release, [], where, waited, skipped=(
-            f"the chart's sources are not in the Go module cache ({error}); `nox -s docs-test` fetches them "
-            f"(`python -m harness.apply_order --fetch-charts`)"))
-    return ChartCRDs(release, list(_crds_in(module_dir / str(crds_spec.get("path")))), where, waited)
-
-
-@functools.lru_cache(maxsize=8)
-def _module_dir(module: str, version: str) -> Path:
-    """Where the module cache holds ``module@version`` (never fetched here:
-    ``fetch_charts`` does that before the run)."""
-    from toolchain import gomod
-
-    return gomod.download(module, version, CHART_MODULE_ENV)
-
-
-@functools.lru_cache(maxsize=8)
-def _crds_in(folder: Path) -> tuple[dict, ...]:
-    """The CRDs of a folder of the (read-only) module cache, read once."""
-    crds = []
-    for path in sorted(folder.glob("*.yaml")):
-        for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_Loader):
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                crds.append(doc)
-    return tuple(crds)
-
-
-def fetch_charts(root: Path) -> list[str]:
-    """Fetch into the Go module cache the sources of every chart whose CRDs
-    the plan installs (for ``nox -s docs-test``); returns what it did."""
-    from toolchain import gomod
-
-    done = []
-    for render in flux_render.render_all(Path(root)).values():
-        for obj in render.objects:
-            if obj.kind != "OCIRepository":
-                continue
-            spec = obj.data.get("spec") or {}
-            build = _chart_builds(root).get(str(spec.get("url", "")))
-            if not build or not build.get("crds"):
-                continue
-            version = build.get("module_version") or (spec.get("ref") or {}).get("tag")
-            label = f"{build['module']}@{version}"
-            if version and label not in done:
-                gomod.download(str(build["module"]), str(version))
-                done.append(label)
-    return done
+    if chart.unknown:
+        return ChartCRDs(release, [], chart.chart or "its chart", waited, skipped=chart.unknown)
+    crds = chart.crds()
+    return ChartCRDs(release, crds, chart.chart, waited) if crds else None
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -378,7 +239,7 @@ def plan(root: Path, render: flux_render.ClusterRender) -> Plan:
     bootstrap, components = boot
     steps: dict[str, Step] = {BOOTSTRAP: bootstrap}
     found_order: list[str] = []
-    sources = {(obj.namespace, obj.name): obj.data for obj in render.objects if obj.kind == "OCIRepository"}
+    charts = {(c.release.namespace, c.release.name): c for c in helm_charts.render(root, render).releases}
     for obj in render.objects:
         if obj.by == BOOTSTRAP:
             continue  # bootstrap's own step is built from the real components above
@@ -408,7 +269,8 @@ def plan(root: Path, render: flux_render.ClusterRender) -> Plan:
             continue
         for item in step.items:
             if item.kind == "HelmRelease" and item.group == HELM_GROUP:
-                chart = _chart_crds(root, item, sources, _waits_for(step.kustomization.data, item))
+                chart = _chart_crds(item, charts.get((item.namespace or "default", item.name)),
+                                    _waits_for(step.kustomization.data, item))
                 if chart is not None:
                     step.charts.append(chart)
     result.steps = _ordered(steps, found_order)
@@ -466,31 +328,3 @@ def _closures(plan: Plan, steps: dict[str, Step]) -> None:
 
 def canonical(operations: list[dict]) -> bytes:
     return json.dumps(operations, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def main(argv: list[str]) -> int:
-    import argparse
-
-    from harness.model import PROJECT_ROOT
-
-    parser = argparse.ArgumentParser(prog="python -m harness.apply_order")
-    parser.add_argument("--fetch-charts", action="store_true",
-                        help="fetch the sources of the charts whose CRDs the API-server check installs")
-    args = parser.parse_args(argv)
-    if args.fetch_charts:
-        if tools.find("kustomize", PROJECT_ROOT) is None:
-            print("chart sources: not fetched, kustomize is missing")
-            return 1
-        try:
-            fetched = fetch_charts(PROJECT_ROOT)
-        except Exception as error:  # noqa: BLE001 - reported, the run goes on without them
-            print(f"chart sources: {error}")
-            return 1
-        print("chart sources in the Go module cache: " + (", ".join(fetched) or "none needed"))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

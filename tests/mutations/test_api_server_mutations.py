@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import apiserver, extract, tools
-from harness.checks import api_server
+from harness.checks import api_server, references
 from harness.model import Context, Outcome
 from harness.report import Report
 
@@ -325,3 +325,90 @@ def test_a_workload_whose_pods_pod_security_would_refuse(tree):
                  "    example.org/policy: enforced\n    pod-security.kubernetes.io/warn: restricted\n")
     assert_fails_at(findings(tree), f"{WEB}:1", 'would violate PodSecurity "restricted:latest"',
                     "the namespace's Pod Security refuses the pods")
+
+
+def test_a_flux_system_that_does_not_build_with_the_real_components(tree):
+    """A patch of flux-system/kustomization.yaml that the placeholder never
+    meets: with the components bootstrap writes, the build fails, and so
+    would bootstrap. One failure, at the kustomization; the references
+    check only says what it then cannot know."""
+    fixture.edit(tree, "clusters/test/flux-system/kustomization.yaml", "  - gotk-sync.yaml\n",
+                 "  - gotk-sync.yaml\npatches:\n  - target: {kind: Deployment, name: kustomize-controller}\n"
+                 "    patch: |-\n      - op: replace\n        path: /spec/template/spec/containers/3/image\n"
+                 "        value: example.org/controller:1.0.0\n")
+    assert_fails_at(findings(tree), "clusters/test/flux-system/kustomization.yaml:1",
+                    "`kustomize build clusters/test/flux-system` fails, and so would bootstrap")
+    said = [f for f in references.run(Context(root=tree, blocks=[])) if "bootstrap" in f.message]
+    assert said and all(f.outcome is Outcome.SKIPPED and "(see [api-server])" in f.message for f in said), said
+
+
+# A chart that installs CRDs: cert-manager from its sources (versions.yaml
+# `charts:`), with the ClusterIssuer a later layer applies.
+CERT_MANAGER = """\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 12h0m0s
+  url: oci://quay.io/jetstack/charts/cert-manager
+  ref:
+    tag: v1.21.2
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 30m0s
+  chartRef:
+    kind: OCIRepository
+    name: cert-manager
+  values:
+    crds:
+      enabled: true
+"""
+CHART_FILES = {
+    "platform/controllers/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cert-manager\n",
+    "platform/controllers/cert-manager.yaml": CERT_MANAGER,
+    "platform/configs/issuer.yaml": ("apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n"
+                                     "  name: self-signed\nspec:\n  selfSigned: {}\n"),
+}
+CHARTS_LAYERS = "\n---\n" + KUSTOMIZATION.format(name="controllers", depends="") + "---\n" + KUSTOMIZATION.format(
+    name="configs", depends="  dependsOn:\n    - name: controllers\n")
+ISSUER = "platform/configs/issuer.yaml"
+
+
+@pytest.fixture
+def chart_tree(tree: Path) -> Path:
+    from harness.checks import helm_charts
+
+    helm = tools.find("helm")
+    sources = helm_charts.chart_sources(tree).get("oci://quay.io/jetstack/charts/cert-manager")
+    if helm is None or sources is None or helm_charts.module_dir(sources.module, "v1.21.2") is None:
+        pytest.skip("needs helm and cert-manager's sources in the Go module cache (`nox -s docs-test` fetches them)")
+    fixture.write(tree, CHART_FILES)
+    fixture.edit(tree, LAYERS, "  path: ./platform/apps\n", "  path: ./platform/apps" + CHARTS_LAYERS)
+    return tree
+
+
+def test_a_charts_crds_come_from_what_it_renders_with_the_releases_values(chart_tree):
+    """The CRDs a chart installs are what helm renders with the release's
+    values: cert-manager's only with crds.enabled. Installed once the
+    Kustomization that waits for the release is done, they serve the
+    ClusterIssuer of the layer that depends on it; without the value, no
+    CRD serves it."""
+    assert findings(chart_tree) == []
+    fixture.edit(chart_tree, "platform/controllers/cert-manager.yaml", "      enabled: true\n", "      enabled: false\n")
+    assert_fails_at(findings(chart_tree), f"{ISSUER}:1", "serves no ClusterIssuer in cert-manager.io/v1",
+                    "No CRD of this cluster serves it")
+
+
+def test_a_layer_that_uses_a_chart_crd_its_dependency_does_not_wait_for(chart_tree):
+    controllers = KUSTOMIZATION.format(name="controllers", depends="")
+    fixture.edit(chart_tree, LAYERS, controllers, controllers.replace("  wait: true\n", ""))
+    assert_fails_at(findings(chart_tree), f"{ISSUER}:1",
+                    "Its CRD comes from the chart of HelmRelease cert-manager (platform/controllers/cert-manager.yaml:12)",
+                    "set `wait: true` (or a health check for the release) on flux-system/controllers")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import flux_schemas, tools
-from harness.checks import (applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches, references,
-                            schemas, substitution, tree_policy, version_claims, version_ranges, yaml_parse)
+from harness.checks import (api_server, applied_twice, cluster_vars, flux_refs, kustomize_build, kustomize_patches,
+                            references, schemas, substitution, tree_policy, version_claims, version_ranges, yaml_parse)
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 # The schemas of the pinned Flux, where docs-test made them (harness.flux_schemas).
@@ -290,10 +290,11 @@ def tree(tmp_path: Path) -> Path:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    kustomize = tools.find("kustomize")
-    if kustomize is not None:  # let the checks find the same kustomize in the copy
-        (root / ".tools" / "bin").mkdir(parents=True)
-        (root / ".tools" / "bin" / "kustomize").symlink_to(kustomize)
+    (root / ".tools" / "bin").mkdir(parents=True)
+    for name in ("kustomize", "flux"):  # let the checks find the same tools in the copy
+        found = tools.find(name)
+        if found is not None:
+            (root / ".tools" / "bin" / name).symlink_to(found)
     return root
 
 
@@ -326,6 +327,7 @@ def assert_fails_at(findings, rel: str, line: int, words: str) -> None:
 
 
 needs_kustomize = pytest.mark.skipif(tools.find("kustomize") is None, reason=tools.missing_reason("kustomize"))
+needs_flux = pytest.mark.skipif(tools.find("flux") is None, reason=tools.missing_reason("flux"))
 needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=flux_schemas.missing_reason(PROJECT_ROOT))
 
 
@@ -389,10 +391,17 @@ MUTATIONS = {
     "privilege escalation allowed": (
         WEB, "            allowPrivilegeEscalation: false\n", "", tree_policy, "- name: web",
         "allowPrivilegeEscalation: false"),
-    "flux-system kustomization without gotk-components.yaml": (
-        FLUX_SYSTEM, "  - gotk-components.yaml\n", "", tree_policy, "resources:", "does not list gotk-components.yaml"),
-    "flux-system kustomization without gotk-sync.yaml": (
-        FLUX_SYSTEM, "  - gotk-sync.yaml\n", "", tree_policy, "resources:", "does not list gotk-sync.yaml"),
+    # bootstrap would install no controllers and no CRDs: the API-server
+    # check plans bootstrap with the components it writes (no server needed)
+    "flux-system kustomization without gotk-components.yaml": pytest.param(
+        FLUX_SYSTEM, "  - gotk-components.yaml\n", "", api_server, "resources:",
+        "`resources` does not list gotk-components.yaml: on a fresh cluster `flux bootstrap` installs Flux by "
+        "applying this kustomization.yaml", marks=[needs_kustomize, needs_flux]),
+    # nothing ties the cluster to its directory: what Flux applies stops at bootstrap
+    "flux-system kustomization without gotk-sync.yaml": pytest.param(
+        FLUX_SYSTEM, "  - gotk-sync.yaml\n", "", flux_refs, "resources:",
+        "`resources` does not list gotk-sync.yaml, so clusters/test/flux-system holds no Flux Kustomization",
+        marks=needs_kustomize),
     "kustomization timeout shorter than its helmrelease's attempts": pytest.param(
         LAYERS_FILE, "  timeout: 5m0s\n", "  timeout: 3m0s\n", tree_policy, "timeout: 3m0s",
         "(1 retries + 1) x 2m0s = 4m0s", marks=needs_kustomize),
@@ -484,10 +493,11 @@ def test_missing_readme_and_kind_image_drift(tree):
     assert_fails_at(findings, "create/test.yaml", 5, "is not versions.yaml kubernetes.kind_node_image")
 
 
+@needs_kustomize
 def test_bootstrap_files_must_exist(tree):
     (tree / "clusters/test/flux-system/gotk-components.yaml").unlink()
-    assert_fails_at(tree_policy.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "- gotk-components.yaml"),
-                    "gotk-components.yaml does not exist")
+    assert_fails_at(kustomize_build.run(ctx(tree)), FLUX_SYSTEM, line_of(tree, FLUX_SYSTEM, "- gotk-components.yaml"),
+                    "resource `gotk-components.yaml`: no such file or directory: fix the entry or restore the file")
 
 
 def test_git_repository_without_secret_ref(tree):
@@ -603,6 +613,21 @@ def test_a_cluster_on_platform_releases_needs_an_alert(tree):
     assert_fails_at(tree_policy.run(ctx(tree)), "clusters/test/platform.yaml", 1, "applies no Alert")
     (tree / "clusters/test/alerts.yaml").write_text(ALERTS)
     assert not [f for f in failed(tree_policy.run(ctx(tree))) if "[alerting]" in f]
+
+
+@needs_kustomize
+@needs_flux
+def test_a_flux_system_patch_whose_target_misses_every_real_controller(tree):
+    """The lockdown patches are held to the components bootstrap writes
+    (flux install --export of the pinned CLI), not skipped for the
+    placeholder: a misspelt controller selects nothing there."""
+    edit(tree, FLUX_SYSTEM, "      name: kustomize-controller\n", "      name: kustomize-controler\n")
+    target = line_of(tree, FLUX_SYSTEM, "name: kustomize-controler") - 2
+    assert_fails_at(kustomize_patches.run(ctx(tree)), FLUX_SYSTEM, target,
+                    "its target (kind=Deployment, name=kustomize-controler) selects no resource of `kustomize build "
+                    "clusters/test/flux-system`")
+    edit(tree, FLUX_SYSTEM, "      name: kustomize-controler\n", "      name: kustomize-controller\n")
+    assert failed(kustomize_patches.run(ctx(tree))) == []
 
 
 def test_a_patch_that_turns_pruning_off(tree):

@@ -23,8 +23,11 @@ cluster at a time holds the server.
 The answers are kept in ``.tools/cache/apiserver/``, named by the binaries and
 every byte sent: an unchanged cluster is answered without a server, so a run
 whose clusters are all unchanged starts none (``apiserver.predicted_needed``).
-Without kube-apiserver and etcd built, the check is skipped with the command
-that builds them.
+Before any object is sent, the plan says what bootstrap itself would fail
+on (``flux_bootstrap``: a flux-system directory that does not list the
+components, or does not build with them); that is reported at the tree line
+to fix, with or without a server. Without kube-apiserver and etcd built, the
+rest of the check is skipped with the command that builds them.
 """
 
 from __future__ import annotations
@@ -557,15 +560,23 @@ class Reporter:
 # -- the check ----------------------------------------------------------------------------------
 
 
-def check_cluster(root: Path, render: flux_render.ClusterRender) -> list[Finding]:
-    plan = apply_order.plan(root, render)
-    findings = [Finding(CHECK, Outcome.SKIPPED, where, why) for where, why in plan.skipped]
+def _plan_findings(plan: Plan) -> list[Finding]:
+    """What the plan itself says, before any server answers: bootstrap
+    failures, and what it cannot plan (with why)."""
+    findings = [Finding(CHECK, Outcome.FAILED, where, f"{plan.cluster}: {message}") for where, message in plan.failures]
+    findings += [Finding(CHECK, Outcome.SKIPPED, where, why) for where, why in plan.skipped]
     for step in plan.steps:
         for chart in step.charts:
             if chart.skipped:
                 findings.append(Finding(CHECK, Outcome.SKIPPED, chart.release.origin,
-                                        f"HelmRelease {chart.release.name}: its chart's CRDs ({chart.source}) are not "
-                                        f"installed: {chart.skipped}"))
+                                        f"HelmRelease {chart.release.name}: the CRDs of {chart.source} are not "
+                                        f"installed, since they are not known: {chart.skipped}"))
+    return findings
+
+
+def check_cluster(root: Path, render: flux_render.ClusterRender) -> list[Finding]:
+    plan = apply_order.plan(root, render)
+    findings = _plan_findings(plan)
     if not plan.steps:
         return findings
     answers = answers_for(root, plan)
@@ -584,10 +595,14 @@ def run(ctx: Context) -> list[Finding]:
     root = Path(ctx.root).resolve()
     missing = apiserver.missing_reason(root)
     renders = flux_render.render_all(root)
-    if missing is not None:
-        return [Finding(CHECK, Outcome.SKIPPED, Origin(f"{cluster}/flux-system", 1), missing) for cluster in renders]
     findings: list[Finding] = []
     for render in renders.values():
+        if missing is not None:
+            # No server to ask; what bootstrap would fail on is known without one.
+            plan = apply_order.plan(root, render)
+            findings += [f for f in _plan_findings(plan) if f.outcome is Outcome.FAILED]
+            findings.append(Finding(CHECK, Outcome.SKIPPED, Origin(f"{render.cluster}/flux-system", 1), missing))
+            continue
         try:
             findings += check_cluster(root, render)
         except apiserver.Unavailable as error:

@@ -61,7 +61,6 @@ class Inventory:
     # chart installs into its release's namespace and makes cluster-scoped
     # objects.
     unknown: list[tuple[str, str | None, Origin]] = field(default_factory=list)
-    failures: list[tuple] = field(default_factory=list)  # (Origin, message) found on the way
 
     def cluster_scoped(self, group: str | None, kind: str) -> bool:
         if kind in self.scoped_kinds:
@@ -146,8 +145,6 @@ def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict
         inv.unknown.append((boot.reason, None, Origin(f"{render.cluster}/flux-system/kustomization.yaml", 1)))
     inv.unknown += [(f"what some Kustomizations apply is not known ({issue.message})", None, issue.where)
                     for issue in render.issues if issue.skipped]
-    if boot.failure:
-        inv.failures.append(boot.failure)
     inv.unknown += charts_unknown or []
     inv.flags = boot.flags
     inv.controllers_namespace = next((str(o["metadata"].get("namespace")) for o in boot.objects

@@ -1,10 +1,5 @@
 """Tree-policy rules about how Flux runs the tree (``tree_policy`` runs them):
 
-- ``flux-system-layout``: every ``clusters/*/flux-system/kustomization.yaml``
-  lists ``gotk-components.yaml`` and ``gotk-sync.yaml`` in ``resources``, and
-  both files exist. On a fresh cluster ``flux bootstrap`` installs Flux by
-  applying that kustomization.yaml; without gotk-components.yaml in it, no
-  controller and no CRD gets installed.
 - ``git-auth``: every GitRepository other than ``flux-system`` has a
   ``secretRef`` (a private repository or an ssh:// URL cannot be fetched
   without one).
@@ -47,49 +42,12 @@ from harness.checks import flux_render, go_duration, yaml_docs
 from harness.model import Finding, Origin, Outcome
 
 HELM_DEFAULT_TIMEOUT = 300.0
-BOOTSTRAP_FILES = ("gotk-components.yaml", "gotk-sync.yaml")
 WHOLE_VARIABLE = re.compile(r"^\$\{([_A-Za-z][_A-Za-z0-9]*)(?:(:?[=-])(.*))?\}$", re.DOTALL)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _at(tree_file: yaml_docs.TreeFile, doc: yaml_docs.Doc, path: list) -> Origin:
     return tree_file.origin(yaml_docs.line_of(doc.data, path, doc.line))
-
-
-# -- flux-system-layout ----------------------------------------------------------
-
-
-def flux_system_layout(root: Path) -> list[Finding]:
-    findings = []
-    tree = yaml_docs.tree(root)
-    for cluster in flux_render.cluster_dirs(root):
-        rel = f"{cluster}/flux-system/kustomization.yaml"
-        tree_file = tree.get(rel)
-        docs = [d for d in tree_file.docs if isinstance(d.data, dict)] if tree_file else []
-        if not docs:
-            findings.append(Finding("flux-system-layout", Outcome.FAILED, Origin(rel, 1),
-                                    f"{rel} is missing or empty: `flux bootstrap` installs Flux by applying it; "
-                                    f"list {' and '.join(BOOTSTRAP_FILES)} in its `resources`"))
-            continue
-        doc = docs[0]
-        resources = doc.data.get("resources") or []
-        listed = {str(r).removeprefix("./") for r in resources} if isinstance(resources, list) else set()
-        for name in BOOTSTRAP_FILES:
-            if name not in listed:
-                findings.append(Finding(
-                    "flux-system-layout", Outcome.FAILED, _at(tree_file, doc, ["resources"]),
-                    f"`resources` does not list {name}: on a fresh cluster `flux bootstrap` installs Flux by "
-                    f"applying this kustomization.yaml, so it must list gotk-components.yaml (the controllers "
-                    f"and CRDs) and gotk-sync.yaml (the root source and Kustomization)"))
-            if not (Path(root) / cluster / "flux-system" / name).is_file():
-                index = next((i for i, r in enumerate(resources) if str(r).removeprefix("./") == name), None)
-                path = ["resources", index] if index is not None else ["resources"]
-                findings.append(Finding(
-                    "flux-system-layout", Outcome.FAILED, _at(tree_file, doc, path),
-                    f"{cluster}/flux-system/{name} does not exist: commit it"
-                    + (" (a comment-only placeholder that `flux bootstrap` replaces with the controllers "
-                       "and CRDs of the Flux version it installs)" if name == "gotk-components.yaml" else "")))
-    return findings
 
 
 # -- git-auth ----------------------------------------------------------------------
@@ -390,7 +348,6 @@ def signed_releases(root: Path) -> list[Finding]:
 
 NEEDS_RENDER = {"flux-timeouts", "tenancy", "alerting"}
 RULES = {
-    "flux-system-layout": flux_system_layout,
     "git-auth": git_auth,
     "flux-timeouts": flux_timeouts,
     "substitution-quoting": substitution_quoting,

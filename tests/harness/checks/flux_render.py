@@ -291,6 +291,27 @@ def _line_with(root: Path, text: str, token: str, near: str) -> Origin | None:
     return None
 
 
+SYNC = "gotk-sync.yaml"
+
+
+def _no_root_kustomization(root: Path, boot_dir: str) -> Issue:
+    """What to say when bootstrap's directory applies no Flux Kustomization:
+    at the ``resources`` of its kustomization.yaml when that leaves out the
+    gotk-sync.yaml beside it (which bootstrap writes and applies from there)."""
+    kfile = kustomize_build.kustomization_file(root, boot_dir)
+    tree_file = yaml_docs.tree(root).get(kfile) if kfile else None
+    docs = [d for d in tree_file.docs if isinstance(d.data, dict)] if tree_file is not None else []
+    resources = docs[0].data.get("resources") if docs else None
+    listed = {str(r).removeprefix("./") for r in resources} if isinstance(resources, list) else set()
+    if docs and (Path(root) / boot_dir / SYNC).is_file() and SYNC not in listed:
+        return Issue("flux-refs", tree_file.origin(yaml_docs.line_of(docs[0].data, ["resources"], docs[0].line)),
+                     f"`resources` does not list {SYNC}, so {boot_dir} holds no Flux Kustomization and nothing "
+                     f"ties the cluster to its directory: on a fresh cluster `flux bootstrap` applies this "
+                     f"kustomization.yaml; list {SYNC} (the root source and Kustomization) in `resources`")
+    return Issue("flux-refs", Origin(boot_dir, 1),
+                 f"{boot_dir} holds no Flux Kustomization: nothing ties the cluster to its directory")
+
+
 def _render_cluster(root: Path, cluster: str) -> ClusterRender:
     render = ClusterRender(cluster)
     boot_dir = f"{cluster}/flux-system"
@@ -305,8 +326,7 @@ def _render_cluster(root: Path, cluster: str) -> ClusterRender:
             if _is_flux_kustomization(obj.data):
                 queue.append(obj)
     if not queue:
-        render.issues.append(Issue("flux-refs", Origin(boot_dir, 1),
-                                   f"{boot_dir} holds no Flux Kustomization: nothing ties the cluster to its directory"))
+        render.issues.append(_no_root_kustomization(root, boot_dir))
     seen: set[tuple[str, str]] = set()
     while queue:
         ks = queue.pop(0)

@@ -1,5 +1,7 @@
 """What the charts a cluster's HelmReleases install render, worked out
-offline with the pinned helm.
+offline with the pinned helm: the one answer the ``references`` check (the
+objects a chart makes, and what they name) and the API-server check (the
+CRDs a chart installs, whole) share.
 
 For every HelmRelease Flux applies on a cluster (``flux_render``), its chart
 source (``spec.chartRef``: an OCIRepository of the same cluster) names the
@@ -10,8 +12,9 @@ where ``nox -s docs-test`` fetches it (``python -m harness.checks.helm_charts
 --fetch``), never from the network during a run. The chart is rendered as
 helm-controller installs it: ``helm template`` with the release's name and
 namespace, its ``spec.values`` on top of the ``valuesFrom`` the tree holds,
-its CRDs, without the chart's tests (unless ``spec.test.enable``), for the
-Kubernetes version versions.yaml ``kubernetes.minimum`` names.
+its CRDs (from the chart's ``crds/`` and from templates its values turn on),
+without the chart's tests (unless ``spec.test.enable``), for the Kubernetes
+version versions.yaml ``kubernetes.minimum`` names.
 
 A module version is immutable, so each answer is kept in ``.tools/cache``
 (``harness.build_cache``) keyed by the helm binary, the module, the chart's
@@ -40,7 +43,7 @@ from typing import Any, Callable
 import yaml
 
 from harness import build_cache, tools
-from harness.checks import flux_render
+from harness.checks import flux_render, yaml_docs
 from harness.checks.cluster_inventory import Source
 from harness.model import PROJECT_ROOT, Origin
 
@@ -67,7 +70,22 @@ class ChartObject:
 
 
 @dataclass
+class ReleaseChart:
+    """What one HelmRelease's chart renders: every object, whole (CRDs
+    included), or why that is not known."""
+
+    release: flux_render.Applied
+    chart: str = ""  # "podinfo (github.com/stefanprodan/podinfo@v1.8.1-...)"
+    objects: list[dict] = field(default_factory=list)
+    unknown: str = ""  # why the objects are not known (then ``objects`` is empty)
+
+    def crds(self) -> list[dict]:
+        return [data for data in self.objects if data.get("kind") == "CustomResourceDefinition"]
+
+
+@dataclass
 class ChartRender:
+    releases: list[ReleaseChart] = field(default_factory=list)
     objects: list[ChartObject] = field(default_factory=list)
     # (why a chart's objects are not known, the namespace it installs into,
     # the HelmRelease's tree line)
@@ -228,18 +246,6 @@ def _plan(root: Path, release: flux_render.Applied, render: flux_render.ClusterR
     return Plan(known, version, name, namespace, values, tuple(argv))
 
 
-def _slim(data: dict) -> dict:
-    """A CRD keeps what the checks read (group, kind, scope); every other
-    object is kept whole."""
-    if data.get("kind") != "CustomResourceDefinition":
-        return data
-    spec = data.get("spec") or {}
-    return {"apiVersion": data.get("apiVersion"), "kind": data.get("kind"),
-            "metadata": {"name": (data.get("metadata") or {}).get("name")},
-            "spec": {"group": spec.get("group"), "scope": spec.get("scope"),
-                     "names": {"kind": (spec.get("names") or {}).get("kind")}}}
-
-
 def _readable(error: str | None) -> str | None:
     """helm's message without its prefix and its advice to rerun with --debug."""
     if error is None:
@@ -252,7 +258,8 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
     values = json.dumps(plan.values, sort_keys=True, default=str)
     name = build_cache.key("helm-template", helm, [
         ("chart", f"{plan.sources.module}@{plan.version}/{plan.sources.path}".encode()),
-        ("release", plan.release.encode()), ("argv", "\0".join(plan.argv).encode()), ("values", values.encode())])
+        ("release", plan.release.encode()), ("argv", "\0".join(plan.argv).encode()), ("values", values.encode()),
+        ("objects", b"whole")])
     answer = build_cache.get("helm-template", name)
     if answer is not None:
         return answer["objects"], _readable(answer["error"])
@@ -287,7 +294,7 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
         except yaml.YAMLError:
             continue
         if isinstance(data, dict) and data.get("kind"):
-            objects.append({"template": template, "object": _slim(data)})
+            objects.append({"template": template, "object": data})
     build_cache.put("helm-template", name, {"objects": objects, "error": None})
     return objects, None
 
@@ -343,11 +350,14 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
         shown = f"HelmRelease {release.namespace}/{release.name}"
         installs_into = str((release.data.get("spec") or {}).get("targetNamespace") or release.namespace)
         if helm is None:
-            result.unknown.append((f"the objects of {shown}'s chart are not known: "
-                                   + tools.missing_reason("helm", root), installs_into, release.origin))
+            why = tools.missing_reason("helm", root)
+            result.releases.append(ReleaseChart(release, unknown=why))
+            result.unknown.append((f"the objects of {shown}'s chart are not known: {why}", installs_into,
+                                   release.origin))
             continue
         plan = _plan(root, release, render)
         if isinstance(plan, str):
+            result.releases.append(ReleaseChart(release, unknown=plan))
             result.unknown.append((f"the objects of its chart are not known: {plan}", installs_into, release.origin))
             continue
         if (release.data.get("spec") or {}).get("postRenderers"):
@@ -355,18 +365,20 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
                                    "chart", installs_into, release.origin))
         objects, error = _template(helm, plan)
         chart = plan.sources.path.rsplit("/", 1)[-1]
+        label = f"{chart} ({plan.sources.module}@{plan.version})"
         if error is not None:
-            result.unknown.append((f"the objects of {shown}'s chart are not known: `helm template` of {chart} "
-                                   f"({plan.sources.module}@{plan.version}) fails: {error}", installs_into,
-                                   release.origin))
+            result.releases.append(ReleaseChart(release, label, unknown=f"`helm template` of {label} fails: {error}"))
+            result.unknown.append((f"the objects of {shown}'s chart are not known: `helm template` of {label} "
+                                   f"fails: {error}", installs_into, release.origin))
             if not any(words in error for words in NOT_THE_RELEASES_FAULT):
                 spec = release.data.get("spec") or {}
                 result.failures.append((release.field(["spec", "values"] if spec.get("values") else ["spec"]), (
-                    f"{shown}: its chart {chart} ({plan.sources.module}@{plan.version}) does not render with the "
-                    f"release's values, so helm-controller cannot install it: {error}. Fix the values (the chart's "
-                    f"values.yaml says what it reads)")))
+                    f"{shown}: its chart {label} does not render with the release's values, so helm-controller "
+                    f"cannot install it: {error}. Fix the values (the chart's values.yaml says what it reads)")))
             continue
-        result.rendered.append(f"{shown}: chart {chart} ({plan.sources.module}@{plan.version})")
+        result.rendered.append(f"{shown}: chart {label}")
+        released = ReleaseChart(release, label)
+        result.releases.append(released)
         for item in objects:
             data = item["object"]
             meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else None
@@ -375,6 +387,7 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
             if meta.get("name") and not meta.get("namespace") and data.get("kind") != "CustomResourceDefinition":
                 # Helm installs into the release namespace (cluster-scoped kinds ignore it).
                 meta["namespace"] = plan.namespace
+            released.objects.append(data)
             where = f"chart {chart} of {shown} ({release.origin}), {item['template']}"
             ns = meta.get("namespace")
             context = f" (rendered by the chart {chart} of {shown}, {item['template']})"
@@ -389,10 +402,19 @@ def _helm(root: Path) -> str | None:
     return tools.find("helm", root)
 
 
+@functools.lru_cache(maxsize=16)
+def _render_cluster(root: Path, cluster: str, _stamp: tuple, helm: str | None) -> ChartRender:
+    return _render(root, flux_render.render_all(root)[cluster], helm)
+
+
 def render(root: Path, cluster_render: flux_render.ClusterRender) -> ChartRender:
-    """What the charts of ``cluster_render``'s HelmReleases render."""
+    """What the charts of ``cluster_render``'s HelmReleases render (worked
+    out once per tree content, for every check that asks)."""
     root = Path(root).resolve()
-    return _render(root, cluster_render, _helm(root))
+    renders = flux_render.render_all(root)
+    if renders.get(cluster_render.cluster) is not cluster_render:
+        return _render(root, cluster_render, _helm(root))  # a render of the caller's own
+    return _render_cluster(root, cluster_render.cluster, yaml_docs.stamp(root), _helm(root))
 
 
 # -- fetching the sources (nox -s docs-test) ---------------------------------------

@@ -17,12 +17,12 @@ on no object of the output belongs to a patch that selects nothing. The marker
 sits at the patch's own place in the list, so it sees the resources as the
 patch does (after the patches before it).
 
-One allowance: in ``clusters/*/flux-system/kustomization.yaml`` a target that
-selects by the label ``app.kubernetes.io/part-of=flux``, or Deployments by the
-names of Flux components only (the multi-tenancy lockdown patches), is meant
-for the Flux components ``flux bootstrap`` writes into ``gotk-components.yaml``;
-while that file is the placeholder without objects, such a patch is reported
-as skipped with that reason.
+A cluster's ``flux-system/`` is built as bootstrap builds it: with the
+components ``flux bootstrap`` writes in place of the placeholder
+``gotk-components.yaml`` (``flux_bootstrap``), so that the patches meant
+for them (the multi-tenancy lockdown) are held to the real controllers.
+Without the flux CLI those components are not known, and a patch that
+selects nothing there is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -36,15 +36,12 @@ from pathlib import Path
 import yaml
 
 from harness import tools
-from harness.checks import kustomize_build, yaml_docs
+from harness.checks import flux_bootstrap, flux_render, kustomize_build, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "patch-target"
 PATCH_LISTS = ("patches", "patchesJson6902")
 MARKER = "patch-target.docs-test.invalid/k{dir}-p{index}"
-FLUX_COMPONENTS_SELECTOR = "app.kubernetes.io/part-of=flux"
-FLUX_COMPONENTS = {"source-controller", "kustomize-controller", "helm-controller", "notification-controller",
-                   "image-reflector-controller", "image-automation-controller", "source-watcher"}
 
 
 @dataclass(frozen=True)
@@ -111,14 +108,20 @@ def _selections(root: Path, _stamp: tuple, kustomize: str) -> dict[str, Selectio
     directories = [d for d in kustomize_build.kustomization_dirs(root) if targeted_patches(root, d)]
     tree = yaml_docs.tree(root)
 
+    components = flux_bootstrap.components_text(root)
+    bootstrapped = {f"{cluster}/flux-system" for cluster in flux_render.cluster_dirs(root)}
+
     def marked_build(item: tuple[int, str]) -> kustomize_build.Build:
         number, directory = item
         patches = targeted_patches(root, directory)
         kfile = patches[0].kfile
         # the file as written (the tree index holds it after substitution)
         marked = _marked(yaml.safe_load(tree[kfile].raw), patches, number)
-        return kustomize_build.cached_build(root, directory, kustomize,
-                                            {kfile: yaml.safe_dump(marked, sort_keys=False)})
+        overrides = {kfile: yaml.safe_dump(marked, sort_keys=False)}
+        placeholder = os.path.join(directory, flux_bootstrap.COMPONENTS)
+        if directory in bootstrapped and components is not None and (root / placeholder).is_file():
+            overrides[placeholder] = components  # as bootstrap builds it
+        return kustomize_build.cached_build(root, directory, kustomize, overrides)
 
     with ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2))) as pool:
         outputs = list(pool.map(marked_build, enumerate(directories)))
@@ -139,18 +142,14 @@ def _selections(root: Path, _stamp: tuple, kustomize: str) -> dict[str, Selectio
     return result
 
 
-def _placeholder_components(root: Path, patch: Patch) -> bool:
-    """A patch meant for the Flux components, in a flux-system directory whose
-    gotk-components.yaml holds no objects yet."""
+def _unknown_components(root: Path, patch: Patch) -> str | None:
+    """Why the Flux components a patch of a cluster's flux-system/ may be
+    meant for are not known (the flux CLI is missing), or None."""
     if not (patch.kfile.startswith("clusters/") and patch.directory.endswith("/flux-system")):
-        return False
-    by_label = str(patch.target.get("labelSelector", "")).replace(" ", "") == FLUX_COMPONENTS_SELECTOR
-    names = str(patch.target.get("name", "")).strip("()^$").split("|")
-    by_name = patch.target.get("kind") == "Deployment" and all(n in FLUX_COMPONENTS for n in names)
-    if not (by_label or by_name):
-        return False
-    components = yaml_docs.tree(root).get(os.path.join(patch.directory, "gotk-components.yaml"))
-    return components is not None and not any(d.is_object for d in components.docs)
+        return None
+    if flux_bootstrap.components_text(root) is not None:
+        return None
+    return tools.missing_reason("flux", root)
 
 
 def run(ctx: Context) -> list[Finding]:
@@ -181,11 +180,12 @@ def run(ctx: Context) -> list[Finding]:
             if key in selection.selected:
                 continue
             where = tree[kfile].origin(yaml_docs.line_of(data, [patch.key, patch.index, "target"]))
-            if _placeholder_components(root, patch):
+            unknown = _unknown_components(root, patch)
+            if unknown is not None:
                 findings.append(Finding(
                     CHECK, Outcome.SKIPPED, where,
-                    f"the patch with target {patch.describe()} is for the Flux components that `flux bootstrap` "
-                    f"writes into gotk-components.yaml beside it, a placeholder without objects here"))
+                    f"the patch with target {patch.describe()} may be meant for the Flux components that `flux "
+                    f"bootstrap` writes into gotk-components.yaml beside it, which are not known: {unknown}"))
                 continue
             failed = True
             built = ", ".join(selection.objects) or "nothing"

@@ -223,7 +223,7 @@ def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) ->
     for cluster, render in renders.items():
         inv, stats = inventories[cluster], Counter()
         results: list[Result] = []
-        for where, message in [*inv.failures, *charts[cluster].failures]:
+        for where, message in charts[cluster].failures:
             results.append(Result(where, message, Outcome.FAILED))
         referrers = _tree_referrers(render) + _chart_referrers(inv, charts[cluster])
         for referrer in referrers:

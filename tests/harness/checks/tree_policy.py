@@ -20,8 +20,14 @@
 - ``kubernetes-versions``: versions.yaml ``kubernetes.minimum`` is one of
   ``kubernetes.supported`` (the minors the pinned Flux supports), and the kind
   node image runs that minimum;
-- ``flux-system-layout``, ``git-auth``, ``flux-timeouts``,
-  ``substitution-quoting``: how Flux runs the tree (``flux_policy``).
+- ``git-auth``, ``flux-timeouts``, ``substitution-quoting``, ``tenancy``,
+  ``alerting``, ``signed-releases``: how Flux runs the tree (``flux_policy``).
+
+What the API-server check and the ``references`` check catch is not a rule
+here: a cluster's ``flux-system/kustomization.yaml`` that leaves out the
+components bootstrap writes fails the API-server check (at its
+``resources``), one that leaves out ``gotk-sync.yaml`` the ``flux-refs``
+check, and a file it lists that does not exist the ``kustomize-build`` check.
 """
 
 from __future__ import annotations
