@@ -188,6 +188,7 @@ def test_a_version_the_proxy_does_not_give_is_told_apart_by_its_answer():
     nearest served one; a version that does not exist is reported as such,
     and a 403 on its .info (which this proxy answers for a typo too) says
     that it cannot tell."""
+
     missing = ("example.org/m@v9.9.9: reading https://proxy.golang.org/example.org/m/@v/v9.9.9.info: 404 Not Found; "
                "server response: not found: example.org/m@v9.9.9: invalid version: unknown revision v9.9.9")
     refused_zip = "example.org/m@v1.2.4: reading https://proxy.golang.org/example.org/m/@v/v1.2.4.zip: 403 Forbidden"
