@@ -19,8 +19,9 @@ import signal
 import tempfile
 from pathlib import Path
 
-from . import charts, gitserver, names, providers, registry, tree
+from . import charts, gitserver, names, providers, registry, status, tree
 from .guard import ContextGuard
+from .locate import Locator
 from .plan import GIT_PORT, INHERITED_PATH, WORK, Step
 from .preflight import Preflight
 from .providers import Cluster, Endpoints
@@ -46,6 +47,11 @@ class TierEnvironment:
         self.registry: registry.Registry | None = None
         self.git: gitserver.GitServer | None = None
         self.closed = False
+        # Where the tree defines what the clusters run, and shows it (failure messages).
+        self.locator = Locator(root)
+        # Clusters on which Flux failed for good: target -> the status.FluxFailed
+        # raised first, so no later wait on that cluster waits (status.FluxWatch).
+        self.failed: dict[str, BaseException] = {}
         self._lock = threading.Lock()
         self._once: dict[str, concurrent.futures.Future] = {}
         self._threads: list[threading.Thread] = []
@@ -66,7 +72,10 @@ class TierEnvironment:
 
     def once(self, key: str, make):
         """``make()``'s result, made once per run; waits for it when
-        ``ahead`` started it in the background (and re-raises its error)."""
+        ``ahead`` started it in the background. Its error is raised to
+        every caller as the same ``SetupFailed`` (or ``status.FluxFailed``,
+        when Flux failed on the tree), so that the first test to meet it
+        reports it and the others say they were not run for it."""
         with self._lock:
             future = self._once.get(key)
             if future is None:
@@ -77,8 +86,11 @@ class TierEnvironment:
         if mine:
             try:
                 future.set_result(make())
-            except BaseException as error:
+            except (KeyboardInterrupt, SystemExit) as error:
                 future.set_exception(error)
+            except BaseException as error:  # noqa: BLE001 - kept for every caller
+                future.set_exception(error if isinstance(error, (SetupFailed, status.FluxFailed))
+                                     else SetupFailed(SETUP_WHAT.get(key.split(" ")[0], key), key, error))
         return future.result()
 
     def ahead(self, key: str, make) -> None:
@@ -101,10 +113,11 @@ class TierEnvironment:
         thread.start()
 
     def prepare(self, targets) -> None:
-        """Make and bootstrap ``targets`` in the background."""
+        """Make and bootstrap ``targets`` in the background (the git server,
+        registry and charts first, once, also in the background)."""
         if not self.live:
             return
-        self.ensure_endpoints()
+        self.ahead("endpoints", self._make_endpoints)
         for target in targets:
             self.ahead(f"cluster {target}", lambda t=target: self._make(t, None, names.DEFAULT_BRANCH))
 
@@ -141,7 +154,11 @@ class TierEnvironment:
         if self.closed:
             raise RuntimeError(f"{target}: not bootstrapped, the cluster tier is being taken down")
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
-        self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
+        # While bootstrap waits for the first reconciliation, a Flux object
+        # that fails for good ends it (it would wait out its own timeout).
+        watch = status.FluxWatch(made, self.runner, self.tool("kubectl"), locator=self.locator, failed=self.failed)
+        self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
+                                   watch=watch.check if self.live else None)
         return made
 
     def ensure_endpoints(self) -> Endpoints:
@@ -290,6 +307,26 @@ class TierEnvironment:
         if errors:
             raise errors[0]
         return kept
+
+
+# What a key of ``once`` makes, for the message of its failure.
+SETUP_WHAT = {
+    "endpoints": "the tier's git server, registry, charts and first platform release",
+    "cluster": "a cluster of the tier",
+    "sandbox": "the sandbox cluster (made the way the pages make it)",
+}
+
+
+class SetupFailed(RuntimeError):
+    """A part of the tier's setup could not be made. The same error goes to
+    every test that needs that part: the first reports it (the message says
+    what failed, why, and where), the others are marked not run for it."""
+
+    def __init__(self, what: str, key: str, cause: BaseException):
+        self.what, self.key, self.cause = what, key, cause
+        if key.startswith("cluster "):
+            what = f"the {key.split(' ', 1)[1]} cluster"
+        super().__init__(f"{what} could not be made: {type(cause).__name__}: {cause}")
 
 
 def _sigterm_as_interrupt(signum, frame):

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Callable
 
 from .guard import ContextGuard
 from .plan import INHERITED_PATH, Step
+
+
+# While a long step runs (flux bootstrap), how often its watcher looks.
+WATCH_EVERY = 3.0
 
 
 class StepFailed(RuntimeError):
@@ -39,7 +44,8 @@ class Recorder:
         self.guard = guard or ContextGuard()
         self.steps: list[Step] = []
 
-    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
+            ) -> subprocess.CompletedProcess:
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
         self.steps.append(step)
@@ -66,28 +72,55 @@ class LiveRunner(Recorder):
     def echo(self, line: str) -> None:
         self._echo(line)
 
-    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
+            ) -> subprocess.CompletedProcess:
+        """Run ``step``; ``while_waiting`` is called every ``WATCH_EVERY``
+        seconds while it runs, and whatever it raises stops the step (a
+        wait that a Flux failure made pointless)."""
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
         env = self._env(step)
-        try:
-            proc = subprocess.run(
-                step.argv,
-                input=step.stdin,
-                capture_output=True,
-                text=True,
-                cwd=step.cwd,
-                env=env,
-                timeout=step.timeout,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
+        if while_waiting is not None:
+            proc = self._run_watched(step, env, while_waiting)
+        else:
+            try:
+                proc = subprocess.run(
+                    step.argv,
+                    input=step.stdin,
+                    capture_output=True,
+                    text=True,
+                    cwd=step.cwd,
+                    env=env,
+                    timeout=step.timeout,
+                )
+            except subprocess.TimeoutExpired as err:
+                raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
         if check and proc.returncode != 0:
             raise StepFailed(step, proc)
         return proc
+
+    def _run_watched(self, step: Step, env: dict, while_waiting: Callable[[], None]) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen(step.argv, stdin=subprocess.PIPE if step.stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=step.cwd, env=env)
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        given = step.stdin
+        try:
+            while True:
+                try:
+                    out, err = proc.communicate(input=given, timeout=WATCH_EVERY)
+                    return subprocess.CompletedProcess(step.argv, proc.returncode, out, err)
+                except subprocess.TimeoutExpired:
+                    given = None  # communicate sent it already
+                if deadline is not None and time.monotonic() > deadline:
+                    raise StepFailed(step, None, f"timed out after {step.timeout}s")
+                while_waiting()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def call(self, step: Step, action: Callable[[], object]) -> None:
         self.steps.append(step)
@@ -114,12 +147,26 @@ class LiveRunner(Recorder):
         return processes.start(step.argv[0].rsplit("/", 1)[-1], step.argv, log, self._env(step),
                                cwd=step.cwd)
 
-    def finish(self, process, step: Step) -> None:
-        """Wait for a background step; raise as ``run`` does when it fails."""
-        try:
-            code = process.proc.wait(timeout=step.timeout)
-        except subprocess.TimeoutExpired as err:
-            process.stop()
-            raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
+    def finish(self, process, step: Step, while_waiting: Callable[[], None] | None = None) -> None:
+        """Wait for a background step; raise as ``run`` does when it fails.
+        ``while_waiting`` as for ``run``."""
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                code = process.proc.wait(timeout=left if while_waiting is None else min(left or WATCH_EVERY,
+                                                                                           WATCH_EVERY))
+                break
+            except subprocess.TimeoutExpired as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    process.stop()
+                    raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
+            if while_waiting is None:
+                continue
+            try:
+                while_waiting()
+            except BaseException:
+                process.stop()
+                raise
         if code != 0:
             raise StepFailed(step, None, f"exit {code}:\n{process.tail(40)}")

@@ -98,19 +98,21 @@ class Provider:
         )
 
     def install_flux(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, flux: str, path: str | None = None,
-                     branch: str = names.DEFAULT_BRANCH) -> None:
+                     branch: str = names.DEFAULT_BRANCH, watch=None) -> None:
         """``flux bootstrap git`` against the harness's git server: installs
         the pinned Flux (the CLI's own embedded manifests), pushes the sync
-        manifests to the snapshot, and waits for the first reconciliation."""
+        manifests to the snapshot, and waits for the first reconciliation.
+        ``watch`` (``status.FluxWatch.check``) is called while bootstrap
+        waits: a Flux object that fails for good stops it at once."""
         from ..runner import StepFailed
 
         with BOOTSTRAP_LOCK:
-            self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed)
+            self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed, watch)
 
-    def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed) -> None:
+    def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed, watch=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             try:
-                runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
+                runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch), while_waiting=watch)
                 return
             except StepFailed as failed:
                 if attempt == BOOTSTRAP_ATTEMPTS or not pushed_concurrently(str(failed)):

@@ -246,7 +246,7 @@ class KwokProvider(Provider):
     # -- Flux ------------------------------------------------------------------
 
     def install_flux(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, flux: str,
-                     path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> None:
+                     path: str | None = None, branch: str = names.DEFAULT_BRANCH, watch=None) -> None:
         """``flux bootstrap git`` as on any cluster; as soon as it has applied
         the controllers' CRDs and Deployments, their real processes start on
         the host with the arguments those Deployments declare, and do the
@@ -259,15 +259,15 @@ class KwokProvider(Provider):
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
         with BOOTSTRAP_LOCK:
-            self._bootstrap(cluster, runner, step)
+            self._bootstrap(cluster, runner, step, watch)
 
-    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
             try:
                 if cluster.target not in self.controllers:
                     self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
-                runner.finish(bootstrap, step)
+                runner.finish(bootstrap, step, while_waiting=watch)
                 return
             except Exception:
                 bootstrap.stop()
