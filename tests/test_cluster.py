@@ -22,10 +22,12 @@ from harness.report import fail_on
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def tier_session(request: pytest.FixtureRequest):
     """The tier's environment, or ``tier.Unavailable`` when the tier was
-    asked for and cannot run (each test reports or skips for it)."""
+    asked for and cannot run (each test reports or skips for it). Taken
+    down after this module's last test, so the tests of other modules that
+    start clusters of their own have the machine to themselves."""
     config = request.config
     provider = tier.requested_provider(config)
     if not provider:

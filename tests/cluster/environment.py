@@ -124,6 +124,12 @@ class TierEnvironment:
     def cluster(self, target: str, path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> Cluster:
         """The cluster ``target``, bootstrapped from ``path`` (default
         ``clusters/<target>``) on ``branch`` of the served snapshot."""
+        # Every cluster needs the endpoints: when they fail while the cluster
+        # is being made ahead, that is the answer now, not after the make.
+        started = [f for f in (self._once.get("endpoints"), self._once.get(f"cluster {target}")) if f is not None]
+        if len(started) == 2:
+            concurrent.futures.wait(started, return_when=concurrent.futures.FIRST_EXCEPTION)
+        self.raise_if_failed("endpoints")
         made = self.once(f"cluster {target}", lambda: self._make(target, path, branch))
         made_from = self.sources[target]
         if path is not None and made_from != (path, branch):
@@ -133,9 +139,16 @@ class TierEnvironment:
             )
         return made
 
+    def raise_if_failed(self, key: str) -> None:
+        """Raise the error of ``once(key)`` if it is done and failed."""
+        future = self._once.get(key)
+        if future is not None and future.done() and future.exception() is not None:
+            raise future.exception()
+
     def _make(self, target: str, path: str | None, branch: str) -> Cluster:
         if self.closed:
             raise RuntimeError(f"{target}: not made, the cluster tier is being taken down")
+        self.raise_if_failed("endpoints")
         if target in self.clusters:
             made_from = self.sources[target]
             if path is not None and made_from != (path, branch):
@@ -326,7 +339,9 @@ class SetupFailed(RuntimeError):
         self.what, self.key, self.cause = what, key, cause
         if key.startswith("cluster "):
             what = f"the {key.split(' ', 1)[1]} cluster"
-        super().__init__(f"{what} could not be made: {type(cause).__name__}: {cause}")
+        detail = str(cause).strip() or type(cause).__name__
+        super().__init__(f"setup of the cluster tier: {what} could not be made\n  "
+                         + "\n  ".join(detail.splitlines()))
 
 
 def _sigterm_as_interrupt(signum, frame):

@@ -44,6 +44,7 @@ ready (its source is judged on its own).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -89,6 +90,21 @@ class Failure:
     rejected: ObjectRef | None = None
     # The field of ``obj`` the failure is about (for its tree line): ("spec", "path").
     field: tuple = ()
+    # When Flux first reported it (RFC 3339, the API server's clock), if known.
+    since: str = ""
+
+    def age(self, now=None) -> float | None:
+        """Seconds since Flux reported the failure (None when unknown)."""
+        import datetime
+
+        if not self.since:
+            return None
+        try:
+            when = datetime.datetime.fromisoformat(self.since.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        now = now or datetime.datetime.now(datetime.timezone.utc)
+        return max(0.0, (now - when).total_seconds())
 
     @property
     def why(self) -> str:
@@ -158,9 +174,10 @@ def normalise(message: str) -> str:
     return re.sub(r"\d+(\.\d+)?", "#", message)
 
 
-def warning_counts(events: list[dict]) -> dict[ObjectRef, list[tuple[str, str, int]]]:
-    """Per involved object: (reason, normalised message, count) of its Warning events."""
-    out: dict[ObjectRef, list[tuple[str, str, int]]] = {}
+def warning_counts(events: list[dict]) -> dict[ObjectRef, list[tuple[str, str, int, str]]]:
+    """Per involved object: (reason, normalised message, count, first time)
+    of its Warning events."""
+    out: dict[ObjectRef, list[tuple[str, str, int, str]]] = {}
     for event in events:
         if event.get("type") != "Warning":
             continue
@@ -168,8 +185,9 @@ def warning_counts(events: list[dict]) -> dict[ObjectRef, list[tuple[str, str, i
         ref = ObjectRef(str(involved.get("kind", "")), str(involved.get("namespace", "")),
                         str(involved.get("name", "")))
         count = int(event.get("count") or (event.get("series") or {}).get("count") or 1)
+        first = str(event.get("firstTimestamp") or event.get("eventTime") or "")
         out.setdefault(ref, []).append((str(event.get("reason", "")), normalise(str(event.get("message", ""))),
-                                        count))
+                                        count, first))
     return out
 
 
@@ -182,7 +200,7 @@ def attempts(item: dict, failed: dict, events: dict, seen: Seen | None = None) -
     controller's own records (see the module docstring)."""
     mark = fingerprint(failed)
     counted = 1
-    for reason, message, count in events.get(ref_of(item), []):
+    for reason, message, count, _first in events.get(ref_of(item), []):
         if reason == failed.get("reason") or message == mark[2]:
             counted = max(counted, count)
     if seen is not None:
@@ -191,6 +209,14 @@ def attempts(item: dict, failed: dict, events: dict, seen: Seen | None = None) -
     if history and failed.get("type") == "Ready" and history[0].get("lastReconciledStatus") == failed.get("reason"):
         counted = max(counted, int(history[0].get("totalReconciliations") or 1))
     return counted
+
+
+def first_seen(item: dict, failed: dict, events: dict) -> str:
+    """When the failure was first reported: the first of its matching
+    Warning events, else the failed condition's transition."""
+    times = [when for reason, message, _count, when in events.get(ref_of(item), [])
+             if when and (reason == failed.get("reason") or message == fingerprint(failed)[2])]
+    return min(times) if times else str(failed.get("lastTransitionTime") or "")
 
 
 def failed_condition(item: dict) -> dict:
@@ -220,14 +246,15 @@ def judge(item: dict, events: dict | None = None, tracker: Tracker | None = None
         detail = str(stalled.get("message") or "")
         if message and message != detail:
             detail = f"{detail}; last error: {message}" if detail else message
-        return Failure(ref, "stalled", str(stalled.get("reason") or ""), detail, revision)
+        return Failure(ref, "stalled", str(stalled.get("reason") or ""), detail, revision,
+                       since=str(stalled.get("lastTransitionTime") or ""))
     reason = str(failed.get("reason") or "")
     if not failed or reason in WAITING:
         return None
     if ref.kind == "Kustomization":
         found = _kustomization_failure(ref, reason, message, revision)
         if found is not None:
-            return found
+            return dataclasses.replace(found, since=str(failed.get("lastTransitionTime") or ""))
         if reason == "ArtifactFailed":
             return None  # its source or the source's artifact is not there yet: the source is judged
     seen = tracker.see(ref, fingerprint(failed), str(failed.get("lastTransitionTime", ""))) if tracker else None
@@ -236,7 +263,8 @@ def judge(item: dict, events: dict | None = None, tracker: Tracker | None = None
         return None
     if "not found" in message.lower() and (seen is None or tracker.age(seen) < PATIENCE):
         return None
-    return Failure(ref, "failing again", reason, message, revision, counted, field=SOURCE_FIELDS.get(reason, ()))
+    return Failure(ref, "failing again", reason, message, revision, counted, field=SOURCE_FIELDS.get(reason, ()),
+                   since=first_seen(item, failed, events or {}))
 
 
 def _kustomization_failure(ref: ObjectRef, reason: str, message: str, revision: str) -> Failure | None:

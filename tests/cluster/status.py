@@ -270,7 +270,9 @@ def explain(target: str, found: list[failures.Failure], locator, after: float) -
         else:
             lines.append(f"  {place or '(not in the tree)'}: {subject}: {failure.message}")
         revision = f", revision {failure.revision}" if failure.revision else ""
-        lines.append(f"    Flux: reason {failure.reason}{revision}; {failure.why}")
+        age = failure.age()
+        reported = f"; reported {age:.0f}s before this report" if age is not None else ""
+        lines.append(f"    Flux: reason {failure.reason}{revision}{reported}; {failure.why}")
         hint = HINTS.get(failure.rule if failure.rule != "failing again" else failure.reason)
         if hint:
             lines.append(f"    {hint}")

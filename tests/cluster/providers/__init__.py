@@ -18,11 +18,23 @@ from ..plan import Step
 from ..runner import Recorder
 
 FLUX_NAMESPACE = "flux-system"
-# One flux bootstrap at a time: each pushes to the branch, and clusters made
-# side by side would race for it; one that loses anyway bootstraps again
-# (rerunning bootstrap is safe).
-BOOTSTRAP_LOCK = threading.Lock()
+# One flux bootstrap per branch at a time: each pushes to its branch, and
+# clusters made side by side would race for it; one that loses anyway
+# bootstraps again (rerunning bootstrap is safe). A bootstrap may let go of
+# the lock once its pushes are done (``PUSHED``): what follows only waits.
+_BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
+# What flux bootstrap prints once both of its pushes (component and sync
+# manifests) are done: the rest is applying and waiting (flux2's
+# pkg/bootstrap, ReconcileSyncConfig).
+PUSHED = "applying sync manifests"
+
+
+def bootstrap_lock(branch: str) -> threading.Lock:
+    """The lock bootstraps that push to ``branch`` take."""
+    with _LOCKS_LOCK:
+        return _BOOTSTRAP_LOCKS.setdefault(branch, threading.Lock())
 
 
 def pushed_concurrently(output: str) -> bool:
@@ -106,7 +118,7 @@ class Provider:
         waits: a Flux object that fails for good stops it at once."""
         from ..runner import StepFailed
 
-        with BOOTSTRAP_LOCK:
+        with bootstrap_lock(branch):
             self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed, watch)
 
     def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed, watch=None) -> None:

@@ -31,7 +31,8 @@ from pathlib import Path
 from .. import flux_host, names, processes
 from ..plan import Step
 from ..runner import Recorder
-from . import BOOTSTRAP_ATTEMPTS, BOOTSTRAP_LOCK, Cluster, Endpoints, Provider, kube_args, pushed_concurrently
+from . import (BOOTSTRAP_ATTEMPTS, PUSHED, Cluster, Endpoints, Provider, bootstrap_lock, kube_args,
+                pushed_concurrently)
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
 # index. The first six are the control plane's, the rest the controllers'.
@@ -258,16 +259,36 @@ class KwokProvider(Provider):
                              note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
-        with BOOTSTRAP_LOCK:
-            self._bootstrap(cluster, runner, step, watch)
+        # The branch is locked until this bootstrap has pushed; the waiting
+        # that follows overlaps the next cluster's bootstrap.
+        lock = bootstrap_lock(branch)
+        lock.acquire()
+        held = [True]
 
-    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None) -> None:
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                lock.release()
+
+        try:
+            self._bootstrap(cluster, runner, step, watch, release)
+        finally:
+            release()
+
+    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, pushed=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
+
+            def waiting() -> None:
+                if pushed is not None and PUSHED in bootstrap.tail(60):
+                    pushed()
+                if watch is not None:
+                    watch()
+
             try:
                 if cluster.target not in self.controllers:
                     self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
-                runner.finish(bootstrap, step, while_waiting=watch)
+                runner.finish(bootstrap, step, while_waiting=waiting)
                 return
             except Exception:
                 bootstrap.stop()
