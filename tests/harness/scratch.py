@@ -75,48 +75,12 @@ def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     git = root / ".git"
     if git.is_dir():
         copy_git_dir(git, dest / ".git")
-    elif git.is_file():  # a linked worktree (git worktree add)
-        copy_worktree_git(git, dest / ".git")
+    elif git.is_file():  # a worktree: point at the same repository
+        shutil.copy2(git, dest / ".git")
     return dest
 
 
-def copy_worktree_git(git_file: Path, dest: Path) -> None:
-    """A standalone ``.git`` for a snapshot of a linked worktree.
-
-    A worktree's ``.git`` is a file naming its folder inside the main
-    repository (HEAD, index), which shares refs, config and objects with
-    every other worktree. A snapshot that kept that file would share them
-    too: a script that switches or creates a branch in the copy would switch
-    the real worktree and create the branch in the real repository. So the
-    copy gets the shared part (``copy_git_dir`` of the common folder, less
-    the other worktrees' folders) with this worktree's own HEAD, index and
-    logs on top: the same history and state, and nothing shared that git
-    writes to."""
-    text = git_file.read_text(encoding="utf-8").strip()
-    gitdir = Path(text.split(":", 1)[1].strip()) if text.startswith("gitdir:") else None
-    if gitdir is not None and not gitdir.is_absolute():
-        gitdir = (git_file.parent / gitdir).resolve()
-    if gitdir is None or not gitdir.is_dir():
-        return  # not a worktree git knows about: the copy has no repository
-    common_file = gitdir / "commondir"
-    common = (gitdir / common_file.read_text(encoding="utf-8").strip()).resolve() if common_file.is_file() \
-        else gitdir.parent.parent
-    copy_git_dir(common, dest, skip=("worktrees",))
-    for dirpath, _dirnames, filenames in os.walk(gitdir):
-        rel = os.path.relpath(dirpath, gitdir)
-        for name in filenames:
-            if rel == "." and name in ("commondir", "gitdir", "locked"):
-                continue
-            if name.endswith(".lock"):
-                continue
-            (dest / rel).mkdir(parents=True, exist_ok=True)
-            try:
-                shutil.copy2(os.path.join(dirpath, name), dest / rel / name)
-            except FileNotFoundError:
-                continue
-
-
-def copy_git_dir(git: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
+def copy_git_dir(git: Path, dest: Path) -> None:
     """Copy a ``.git`` folder without its object store, leaving out lock
     files (a commit in progress in the real tree).
 
@@ -132,8 +96,6 @@ def copy_git_dir(git: Path, dest: Path, skip: tuple[str, ...] = ()) -> None:
         if rel == "objects" or rel.startswith("objects" + os.sep):
             dirnames[:] = []
             continue
-        if rel == ".":
-            dirnames[:] = [d for d in dirnames if d not in skip]
         target_dir = dest / rel
         target_dir.mkdir(parents=True, exist_ok=True)
         for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
