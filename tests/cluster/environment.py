@@ -17,6 +17,7 @@ import threading
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 from . import charts, gitserver, names, providers, registry, status, tree
@@ -32,6 +33,7 @@ class TierEnvironment:
     def __init__(self, root: Path, provider_name: str, found: Preflight, live: bool, keep: bool = False,
                  echo=None):
         self.root = root
+        self.started = time.monotonic()
         self.found = found
         self.keep = keep
         self.guard = ContextGuard()
@@ -251,6 +253,19 @@ class TierEnvironment:
 
     # -- teardown ----------------------------------------------------------
 
+    def write_timings(self) -> None:
+        """Every step's start and end (seconds from the environment's start)
+        to the file $GWP_CLUSTER_TIMINGS names: where the benchmark reads
+        where a run's time went."""
+        path = os.environ.get(TIMINGS)
+        timings = getattr(self.runner, "timings", None)
+        if not path or not timings:
+            return
+        import json
+
+        rows = [[round(start - self.started, 2), round(end - self.started, 2), what] for start, end, what in timings]
+        Path(path).write_text(json.dumps(rows), encoding="utf-8")
+
     def close(self) -> list[str]:
         """Take everything down (unless ``keep``); returns what was kept."""
         if self.closed:
@@ -270,6 +285,7 @@ class TierEnvironment:
                 signal.signal(sig, handler)
 
     def _close(self) -> list[str]:
+        self.write_timings()
         kept: list[str] = []
         if self.git is not None:
             self.git.stop()  # a server cannot outlive the test process
@@ -342,6 +358,9 @@ class SetupFailed(RuntimeError):
         detail = str(cause).strip() or type(cause).__name__
         super().__init__(f"setup of the cluster tier: {what} could not be made\n  "
                          + "\n  ".join(detail.splitlines()))
+
+
+TIMINGS = "GWP_CLUSTER_TIMINGS"  # a file to write every step's timing to (tests/bench/cluster.py)
 
 
 def _sigterm_as_interrupt(signum, frame):

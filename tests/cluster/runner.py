@@ -67,6 +67,9 @@ class LiveRunner(Recorder):
     def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None):
         super().__init__(guard)
         self.kubectl = kubectl
+        # (start, end, what) of every step, monotonic seconds: where a run's time goes.
+        self.timings: list[tuple[float, float, str]] = []
+        self.started_at: dict[int, float] = {}
         self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
 
     def echo(self, line: str) -> None:
@@ -83,6 +86,17 @@ class LiveRunner(Recorder):
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
         env = self._env(step)
+        started = time.monotonic()
+        try:
+            return self._run(step, check, while_waiting, env)
+        finally:
+            self.timed(step, started)
+
+    def timed(self, step: Step, started: float) -> None:
+        """Record how long a step took (``timings``: for the benchmark)."""
+        self.timings.append((started, time.monotonic(), step.note or " ".join(step.argv[:4])))
+
+    def _run(self, step: Step, check: bool, while_waiting, env: dict) -> subprocess.CompletedProcess:
         if while_waiting is not None:
             proc = self._run_watched(step, env, while_waiting)
         else:
@@ -125,7 +139,11 @@ class LiveRunner(Recorder):
     def call(self, step: Step, action: Callable[[], object]) -> None:
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
-        action()
+        started = time.monotonic()
+        try:
+            action()
+        finally:
+            self.timed(step, started)
 
     def _env(self, step: Step) -> dict[str, str]:
         inherited = os.environ.get("PATH", "")
@@ -143,6 +161,7 @@ class LiveRunner(Recorder):
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)
         self.steps.append(step)
+        self.started_at[id(step)] = time.monotonic()
         self.echo("+ " + " ".join(step.argv) + "   (in the background)")
         return processes.start(step.argv[0].rsplit("/", 1)[-1], step.argv, log, self._env(step),
                                cwd=step.cwd)
@@ -150,6 +169,12 @@ class LiveRunner(Recorder):
     def finish(self, process, step: Step, while_waiting: Callable[[], None] | None = None) -> None:
         """Wait for a background step; raise as ``run`` does when it fails.
         ``while_waiting`` as for ``run``."""
+        try:
+            self._finish(process, step, while_waiting)
+        finally:
+            self.timed(step, self.started_at.pop(id(step), time.monotonic()))
+
+    def _finish(self, process, step: Step, while_waiting) -> None:
         deadline = time.monotonic() + step.timeout if step.timeout else None
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -22,6 +22,7 @@ the first as a failure, the rest as not run).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -38,6 +39,8 @@ WATCHED = KINDS + (",gitrepositories.source.toolkit.fluxcd.io,ocirepositories.so
                    "helmrepositories.source.toolkit.fluxcd.io,helmcharts.source.toolkit.fluxcd.io")
 READY_KINDS = ("Kustomization", "HelmRelease")
 POLL = 2.0  # seconds between polls
+# A file to append what each poll saw failing to (see FluxWatch.log); unset: none.
+WATCH_LOG = os.environ.get("GWP_FLUX_WATCH_LOG", "")
 SETTLE = 3  # without the tree's list of objects: polls the Ready set must stay the same
 
 
@@ -149,6 +152,8 @@ class FluxWatch:
         listing = json.loads(proc.stdout or "{}")
         events = self.warning_events() if failures.needs_events(listing) else []
         found = failures.judge_all(listing, events, self.tracker)
+        if WATCH_LOG:
+            self.log(listing, events, found)
         if found:
             self.fail(found)
         return Poll(listing.get("items", []), states(listing), self.expected)
@@ -158,6 +163,21 @@ class FluxWatch:
         if self.cluster.target in self.failed:
             raise AlreadyFailed(self.cluster.target, self.failed[self.cluster.target])
         self.poll()
+
+    def log(self, listing: dict, events: list[dict], found: list) -> None:
+        """Append every failing object of this poll, and the verdict, to
+        $GWP_FLUX_WATCH_LOG (JSON lines): to see which failures a run meets
+        and how close each came to ending a wait."""
+        counts = failures.warning_counts(events)
+        with open(WATCH_LOG, "a", encoding="utf-8") as out:
+            for item in listing.get("items", []):
+                failed = failures.failed_condition(item)
+                if not failed:
+                    continue
+                ref = failures.ref_of(item)
+                out.write(json.dumps({"t": round(time.monotonic() - self.started, 1), "cluster": self.cluster.target,
+                                      "object": str(ref), "condition": failed, "events": counts.get(ref, []),
+                                      "failed": any(f.obj == ref for f in found)}) + "\n")
 
     def warning_events(self) -> list[dict]:
         proc = self.runner.run(Step([self.kubectl, *kube_args(self.cluster), "get", "events", "--all-namespaces",
