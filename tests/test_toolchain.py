@@ -206,3 +206,14 @@ def test_a_version_the_proxy_does_not_give_is_told_apart_by_its_answer():
     assert "does not say whether v1.2.4 exists" in texts["unknown"]
     assert gomod.nearest_version("v1.2.4", served) == "v1.2.3"
     assert gomod.nearest_version("v0.1.0", served) == "v1.2.2"
+
+
+def test_a_tool_version_error_names_the_versions_yaml_line():
+    tools = pins.tools(PROJECT_ROOT)
+    lines = (PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8").split("\n")
+    for name in ("kustomize", "flux", "source-controller"):
+        where = install.pinned_at(tools[name])
+        line = lines[int(where.split(":")[1]) - 1]
+        assert line.strip().startswith("version:"), (name, where, line)
+    assert lines[int(install.pinned_at(tools["kustomize"]).split(":")[1]) - 1].strip() == \
+        f"version: {tools['kustomize'].version}"
