@@ -101,6 +101,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cluster", default="kwok", help="the provider (kwok or kind)")
     parser.add_argument("-k", dest="select", default=None, help="pytest -k expression")
+    parser.add_argument("--timings", default=None, metavar="FILE",
+                        help="also keep every step's timing (JSON: start, end, what) in FILE")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gwp-bench-") as tmp:
         junit = Path(tmp) / "junit.xml"
@@ -129,6 +131,8 @@ def main(argv: list[str]) -> int:
                     "skipped" if case.find("skipped") is not None else "passed")
                 cases.append((case.get("name", "?"), float(case.get("time", 0)), outcome))
         steps = json.loads(timings.read_text(encoding="utf-8")) if timings.exists() else []
+        if args.timings and timings.exists():
+            Path(args.timings).write_text(timings.read_text(encoding="utf-8"), encoding="utf-8")
     print(f"\ncluster tier on {args.cluster} ({os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")
     bootstraps = [c for c in cases if c[0].startswith("test_cluster_bootstraps")]

@@ -285,7 +285,16 @@ class TierEnvironment:
                 signal.signal(sig, handler)
 
     def _close(self) -> list[str]:
-        self.write_timings()
+        started = time.monotonic()
+        try:
+            return self._take_down()
+        finally:
+            if hasattr(self.runner, "timings"):
+                self.runner.timings.append((started, time.monotonic(), "teardown: every cluster, the registry, "
+                                            "the work directory"))
+            self.write_timings()
+
+    def _take_down(self) -> list[str]:
         kept: list[str] = []
         if self.git is not None:
             self.git.stop()  # a server cannot outlive the test process

@@ -172,7 +172,12 @@ class FluxWatch:
         with open(WATCH_LOG, "a", encoding="utf-8") as out:
             for item in listing.get("items", []):
                 failed = failures.failed_condition(item)
+                ready = failures.condition(item, "Ready")
                 if not failed:
+                    if ready.get("status") == "True":  # when each object became Ready, as Flux says
+                        out.write(json.dumps({"t": round(time.monotonic() - self.started, 1),
+                                              "cluster": self.cluster.target, "object": str(failures.ref_of(item)),
+                                              "ready_since": ready.get("lastTransitionTime")}) + "\n")
                     continue
                 ref = failures.ref_of(item)
                 out.write(json.dumps({"t": round(time.monotonic() - self.started, 1), "cluster": self.cluster.target,
