@@ -21,14 +21,16 @@ FLUX_NAMESPACE = "flux-system"
 # One flux bootstrap per branch at a time: each pushes to its branch, and
 # clusters made side by side would race for it; one that loses anyway
 # bootstraps again (rerunning bootstrap is safe). A bootstrap may let go of
-# the lock once its pushes are done (``PUSHED``): what follows only waits.
+# the lock once its first push is done (``PUSHED``): flux bootstrap itself
+# clones afresh and commits again when its second push (the sync manifests)
+# finds the branch moved (flux2's pkg/bootstrap, ReconcileSyncConfig), and
+# what follows only applies and waits.
 _BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
-# What flux bootstrap prints once both of its pushes (component and sync
-# manifests) are done: the rest is applying and waiting (flux2's
-# pkg/bootstrap, ReconcileSyncConfig).
-PUSHED = "applying sync manifests"
+# What flux bootstrap prints once its component manifests are pushed (or
+# found up to date): the first line of installing them, or the line after.
+PUSHED = ("installing components in", "reconciled components")
 
 
 def bootstrap_lock(branch: str) -> threading.Lock:

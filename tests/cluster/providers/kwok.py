@@ -279,15 +279,18 @@ class KwokProvider(Provider):
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
 
-            def waiting() -> None:
-                if pushed is not None and PUSHED in bootstrap.tail(60):
+            def has_pushed() -> None:
+                if pushed is not None and any(marker in bootstrap.tail(60) for marker in PUSHED):
                     pushed()
+
+            def waiting() -> None:
+                has_pushed()
                 if watch is not None:
                     watch()
 
             try:
                 if cluster.target not in self.controllers:
-                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
+                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900, has_pushed)
                 runner.finish(bootstrap, step, while_waiting=waiting)
                 return
             except Exception:
@@ -302,8 +305,10 @@ class KwokProvider(Provider):
                 bootstrap.stop()
                 raise
 
-    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float) -> None:
-        present = self.wait_for_controllers(cluster, bootstrap, bound)
+    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float,
+                          meanwhile=lambda: None) -> None:
+        present = self.wait_for_controllers(cluster, bootstrap, bound, meanwhile)
+        meanwhile()
         binaries = {name: self.tools[name] for name in flux_host.CONTROLLERS if name in self.tools}
         missing = [n for n in present if n not in binaries]
         if missing:
@@ -313,12 +318,15 @@ class KwokProvider(Provider):
             binaries, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "flux",
             self.logs(cluster.target), self.controller_ports(cluster.target), present)
 
-    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float) -> list[str]:
+    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float,
+                             meanwhile=lambda: None) -> list[str]:
         """Until bootstrap has applied the Flux CRDs (Established) and the
-        controllers' Deployments; returns the controllers it installed."""
+        controllers' Deployments; returns the controllers it installed.
+        ``meanwhile`` is called on every look."""
         deadline = time.monotonic() + bound
         crds = ["gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
         while time.monotonic() < deadline:
+            meanwhile()
             if not bootstrap.alive():
                 raise RuntimeError(f"{cluster.target}: flux bootstrap exited ({bootstrap.proc.returncode}) before "
                                    f"the controllers were installed:\n{bootstrap.tail(30)}")
