@@ -1,8 +1,12 @@
-"""The cluster tier: the tree reconciled on real clusters (kind), four proofs.
+"""The cluster tier: the tree reconciled on real clusters, four proofs.
 
-Requested with ``--cluster kind`` (``nox -s e2e``); where Docker, kind,
-kubectl or flux is missing, every test here is skipped with the precise reason.
-``--plan`` prints the commands instead (see ``cluster/plan.py``).
+Requested with ``--cluster kwok`` or ``--cluster kind`` (``nox -s e2e``);
+``--plan`` prints the commands instead (see ``cluster/plan.py``). Each test
+names the clusters it needs (``pytest.mark.cluster``): the session makes
+those, and only those, side by side ahead of the tests. A failure of the
+setup or of Flux on a cluster is reported by the first test that meets it;
+the tests that need the same part are marked not run for it
+(``cluster.tier.proof``).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from harness.report import fail_on
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="session")
-def tier_env(request: pytest.FixtureRequest):
+@pytest.fixture(scope="module")
+def tier_session(request: pytest.FixtureRequest):
+    """The tier's environment, or ``tier.Unavailable`` when the tier was
+    asked for and cannot run (each test reports or skips for it). Taken
+    down after this module's last test, so the tests of other modules that
+    start clusters of their own have the machine to themselves."""
     config = request.config
     provider = tier.requested_provider(config)
     if not provider:
@@ -31,16 +39,19 @@ def tier_env(request: pytest.FixtureRequest):
         if tier.explicitly_requested(config):
             # `--cluster kwok` asks for the tier: missing tools are a failure
             # (with what to do), not a skip that would let a run pass unproven.
-            pytest.fail(found.skip_reason() + f" (--cluster {provider} was asked for)", pytrace=False)
+            yield tier.Unavailable(found.skip_reason() + f" (--cluster {provider} was asked for)")
+            return
         pytest.skip(found.skip_reason())
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
     tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
                          clusters=env.made)
-    # Every cluster the proofs use is made side by side, ahead of the test
-    # that first needs it (each test still waits for, and reports on, its own).
-    env.prepare(names.LONG_LIVED)
-    sandbox.prepare_ahead(env)
+    # The clusters the selected tests need are made side by side, ahead of
+    # the first test that needs each (which waits for, and reports on, it).
+    needed = tier.needed_clusters(request.session.items)
+    env.prepare([t for t in needed if t in names.LONG_LIVED])
+    if names.SANDBOX in needed:
+        sandbox.prepare_ahead(env)
     try:
         yield env
     finally:
@@ -49,14 +60,22 @@ def tier_env(request: pytest.FixtureRequest):
             print("\n--keep-cluster: kept " + "; ".join(kept) + ". Remove them with `nox -s cluster-clean`.")
 
 
+@pytest.fixture
+def tier_env(tier_session, request: pytest.FixtureRequest) -> TierEnvironment:
+    if isinstance(tier_session, tier.Unavailable):
+        tier_session.report(request.node.nodeid)
+    return tier_session
+
+
 @pytest.mark.parametrize("target", names.LONG_LIVED)
-def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment, target: str) -> None:
-    with tier.artifacts_on_failure(tier_env, f"bootstrap-{target}"):
+def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment, target: str, request) -> None:
+    with tier.proof(tier_env, f"bootstrap-{target}", request.node.nodeid):
         bootstrap.run(tier_env, target)
 
 
-def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:
-    with tier.artifacts_on_failure(tier_env, "promotion"):
+@pytest.mark.cluster("staging", "production")
+def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "promotion", request.node.nodeid):
         promotion.run(tier_env)
 
 
@@ -65,20 +84,23 @@ def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEn
 # proves it follows its branch; the pages' `cluster sandbox` blocks then run
 # on that cluster, their clean-down included; and the last test proves the
 # clean-down left nothing stuck in deletion and returns the change.
-def test_sandbox_follows_its_work_branch(tier_env: TierEnvironment) -> None:
-    with tier.artifacts_on_failure(tier_env, "sandbox"):
+@pytest.mark.cluster(names.SANDBOX)
+def test_sandbox_follows_its_work_branch(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "sandbox", request.node.nodeid):
         sandbox.start(tier_env)
 
 
-def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report) -> None:
+@pytest.mark.cluster(tier.PAGE_CLUSTERS)
+def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report, request) -> None:
     blocks = tier.cluster_blocks()
     if not doc_blocks.by_page(blocks):
         pytest.skip("no page has a <!-- test: cluster NAME --> block")
-    with tier.artifacts_on_failure(tier_env, "cluster-blocks"):
-        findings = report.add(doc_blocks.run(tier_env, blocks))
+    with tier.proof(tier_env, "cluster-blocks", request.node.nodeid):
+        findings = report.add(doc_blocks.run(tier_env, blocks, test=request.node.nodeid))
         fail_on(findings)
 
 
-def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
-    with tier.artifacts_on_failure(tier_env, "sandbox-clean-down"):
+@pytest.mark.cluster(names.SANDBOX)
+def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "sandbox-clean-down", request.node.nodeid):
         sandbox.finish(tier_env)

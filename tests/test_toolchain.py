@@ -181,3 +181,39 @@ def test_no_file_but_versions_yaml_pins_a_tool():
         text = path.read_text(encoding="utf-8", errors="replace")
         found += [f"{rel}: {pin}" for pin in pinned if pin in text]
     assert not found, "pinned again outside versions.yaml:\n" + "\n".join(found)
+
+
+def test_a_version_the_proxy_does_not_give_is_told_apart_by_its_answer():
+    """Only a refusal of a version the proxy knows advises pinning the
+    nearest served one; a version that does not exist is reported as such,
+    and a 403 on its .info (which this proxy answers for a typo too) says
+    that it cannot tell."""
+
+    missing = ("example.org/m@v9.9.9: reading https://proxy.golang.org/example.org/m/@v/v9.9.9.info: 404 Not Found; "
+               "server response: not found: example.org/m@v9.9.9: invalid version: unknown revision v9.9.9")
+    refused_zip = "example.org/m@v1.2.4: reading https://proxy.golang.org/example.org/m/@v/v1.2.4.zip: 403 Forbidden"
+    refused_info = "example.org/m@v1.2.4: reading https://proxy.golang.org/example.org/m/@v/v1.2.4.info: 403 Forbidden"
+    assert gomod.classify(missing) == "missing"
+    assert gomod.classify(refused_zip) == "refused"
+    assert gomod.classify(refused_info) == "unknown"
+    served = ["v1.2.2", "v1.2.3", "v1.3.0"]
+    texts = {kind: str(gomod.ModuleVersionError("example.org/m", "v1.2.4", kind, "x", served))
+             for kind in ("missing", "refused", "unknown")}
+    assert "has no version v1.2.4" in texts["missing"] and "nearest" not in texts["missing"]
+    assert "the module proxy refuses this exact version" in texts["refused"]
+    assert "pin the nearest served one (v1.2.3)" in texts["refused"]
+    assert "refuses this exact version" not in texts["unknown"]
+    assert "does not say whether v1.2.4 exists" in texts["unknown"]
+    assert gomod.nearest_version("v1.2.4", served) == "v1.2.3"
+    assert gomod.nearest_version("v0.1.0", served) == "v1.2.2"
+
+
+def test_a_tool_version_error_names_the_versions_yaml_line():
+    tools = pins.tools(PROJECT_ROOT)
+    lines = (PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8").split("\n")
+    for name in ("kustomize", "flux", "source-controller"):
+        where = install.pinned_at(tools[name])
+        line = lines[int(where.split(":")[1]) - 1]
+        assert line.strip().startswith("version:"), (name, where, line)
+    assert lines[int(install.pinned_at(tools["kustomize"]).split(":")[1]) - 1].strip() == \
+        f"version: {tools['kustomize'].version}"

@@ -14,7 +14,10 @@ prints
   bootstrap proofs, which run first, from the start of the run),
 - each proof's time, and the time of the whole tier,
 - the peak resident memory of everything the tier started (goal: 4 GiB),
-  and which processes held the most at that moment.
+  and which processes held the most at that moment,
+- where the time went: the longest steps of the run, each with when it
+  started and ended (the tier writes every step's timing to the file
+  $GWP_CLUSTER_TIMINGS names; steps of clusters made side by side overlap).
 
 The figures are printed, never enforced: the machine's load moves them.
 Nothing is written into the tree; pytest's JUnit report goes to a temporary
@@ -24,6 +27,7 @@ file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -38,6 +42,7 @@ TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 GOAL_GIB = 4.0
 MARKER = "gwp-work-"
+POLL_NOTE = "poll the Flux objects"
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -96,6 +101,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cluster", default="kwok", help="the provider (kwok or kind)")
     parser.add_argument("-k", dest="select", default=None, help="pytest -k expression")
+    parser.add_argument("--timings", default=None, metavar="FILE",
+                        help="also keep every step's timing (JSON: start, end, what) in FILE")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="gwp-bench-") as tmp:
         junit = Path(tmp) / "junit.xml"
@@ -104,7 +111,9 @@ def main(argv: list[str]) -> int:
                    *(["-k", args.select] if args.select else [])]
         print("+ " + " ".join(command), flush=True)
         started = time.monotonic()
-        child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        timings = Path(tmp) / "timings.json"
+        child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+                                                         "GWP_CLUSTER_TIMINGS": str(timings)})
         sampler = Sampler(child.pid)
         sampler.start()
         try:
@@ -121,6 +130,9 @@ def main(argv: list[str]) -> int:
                 outcome = "failed" if case.find("failure") is not None or case.find("error") is not None else (
                     "skipped" if case.find("skipped") is not None else "passed")
                 cases.append((case.get("name", "?"), float(case.get("time", 0)), outcome))
+        steps = json.loads(timings.read_text(encoding="utf-8")) if timings.exists() else []
+        if args.timings and timings.exists():
+            Path(args.timings).write_text(timings.read_text(encoding="utf-8"), encoding="utf-8")
     print(f"\ncluster tier on {args.cluster} ({os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")
     bootstraps = [c for c in cases if c[0].startswith("test_cluster_bootstraps")]
@@ -133,7 +145,21 @@ def main(argv: list[str]) -> int:
     print(f"{gib:8.2f} GiB peak resident memory of everything the tier started (goal: at most {GOAL_GIB:.0f} GiB)")
     for name, rss in sampler.at_peak.most_common(8):
         print(f"{rss / 2**20:12.0f} MiB  {name}")
+    print_steps(steps)
     return code
+
+
+def print_steps(steps: list, longest: int = 20) -> None:
+    """The longest steps, and the time spent polling Flux, from the tier's timings."""
+    if not steps:
+        return
+    polls = [end - start for start, end, what in steps if what.startswith(POLL_NOTE) or POLL_NOTE in what]
+    print(f"\nwhere the time went ({len(steps)} steps; clusters made side by side overlap):")
+    for start, end, what in sorted(steps, key=lambda s: s[0] - s[1])[:longest]:
+        print(f"{end - start:8.1f} s  {start:6.1f}-{end:6.1f}  {what[:110]}")
+    if polls:
+        print(f"{sum(polls):8.1f} s  in {len(polls)} polls of the Flux objects (kubectl get; each "
+              f"{sum(polls) / len(polls):.2f} s on average)")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,11 @@ class ChartSource:
     host: str  # quay.io
     path: str  # jetstack/charts/cert-manager
     refs: tuple[dict, ...]  # the base's ref and every overlay's
+    # "file:line" that writes each of ``refs`` (the base's ref, each overlay's patch value).
+    ref_lines: tuple[str, ...] = ()
+
+    def ref_where(self, index: int) -> str:
+        return self.ref_lines[index] if index < len(self.ref_lines) else self.where()
 
     @property
     def upstream(self) -> str:
@@ -98,10 +103,15 @@ def sources(root: Path) -> list[ChartSource]:
                     "Cluster variables) so a mirror can serve it"
                 )
             name = data.get("metadata", {}).get("name", "")
+            ref = dict(spec.get("ref") or {})
+            ref_key = next((k for k in ("tag", "semver", "digest") if k in ref), None)
+            ref_line = yaml_docs.line_of(data, ["spec", "ref", ref_key] if ref_key else ["spec", "ref"], doc.line) + 1
             found[name] = ChartSource(rel, line, url, match["var"], match["host"],
-                                      match["path"], (dict(spec.get("ref") or {}),))
+                                      match["path"], (ref,), (f"{rel}:{ref_line}",))
     for overlay in sorted(root.glob("apps/*/kustomization.yaml")):
-        data = yaml.safe_load(overlay.read_text(encoding="utf-8")) or {}
+        text = overlay.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+        rel = str(overlay.relative_to(root))
         for patch in data.get("patches") or []:
             target = patch.get("target") or {}
             if target.get("kind") != "OCIRepository" or target.get("name") not in found:
@@ -109,8 +119,24 @@ def sources(root: Path) -> list[ChartSource]:
             for op in yaml.safe_load(patch.get("patch") or "[]") or []:
                 if isinstance(op, dict) and op.get("path") == "/spec/ref":
                     source = found[target["name"]]
-                    found[target["name"]] = ChartSource(**{**source.__dict__, "refs": (*source.refs, op["value"])})
+                    where = f"{rel}:{_value_line(text, op['value'])}"
+                    found[target["name"]] = ChartSource(**{**source.__dict__, "refs": (*source.refs, op["value"]),
+                                                           "ref_lines": (*source.ref_lines, where)})
     return list(found.values())
+
+
+def _value_line(text: str, value) -> int:
+    """The 1-based line of ``text`` that writes a patch's ref value (its
+    version), or of the first ``/spec/ref`` path (0 when neither is there)."""
+    wanted = [str(v) for v in (value.values() if isinstance(value, dict) else [value])]
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if "value:" in line and all(w in line for w in wanted):
+            return number
+    for number, line in enumerate(lines, 1):
+        if "/spec/ref" in line:
+            return number
+    return 0
 
 
 def chart_version(chart_dir: Path, build: ChartBuild, tag: str | None) -> str:
@@ -140,6 +166,8 @@ def publish(root: Path, registry_host: str, helm: str, work: Path, runner: Recor
                               f"{source.upstream}; add it to versions.yaml `charts:`")
         tags = [r["tag"] for r in source.refs if "tag" in r]
         module_version = build.module_version or (tags[0] if tags else None)
+        pinned_at = versions_line(root, source.upstream, "module_version") if build.module_version else \
+            next((source.ref_where(i) for i, r in enumerate(source.refs) if "tag" in r), source.where())
         if module_version is None:
             raise LookupError(f"{source.where()}: {source.upstream} has no tag to build, and versions.yaml "
                               "charts: names no module_version")
@@ -154,9 +182,15 @@ def publish(root: Path, registry_host: str, helm: str, work: Path, runner: Recor
         chart_dir = work / "charts" / source.path.rsplit("/", 1)[-1]
         if chart_dir.exists():
             shutil.rmtree(chart_dir)
-        gomod.writable_copy(gomod.download(build.module, module_version) / build.path, chart_dir)
+        try:
+            fetched = gomod.download(build.module, module_version)
+        except gomod.ModuleVersionError as error:
+            raise ChartError(
+                f"{shown(root, pinned_at)}: the sources of the chart {source.upstream} at {module_version} "
+                f"({build.module}@{module_version}, {build.path}) cannot be fetched: {error}") from None
+        gomod.writable_copy(fetched / build.path, chart_dir)
         version = chart_version(chart_dir, build, tags[0] if tags else None)
-        _check_admitted(source, version)
+        _check_admitted(source, version, root)
         out = work / "charts" / "packages"
         out.mkdir(parents=True, exist_ok=True)
         package = _helm(helm, ["package", str(chart_dir), "--destination", str(out), "--version", version,
@@ -174,17 +208,56 @@ def _helm(helm: str, args: list[str]) -> str:
     return proc.stdout
 
 
-def _check_admitted(source: ChartSource, version: str) -> None:
+class ChartError(ValueError):
+    """The tier cannot serve a chart the tree asks for; the message starts
+    with the line that pins it."""
+
+
+def versions_line(root: Path, upstream: str, key: str) -> str:
+    """``versions.yaml:N`` of ``key`` in the ``charts:`` entry of ``upstream``."""
+    lines = (Path(root) / "versions.yaml").read_text(encoding="utf-8").split("\n")
+    start = next((n for n, line in enumerate(lines) if line.strip() == f"{upstream}:"), None)
+    if start is None:
+        return "versions.yaml"
+    for number in range(start + 1, len(lines)):
+        if lines[number] and not lines[number].startswith("    "):
+            break
+        if lines[number].strip().startswith(f"{key}:"):
+            return f"versions.yaml:{number + 1}"
+    return f"versions.yaml:{start + 1}"
+
+
+def shown(root: Path, where: str) -> str:
+    """``page:line (file:line)`` when a page shows that tree line, else
+    ``file:line`` (only worked out for a message: it extracts the pages)."""
+    from harness.model import Origin
+
+    from .locate import Locator, shown_at
+
+    path, _, line = where.rpartition(":")
+    if not line.isdigit():
+        return where
+    located = shown_at(Locator(root).blocks, Origin(path, int(line)))
+    return str(located) if located else where
+
+
+def _check_admitted(source: ChartSource, version: str, root: Path | None = None) -> None:
     """The version built must be one every ref of the tree admits: equal to a
     tag, inside a semver range. Otherwise a cluster would wait for a chart
     the tier cannot serve, or the tier would have relabelled one."""
     from harness.masterminds_semver import parse_constraint
 
-    for ref in source.refs:
+    for index, ref in enumerate(source.refs):
+        where = source.ref_where(index)
+        where = shown(root, where) if root is not None else where
         if "tag" in ref and str(ref["tag"]) != version:
-            raise ValueError(f"{source.where()}: the tree pins {source.upstream} to {ref['tag']}, but the chart "
-                             f"the cluster tier can build here is {version}; pin a version whose sources the "
-                             "module proxy serves and say why beside the pin (versions.yaml charts:)")
+            raise ChartError(
+                f"{where}: the tree pins {source.upstream} to {ref['tag']}, and the only {source.upstream.rsplit('/', 1)[-1]} "
+                f"chart the cluster tier can serve is {version}, from the sources versions.yaml `charts:` names. If "
+                f"{ref['tag']} is not a release of the chart, fix the pin; if it is one, its sources are not served "
+                f"here: keep {version} pinned and say why beside the pin (the proxy serves no sources of "
+                f"{ref['tag']}), or point versions.yaml `charts:` at sources of {ref['tag']}")
         if "semver" in ref and not parse_constraint(str(ref["semver"])).admits(version):
-            raise ValueError(f"{source.where()}: the range {ref['semver']!r} for {source.upstream} does not admit "
-                             f"{version}, the chart the cluster tier can build here")
+            raise ChartError(f"{where}: the range {ref['semver']!r} for {source.upstream} does not admit "
+                             f"{version}, the only chart the cluster tier can serve (from the sources "
+                             "versions.yaml `charts:` names); widen the range or fix it")

@@ -17,10 +17,12 @@ import threading
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
-from . import charts, gitserver, names, providers, registry, tree
+from . import charts, gitserver, names, providers, registry, status, tree
 from .guard import ContextGuard
+from .locate import Locator
 from .plan import GIT_PORT, INHERITED_PATH, WORK, Step
 from .preflight import Preflight
 from .providers import Cluster, Endpoints
@@ -31,6 +33,7 @@ class TierEnvironment:
     def __init__(self, root: Path, provider_name: str, found: Preflight, live: bool, keep: bool = False,
                  echo=None):
         self.root = root
+        self.started = time.monotonic()
         self.found = found
         self.keep = keep
         self.guard = ContextGuard()
@@ -46,6 +49,11 @@ class TierEnvironment:
         self.registry: registry.Registry | None = None
         self.git: gitserver.GitServer | None = None
         self.closed = False
+        # Where the tree defines what the clusters run, and shows it (failure messages).
+        self.locator = Locator(root)
+        # Clusters on which Flux failed for good: target -> the status.FluxFailed
+        # raised first, so no later wait on that cluster waits (status.FluxWatch).
+        self.failed: dict[str, BaseException] = {}
         self._lock = threading.Lock()
         self._once: dict[str, concurrent.futures.Future] = {}
         self._threads: list[threading.Thread] = []
@@ -66,7 +74,10 @@ class TierEnvironment:
 
     def once(self, key: str, make):
         """``make()``'s result, made once per run; waits for it when
-        ``ahead`` started it in the background (and re-raises its error)."""
+        ``ahead`` started it in the background. Its error is raised to
+        every caller as the same ``SetupFailed`` (or ``status.FluxFailed``,
+        when Flux failed on the tree), so that the first test to meet it
+        reports it and the others say they were not run for it."""
         with self._lock:
             future = self._once.get(key)
             if future is None:
@@ -77,8 +88,11 @@ class TierEnvironment:
         if mine:
             try:
                 future.set_result(make())
-            except BaseException as error:
+            except (KeyboardInterrupt, SystemExit) as error:
                 future.set_exception(error)
+            except BaseException as error:  # noqa: BLE001 - kept for every caller
+                future.set_exception(error if isinstance(error, (SetupFailed, status.FluxFailed))
+                                     else SetupFailed(SETUP_WHAT.get(key.split(" ")[0], key), key, error))
         return future.result()
 
     def ahead(self, key: str, make) -> None:
@@ -101,16 +115,23 @@ class TierEnvironment:
         thread.start()
 
     def prepare(self, targets) -> None:
-        """Make and bootstrap ``targets`` in the background."""
+        """Make and bootstrap ``targets`` in the background (the git server,
+        registry and charts first, once, also in the background)."""
         if not self.live:
             return
-        self.ensure_endpoints()
+        self.ahead("endpoints", self._make_endpoints)
         for target in targets:
             self.ahead(f"cluster {target}", lambda t=target: self._make(t, None, names.DEFAULT_BRANCH))
 
     def cluster(self, target: str, path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> Cluster:
         """The cluster ``target``, bootstrapped from ``path`` (default
         ``clusters/<target>``) on ``branch`` of the served snapshot."""
+        # Every cluster needs the endpoints: when they fail while the cluster
+        # is being made ahead, that is the answer now, not after the make.
+        started = [f for f in (self._once.get("endpoints"), self._once.get(f"cluster {target}")) if f is not None]
+        if len(started) == 2:
+            concurrent.futures.wait(started, return_when=concurrent.futures.FIRST_EXCEPTION)
+        self.raise_if_failed("endpoints")
         made = self.once(f"cluster {target}", lambda: self._make(target, path, branch))
         made_from = self.sources[target]
         if path is not None and made_from != (path, branch):
@@ -120,9 +141,16 @@ class TierEnvironment:
             )
         return made
 
+    def raise_if_failed(self, key: str) -> None:
+        """Raise the error of ``once(key)`` if it is done and failed."""
+        future = self._once.get(key)
+        if future is not None and future.done() and future.exception() is not None:
+            raise future.exception()
+
     def _make(self, target: str, path: str | None, branch: str) -> Cluster:
         if self.closed:
             raise RuntimeError(f"{target}: not made, the cluster tier is being taken down")
+        self.raise_if_failed("endpoints")
         if target in self.clusters:
             made_from = self.sources[target]
             if path is not None and made_from != (path, branch):
@@ -141,7 +169,11 @@ class TierEnvironment:
         if self.closed:
             raise RuntimeError(f"{target}: not bootstrapped, the cluster tier is being taken down")
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
-        self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
+        # While bootstrap waits for the first reconciliation, a Flux object
+        # that fails for good ends it (it would wait out its own timeout).
+        watch = status.FluxWatch(made, self.runner, self.tool("kubectl"), locator=self.locator, failed=self.failed)
+        self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
+                                   watch=watch.check if self.live else None)
         return made
 
     def ensure_endpoints(self) -> Endpoints:
@@ -221,6 +253,19 @@ class TierEnvironment:
 
     # -- teardown ----------------------------------------------------------
 
+    def write_timings(self) -> None:
+        """Every step's start and end (seconds from the environment's start)
+        to the file $GWP_CLUSTER_TIMINGS names: where the benchmark reads
+        where a run's time went."""
+        path = os.environ.get(TIMINGS)
+        timings = getattr(self.runner, "timings", None)
+        if not path or not timings:
+            return
+        import json
+
+        rows = [[round(start - self.started, 2), round(end - self.started, 2), what] for start, end, what in timings]
+        Path(path).write_text(json.dumps(rows), encoding="utf-8")
+
     def close(self) -> list[str]:
         """Take everything down (unless ``keep``); returns what was kept."""
         if self.closed:
@@ -240,6 +285,16 @@ class TierEnvironment:
                 signal.signal(sig, handler)
 
     def _close(self) -> list[str]:
+        started = time.monotonic()
+        try:
+            return self._take_down()
+        finally:
+            if hasattr(self.runner, "timings"):
+                self.runner.timings.append((started, time.monotonic(), "teardown: every cluster, the registry, "
+                                            "the work directory"))
+            self.write_timings()
+
+    def _take_down(self) -> list[str]:
         kept: list[str] = []
         if self.git is not None:
             self.git.stop()  # a server cannot outlive the test process
@@ -290,6 +345,31 @@ class TierEnvironment:
         if errors:
             raise errors[0]
         return kept
+
+
+# What a key of ``once`` makes, for the message of its failure.
+SETUP_WHAT = {
+    "endpoints": "the tier's git server, registry, charts and first platform release",
+    "cluster": "a cluster of the tier",
+    "sandbox": "the sandbox cluster (made the way the pages make it)",
+}
+
+
+class SetupFailed(RuntimeError):
+    """A part of the tier's setup could not be made. The same error goes to
+    every test that needs that part: the first reports it (the message says
+    what failed, why, and where), the others are marked not run for it."""
+
+    def __init__(self, what: str, key: str, cause: BaseException):
+        self.what, self.key, self.cause = what, key, cause
+        if key.startswith("cluster "):
+            what = f"the {key.split(' ', 1)[1]} cluster"
+        detail = str(cause).strip() or type(cause).__name__
+        super().__init__(f"setup of the cluster tier: {what} could not be made\n  "
+                         + "\n  ".join(detail.splitlines()))
+
+
+TIMINGS = "GWP_CLUSTER_TIMINGS"  # a file to write every step's timing to (tests/bench/cluster.py)
 
 
 def _sigterm_as_interrupt(signum, frame):

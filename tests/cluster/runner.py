@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Callable
 
 from .guard import ContextGuard
 from .plan import INHERITED_PATH, Step
+
+
+# While a long step runs (flux bootstrap), how often its watcher looks.
+WATCH_EVERY = 3.0
 
 
 class StepFailed(RuntimeError):
@@ -39,7 +44,8 @@ class Recorder:
         self.guard = guard or ContextGuard()
         self.steps: list[Step] = []
 
-    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
+            ) -> subprocess.CompletedProcess:
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
         self.steps.append(step)
@@ -61,38 +67,83 @@ class LiveRunner(Recorder):
     def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None):
         super().__init__(guard)
         self.kubectl = kubectl
+        # (start, end, what) of every step, monotonic seconds: where a run's time goes.
+        self.timings: list[tuple[float, float, str]] = []
+        self.started_at: dict[int, float] = {}
         self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
 
     def echo(self, line: str) -> None:
         self._echo(line)
 
-    def run(self, step: Step, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
+            ) -> subprocess.CompletedProcess:
+        """Run ``step``; ``while_waiting`` is called every ``WATCH_EVERY``
+        seconds while it runs, and whatever it raises stops the step (a
+        wait that a Flux failure made pointless)."""
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
         env = self._env(step)
+        started = time.monotonic()
         try:
-            proc = subprocess.run(
-                step.argv,
-                input=step.stdin,
-                capture_output=True,
-                text=True,
-                cwd=step.cwd,
-                env=env,
-                timeout=step.timeout,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
+            return self._run(step, check, while_waiting, env)
+        finally:
+            self.timed(step, started)
+
+    def timed(self, step: Step, started: float) -> None:
+        """Record how long a step took (``timings``: for the benchmark)."""
+        self.timings.append((started, time.monotonic(), step.note or " ".join(step.argv[:4])))
+
+    def _run(self, step: Step, check: bool, while_waiting, env: dict) -> subprocess.CompletedProcess:
+        if while_waiting is not None:
+            proc = self._run_watched(step, env, while_waiting)
+        else:
+            try:
+                proc = subprocess.run(
+                    step.argv,
+                    input=step.stdin,
+                    capture_output=True,
+                    text=True,
+                    cwd=step.cwd,
+                    env=env,
+                    timeout=step.timeout,
+                )
+            except subprocess.TimeoutExpired as err:
+                raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
         if check and proc.returncode != 0:
             raise StepFailed(step, proc)
         return proc
 
+    def _run_watched(self, step: Step, env: dict, while_waiting: Callable[[], None]) -> subprocess.CompletedProcess:
+        proc = subprocess.Popen(step.argv, stdin=subprocess.PIPE if step.stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=step.cwd, env=env)
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        given = step.stdin
+        try:
+            while True:
+                try:
+                    out, err = proc.communicate(input=given, timeout=WATCH_EVERY)
+                    return subprocess.CompletedProcess(step.argv, proc.returncode, out, err)
+                except subprocess.TimeoutExpired:
+                    given = None  # communicate sent it already
+                if deadline is not None and time.monotonic() > deadline:
+                    raise StepFailed(step, None, f"timed out after {step.timeout}s")
+                while_waiting()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
     def call(self, step: Step, action: Callable[[], object]) -> None:
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
-        action()
+        started = time.monotonic()
+        try:
+            action()
+        finally:
+            self.timed(step, started)
 
     def _env(self, step: Step) -> dict[str, str]:
         inherited = os.environ.get("PATH", "")
@@ -110,16 +161,37 @@ class LiveRunner(Recorder):
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)
         self.steps.append(step)
+        self.started_at[id(step)] = time.monotonic()
         self.echo("+ " + " ".join(step.argv) + "   (in the background)")
         return processes.start(step.argv[0].rsplit("/", 1)[-1], step.argv, log, self._env(step),
                                cwd=step.cwd)
 
-    def finish(self, process, step: Step) -> None:
-        """Wait for a background step; raise as ``run`` does when it fails."""
+    def finish(self, process, step: Step, while_waiting: Callable[[], None] | None = None) -> None:
+        """Wait for a background step; raise as ``run`` does when it fails.
+        ``while_waiting`` as for ``run``."""
         try:
-            code = process.proc.wait(timeout=step.timeout)
-        except subprocess.TimeoutExpired as err:
-            process.stop()
-            raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
+            self._finish(process, step, while_waiting)
+        finally:
+            self.timed(step, self.started_at.pop(id(step), time.monotonic()))
+
+    def _finish(self, process, step: Step, while_waiting) -> None:
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                code = process.proc.wait(timeout=left if while_waiting is None else min(left or WATCH_EVERY,
+                                                                                           WATCH_EVERY))
+                break
+            except subprocess.TimeoutExpired as err:
+                if deadline is not None and time.monotonic() >= deadline:
+                    process.stop()
+                    raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
+            if while_waiting is None:
+                continue
+            try:
+                while_waiting()
+            except BaseException:
+                process.stop()
+                raise
         if code != 0:
             raise StepFailed(step, None, f"exit {code}:\n{process.tail(40)}")

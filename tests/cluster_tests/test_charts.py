@@ -60,9 +60,45 @@ def test_overlay_refs_are_read_with_the_base(tmp_path):
         """))
     (source,) = charts.sources(tmp_path)
     assert source.refs == ({"tag": "1.2.3"}, {"semver": ">=1.2.0 <1.3.0"})
+    assert source.ref_lines == ("apps/base/widget.yaml:10", "apps/prod/kustomization.yaml:7")
     charts._check_admitted(source, "1.2.3")
-    with pytest.raises(ValueError, match="pins .* to 1.2.3, but the chart the cluster tier can build here is 1.2.4"):
+    # Each error names the line that pins the version the tier cannot serve.
+    with pytest.raises(charts.ChartError, match=r"^apps/base/widget.yaml:10: the tree pins \S+ to 1.2.3, and the only "
+                                                r"widget chart the cluster tier can serve is 1.2.4"):
         charts._check_admitted(source, "1.2.4")
+    only_range = charts.ChartSource(**{**source.__dict__, "refs": source.refs[1:], "ref_lines": source.ref_lines[1:]})
+    with pytest.raises(charts.ChartError, match=r"^apps/prod/kustomization.yaml:7: the range '>=1.2.0 <1.3.0' .* "
+                                                r"does not admit 1.3.0"):
+        charts._check_admitted(only_range, "1.3.0")
+
+
+def test_a_chart_version_the_proxy_does_not_give_is_reported_at_the_line_that_pins_it(tmp_path, monkeypatch):
+    from toolchain import gomod
+
+    (tmp_path / "platform").mkdir()
+    (tmp_path / "platform" / "widget.yaml").write_text(
+        SOURCE.format(url="${oci_mirror_example_org:=oci://example.org}/charts/widget").replace('"1.2.3"', "v9.9.9"))
+    (tmp_path / "versions.yaml").write_text("charts:\n  oci://example.org/charts/widget:\n"
+                                            "    module: example.org/widget\n    path: chart\n")
+    charts.builds.cache_clear()
+
+    def refuse(module, version, extra_env=None):
+        raise gomod.ModuleVersionError(module, version, "missing", "404 Not Found: unknown revision v9.9.9",
+                                       ["v1.0.0"])
+
+    monkeypatch.setattr(gomod, "download", refuse)
+    monkeypatch.setattr(charts, "shown", lambda root, where: where)
+
+    class Live:
+        live = True
+
+    try:
+        with pytest.raises(charts.ChartError, match=r"^platform/widget.yaml:10: the sources of the chart "
+                                                    r"oci://example.org/charts/widget at v9.9.9 .* cannot be fetched: "
+                                                    r"example.org/widget has no version v9.9.9: .* does not exist"):
+            charts.publish(tmp_path, "127.0.0.1:1", "helm", tmp_path / "work", Live())
+    finally:
+        charts.builds.cache_clear()
 
 
 def test_a_placeholder_chart_version_takes_the_release_tag(tmp_path):

@@ -57,6 +57,40 @@ def shown_on_pages(findings: list[Finding], blocks: list[Block]) -> list[Finding
     return out
 
 
+@dataclasses.dataclass
+class ClusterTier:
+    """What the cluster tier ran of the pages: per page, its blocks (passed,
+    failed, not run) and the outputs shown after them (matched, differing,
+    not compared)."""
+
+    pages: dict[str, Counter]
+
+    @property
+    def ran(self) -> bool:
+        return bool(self.pages)
+
+    def total(self) -> Counter:
+        return sum(self.pages.values(), Counter())
+
+    def summary(self, counts: Counter | None = None) -> str:
+        c = counts if counts is not None else self.total()
+        ran = c["block passed"] + c["block failed"]
+        compared = c["output passed"] + c["output failed"]
+        pages = "" if counts is not None else f" on {len(self.pages)} page{'s' if len(self.pages) != 1 else ''}"
+        return (f"{ran} of {ran + c['block skipped']} blocks{pages} ({c['block passed']} passed, "
+                f"{c['block failed']} failed, {c['block skipped']} not run) and compared {compared} of "
+                f"{compared + c['output skipped']} outputs ({c['output passed']} matched, {c['output failed']} "
+                f"differ, {c['output skipped']} not compared)")
+
+    def lines(self) -> list[str]:
+        if not self.ran:
+            return []
+        out = [f"cluster tier: ran {self.summary()}"]
+        for page, counts in sorted(self.pages.items()):
+            out.append(f"    {page}: ran {self.summary(counts)}")
+        return out
+
+
 class Report:
     def __init__(self, blocks: list[Block] | None = None) -> None:
         self.blocks: list[Block] = list(blocks or [])
@@ -104,6 +138,20 @@ class Report:
         if block.mode is Mode.OUTPUT:
             return "the output of a cluster block: compared by the cluster tier only"
         return f"no check ran on this {block.mode.value} block"
+
+    def cluster_tier(self) -> ClusterTier:
+        """The cluster tier's findings on page blocks (``check`` cluster), and
+        the output comparisons of the blocks shown after them."""
+        cluster_blocks = {block_key(f.block) for f in self.findings if f.check == "cluster" and f.block is not None}
+        pages: dict[str, Counter] = defaultdict(Counter)
+        for f in self.findings:
+            if f.block is None or f.outcome is Outcome.WARNING:
+                continue
+            if f.check == "cluster":
+                pages[f.block.page][f"block {f.outcome.value}"] += 1
+            elif f.check == "output" and (f.block.page, f.block.index - 1) in cluster_blocks:
+                pages[f.block.page][f"output {f.outcome.value}"] += 1
+        return ClusterTier(dict(pages))
 
     def lines(self) -> list[str]:
         out: list[str] = []
@@ -166,9 +214,17 @@ class Report:
                 more = f" and {len(places) - 1} more" if len(places) > 1 else ""
                 out.append(f"    {'SKIPPED':10} {places[0]}{more}: [{check}] {message}")
 
+        cluster = self.cluster_tier()
+        out.extend(cluster.lines())
         shown = len(self.blocks)
-        percent = f" ({100 * tested_total / shown:.0f}%)" if shown else ""
-        out.append(f"coverage: {tested_total}/{shown} blocks tested{percent}")
+        if not shown and cluster.ran:
+            out.append("coverage: the offline tier did not run in this session, so there is no figure for the "
+                       f"site's blocks; the cluster tier ran {cluster.summary()} (`nox -s e2e` runs both tiers)")
+        else:
+            percent = f" ({100 * tested_total / shown:.0f}%)" if shown else ""
+            both = f", the offline and cluster tiers together (the cluster tier ran {cluster.summary()})" \
+                if cluster.ran else ""
+            out.append(f"coverage: {tested_total}/{shown} blocks tested{percent}{both}")
         for reason, n in sorted(untested_reasons.items()):
             out.append(f"    {n:3} {reason}")
 

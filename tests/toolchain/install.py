@@ -81,12 +81,32 @@ def ensure(tool: Tool, root: Path = PROJECT_ROOT, rebuild: bool = False) -> Outc
         if log.exists():
             shutil.copy(log, kept)
         shutil.rmtree(out, ignore_errors=True)
-        return Outcome(tool, "", f"{error}\n    full log: {kept}", False)
+        where = f"{pinned_at(tool, root)}: " if isinstance(error, gomod.ModuleVersionError) else ""
+        return Outcome(tool, "", f"{where}{error}\n    full log: {kept}", False)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def pinned_at(tool: Tool, root: Path = PROJECT_ROOT) -> str:
+    """``versions.yaml:N``, the line that pins the tool's version (the
+    tool's own ``version:``, else ``flux.version`` for what Flux bundles)."""
+    lines = (Path(root) / "versions.yaml").read_text(encoding="utf-8").split("\n")
+    section, flux_version = None, None
+    for number, line in enumerate(lines, 1):
+        if line and not line.startswith((" ", "#")):
+            section = line.split(":", 1)[0]
+        elif section == "flux" and line.startswith("  version:"):
+            flux_version = number
+        elif section == "tools" and line.strip() == f"{tool.name}:":
+            for later in range(number, len(lines)):
+                if lines[later] and not lines[later].startswith("    "):
+                    break
+                if lines[later].strip().startswith("version:"):
+                    return f"versions.yaml:{later + 1}"
+    return f"versions.yaml:{flux_version}" if flux_version else "versions.yaml"
 
 
 def selected(names: list[str], tier: str | None, root: Path = PROJECT_ROOT) -> list[Tool]:

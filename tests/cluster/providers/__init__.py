@@ -18,11 +18,25 @@ from ..plan import Step
 from ..runner import Recorder
 
 FLUX_NAMESPACE = "flux-system"
-# One flux bootstrap at a time: each pushes to the branch, and clusters made
-# side by side would race for it; one that loses anyway bootstraps again
-# (rerunning bootstrap is safe).
-BOOTSTRAP_LOCK = threading.Lock()
+# One flux bootstrap per branch at a time: each pushes to its branch, and
+# clusters made side by side would race for it; one that loses anyway
+# bootstraps again (rerunning bootstrap is safe). A bootstrap may let go of
+# the lock once its first push is done (``PUSHED``): flux bootstrap itself
+# clones afresh and commits again when its second push (the sync manifests)
+# finds the branch moved (flux2's pkg/bootstrap, ReconcileSyncConfig), and
+# what follows only applies and waits.
+_BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
+# What flux bootstrap prints once its component manifests are pushed (or
+# found up to date): the first line of installing them, or the line after.
+PUSHED = ("installing components in", "reconciled components")
+
+
+def bootstrap_lock(branch: str) -> threading.Lock:
+    """The lock bootstraps that push to ``branch`` take."""
+    with _LOCKS_LOCK:
+        return _BOOTSTRAP_LOCKS.setdefault(branch, threading.Lock())
 
 
 def pushed_concurrently(output: str) -> bool:
@@ -98,19 +112,21 @@ class Provider:
         )
 
     def install_flux(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, flux: str, path: str | None = None,
-                     branch: str = names.DEFAULT_BRANCH) -> None:
+                     branch: str = names.DEFAULT_BRANCH, watch=None) -> None:
         """``flux bootstrap git`` against the harness's git server: installs
         the pinned Flux (the CLI's own embedded manifests), pushes the sync
-        manifests to the snapshot, and waits for the first reconciliation."""
+        manifests to the snapshot, and waits for the first reconciliation.
+        ``watch`` (``status.FluxWatch.check``) is called while bootstrap
+        waits: a Flux object that fails for good stops it at once."""
         from ..runner import StepFailed
 
-        with BOOTSTRAP_LOCK:
-            self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed)
+        with bootstrap_lock(branch):
+            self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed, watch)
 
-    def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed) -> None:
+    def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed, watch=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             try:
-                runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch))
+                runner.run(self.bootstrap_step(cluster, endpoints, flux, path, branch), while_waiting=watch)
                 return
             except StepFailed as failed:
                 if attempt == BOOTSTRAP_ATTEMPTS or not pushed_concurrently(str(failed)):

@@ -31,7 +31,8 @@ from pathlib import Path
 from .. import flux_host, names, processes
 from ..plan import Step
 from ..runner import Recorder
-from . import BOOTSTRAP_ATTEMPTS, BOOTSTRAP_LOCK, Cluster, Endpoints, Provider, kube_args, pushed_concurrently
+from . import (BOOTSTRAP_ATTEMPTS, PUSHED, Cluster, Endpoints, Provider, bootstrap_lock, kube_args,
+                pushed_concurrently)
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
 # index. The first six are the control plane's, the rest the controllers'.
@@ -246,7 +247,7 @@ class KwokProvider(Provider):
     # -- Flux ------------------------------------------------------------------
 
     def install_flux(self, cluster: Cluster, endpoints: Endpoints, runner: Recorder, flux: str,
-                     path: str | None = None, branch: str = names.DEFAULT_BRANCH) -> None:
+                     path: str | None = None, branch: str = names.DEFAULT_BRANCH, watch=None) -> None:
         """``flux bootstrap git`` as on any cluster; as soon as it has applied
         the controllers' CRDs and Deployments, their real processes start on
         the host with the arguments those Deployments declare, and do the
@@ -258,16 +259,39 @@ class KwokProvider(Provider):
                              note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
-        with BOOTSTRAP_LOCK:
-            self._bootstrap(cluster, runner, step)
+        # The branch is locked until this bootstrap has pushed; the waiting
+        # that follows overlaps the next cluster's bootstrap.
+        lock = bootstrap_lock(branch)
+        lock.acquire()
+        held = [True]
 
-    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                lock.release()
+
+        try:
+            self._bootstrap(cluster, runner, step, watch, release)
+        finally:
+            release()
+
+    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, pushed=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
+
+            def has_pushed() -> None:
+                if pushed is not None and any(marker in bootstrap.tail(60) for marker in PUSHED):
+                    pushed()
+
+            def waiting() -> None:
+                has_pushed()
+                if watch is not None:
+                    watch()
+
             try:
                 if cluster.target not in self.controllers:
-                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
-                runner.finish(bootstrap, step)
+                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900, has_pushed)
+                runner.finish(bootstrap, step, while_waiting=waiting)
                 return
             except Exception:
                 bootstrap.stop()
@@ -281,8 +305,10 @@ class KwokProvider(Provider):
                 bootstrap.stop()
                 raise
 
-    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float) -> None:
-        present = self.wait_for_controllers(cluster, bootstrap, bound)
+    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float,
+                          meanwhile=lambda: None) -> None:
+        present = self.wait_for_controllers(cluster, bootstrap, bound, meanwhile)
+        meanwhile()
         binaries = {name: self.tools[name] for name in flux_host.CONTROLLERS if name in self.tools}
         missing = [n for n in present if n not in binaries]
         if missing:
@@ -292,12 +318,15 @@ class KwokProvider(Provider):
             binaries, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "flux",
             self.logs(cluster.target), self.controller_ports(cluster.target), present)
 
-    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float) -> list[str]:
+    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float,
+                             meanwhile=lambda: None) -> list[str]:
         """Until bootstrap has applied the Flux CRDs (Established) and the
-        controllers' Deployments; returns the controllers it installed."""
+        controllers' Deployments; returns the controllers it installed.
+        ``meanwhile`` is called on every look."""
         deadline = time.monotonic() + bound
         crds = ["gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
         while time.monotonic() < deadline:
+            meanwhile()
             if not bootstrap.alive():
                 raise RuntimeError(f"{cluster.target}: flux bootstrap exited ({bootstrap.proc.returncode}) before "
                                    f"the controllers were installed:\n{bootstrap.tail(30)}")

@@ -10,7 +10,7 @@ from . import READY_BOUND
 
 def run(env, target: str, bound: float = READY_BOUND) -> list[status.ObjectState]:
     cluster = env.cluster(target)
-    ready = status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), bound)
+    ready = status.wait_all_ready(env, cluster, bound)
     if not env.live:
         return ready
     source = status.get_json(cluster, env.runner, env.tool("kubectl"),

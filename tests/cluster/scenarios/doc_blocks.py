@@ -99,12 +99,40 @@ def exports(env) -> dict[str, str]:
             "COSIGN": env.tool("cosign"), "PLATFORM_RELEASE_NO_TLOG": "true"}
 
 
-def run_page(env, page: str, blocks, all_blocks=()) -> list:
+def clusters_named(blocks) -> set[str]:
+    """The clusters the pages' cluster blocks run on."""
+    return {b.options.get("cluster") for page in by_page(blocks).values() for b in page}
+
+
+def block_cluster(env, target: str) -> Cluster:
+    """The cluster a block runs on (the sandbox made the way the pages make
+    it); raises as ``env.cluster`` does, or ``AlreadyFailed`` when Flux
+    failed on it earlier in the run."""
+    from .. import status
+
+    if target in getattr(env, "failed", {}):
+        raise status.AlreadyFailed(target, env.failed[target])
+    if target == names.SANDBOX:
+        from . import sandbox
+
+        return sandbox.prepare(env)[1]
+    return env.cluster(target)
+
+
+def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
     """Run a page's cluster blocks in order; returns one finding per block
-    (and per transcript shown after one). After a failure the page's later
-    blocks are skipped: they may rely on what the failed one did."""
+    and per transcript shown after one. After a block that failed or could
+    not run, the page's later blocks are not run: they may rely on it.
+
+    A failure of the tier's setup or of Flux on the block's cluster is a
+    FAILED finding the first time it is met (``test`` reports it) and makes
+    the block not run when another test reported it already. While a block
+    runs, its cluster is watched: a Flux object that fails for good stops
+    the block (a ``kubectl wait`` would wait out its timeout)."""
     from harness import transcript
     from harness.model import Finding, Mode, Outcome
+
+    from .. import status, tier
 
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
@@ -117,37 +145,64 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
                                          "\temail = reader@gitops-whitepaper.invalid\n", encoding="utf-8")
     following = {(b.page, b.index): b for b in all_blocks if b.mode is Mode.OUTPUT}
     findings: list = []
-    failed_at = None
-    for block in blocks:
-        if failed_at is not None:
-            findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0),
-                                    f"not run: the block at {failed_at} on this page failed first", block))
-            continue
-        if block.options["cluster"] == names.SANDBOX:
-            from . import sandbox
+    stopped = None  # why the rest of the page does not run
 
-            cluster = sandbox.prepare(env)[1]  # made the way the pages make it
-        else:
-            cluster = env.cluster(block.options["cluster"])
+    def not_compared(block, why: str) -> None:
+        shown = following.get((block.page, block.index + 1))
+        if shown is not None:
+            findings.append(Finding("output", Outcome.SKIPPED, shown.location(0), f"not compared: {why}", shown))
+
+    for block in blocks:
+        if stopped is not None:
+            findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0), f"not run: {stopped}", block))
+            not_compared(block, "its block did not run")
+            continue
+        try:
+            cluster = block_cluster(env, block.options["cluster"])
+        except Exception as error:  # noqa: BLE001 - setup or Flux failures are findings here
+            if not tier.reported_once(error):
+                raise
+            reason = tier.not_run_reason(error)
+            if reason is None:
+                tier.mark_reported(error, test)
+                findings.append(Finding("cluster", Outcome.FAILED, block.location(0),
+                                        f"cannot run on {block.options['cluster']}: {tier.first_cause(error)}", block))
+            else:
+                findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0), reason, block))
+            stopped = f"the block at {block.location(0)} could not run"
+            not_compared(block, "its block did not run")
+            continue
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
         timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
-        proc = env.runner.run(Step(
-            ["bash", "-euo", "pipefail", "-c", block.text],
-            note=f"{block.location()}: cluster block on {cluster.target}",
-            cwd=str(clone),
-            env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
-            timeout=timeout,
-        ), check=False)
+        watch = status.FluxWatch(cluster, env.runner, env.tool("kubectl"), locator=getattr(env, "locator", None),
+                                 failed=getattr(env, "failed", None)) if env.live else None
+        try:
+            proc = env.runner.run(Step(
+                ["bash", "-euo", "pipefail", "-c", block.text],
+                note=f"{block.location()}: cluster block on {cluster.target}",
+                cwd=str(clone),
+                env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
+                timeout=timeout,
+            ), check=False, while_waiting=watch.check if watch else None)
+        except (status.FluxFailed, status.AlreadyFailed) as error:
+            reason = tier.not_run_reason(error)
+            tier.mark_reported(error, test)
+            findings.append(Finding("cluster", Outcome.FAILED, block.location(0),
+                                    f"stopped on {cluster.target}: {reason or tier.first_cause(error)}", block))
+            stopped = f"the block at {block.location(0)} failed first"
+            not_compared(block, "its block failed")
+            continue
         if not env.live:
             continue
         if proc.returncode != 0:
             out = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            failed_at = str(block.location(0))
+            stopped = f"the block at {block.location(0)} on this page failed first"
             findings.append(Finding(
                 "cluster", Outcome.FAILED, block.location(0),
                 f"failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
                 "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
+            not_compared(block, "its block failed")
             continue
         findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
         shown = following.get((block.page, block.index + 1))
@@ -156,9 +211,9 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
     return findings
 
 
-def run(env, blocks) -> list:
+def run(env, blocks, test: str = "") -> list:
     """Run every cluster block, page by page; returns the findings."""
     findings: list = []
     for page, page_blocks in by_page(blocks).items():
-        findings.extend(run_page(env, page, page_blocks, blocks))
+        findings.extend(run_page(env, page, page_blocks, blocks, test))
     return findings

@@ -4,8 +4,6 @@ back."""
 
 from __future__ import annotations
 
-import time
-
 from .. import status, tree
 from ..plan import Step
 from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
@@ -13,43 +11,58 @@ from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
 # A patch release: the walkthrough's own blocks release 1.1.0 on the same clusters
 # afterwards (proof 4), and a release is immutable.
 NEXT = "1.0.1"
-OCI = "ocirepositories.source.toolkit.fluxcd.io"
 
 
-def revision(env, cluster, source) -> str:
-    got = status.get_json(cluster, env.runner, env.tool("kubectl"),
-                          f"{OCI}/{source.name}", "-n", source.namespace)
-    return got.get("status", {}).get("artifact", {}).get("revision", "")
+def revision(poll: status.Poll, source) -> str:
+    """The revision the platform source holds in a poll."""
+    item = status.find(poll, source.kind, source.namespace, source.name)
+    return ((item.get("status") or {}).get("artifact") or {}).get("revision", "")
+
+
+def applied(poll: status.Poll, source) -> dict[str, str]:
+    """name -> lastAppliedRevision of the Kustomizations built from the platform source."""
+    return {
+        k["metadata"]["name"]: (k.get("status") or {}).get("lastAppliedRevision", "")
+        for k in poll.items
+        if k.get("kind") == "Kustomization" and k["metadata"].get("namespace") == source.namespace
+        and (k.get("spec") or {}).get("sourceRef", {}).get("name") == source.name
+        and (k.get("spec") or {}).get("sourceRef", {}).get("kind") == source.kind
+    }
 
 
 def wait_revision(env, cluster, source, version: str, bound: float = RECONCILE_BOUND) -> None:
-    """Until the platform source of ``cluster`` holds ``version``."""
-    if not env.live:
-        revision(env, cluster, source)
-        return
-    deadline = time.monotonic() + bound
-    got = ""
-    while time.monotonic() < deadline:
-        got = revision(env, cluster, source)
-        if got.split("@")[0] == version:
-            return
-        time.sleep(5)
-    raise AssertionError(
-        f"{cluster.target}: {source.where()} {source.kind}/{source.name} holds {got or 'nothing'}, "
-        f"expected {version} within {bound:.0f}s; see `flux get sources oci -A` in the artifacts"
-    )
+    """Until the platform source of ``cluster`` holds ``version`` (failing
+    as soon as Flux fails for good)."""
+    flux = status.watch(env, cluster)
+    try:
+        flux.until(lambda poll: revision(poll, source).split("@")[0] == version, bound,
+                   f"holding {version} in {source.kind}/{source.name}")
+    except TimeoutError as error:
+        raise AssertionError(
+            f"{cluster.target}: {source.where()} {source.kind}/{source.name} does not hold {version} within "
+            f"{bound:.0f}s; see `flux get sources oci -A` in the artifacts\n{error}"
+        ) from None
 
 
-def applied(env, cluster, source) -> dict[str, str]:
-    """name -> lastAppliedRevision of the Kustomizations built from the platform source."""
-    listing = status.get_json(cluster, env.runner, env.tool("kubectl"),
-                              "kustomizations.kustomize.toolkit.fluxcd.io", "-n", source.namespace)
-    return {
-        k["metadata"]["name"]: k.get("status", {}).get("lastAppliedRevision", "")
-        for k in listing.get("items", [])
-        if k.get("spec", {}).get("sourceRef", {}).get("name") == source.name
-        and k.get("spec", {}).get("sourceRef", {}).get("kind") == source.kind
-    }
+def expect_applied(env, cluster, source, version: str, bound: float = RECONCILE_BOUND) -> None:
+    """Until every Kustomization built from the platform source has applied
+    ``version`` and every Kustomization and HelmRelease is Ready. Everything
+    was Ready on the previous release already, so readiness alone proves
+    nothing: the layers apply the new revision one after the other
+    (dependsOn)."""
+    flux = status.watch(env, cluster)
+
+    def done(poll: status.Poll) -> bool:
+        revisions = applied(poll, source)
+        return bool(revisions) and all(v.split("@")[0] == version for v in revisions.values()) and poll.all_ready()
+
+    try:
+        flux.until(done, bound, f"on {version} in every platform Kustomization, all Ready")
+    except TimeoutError as error:
+        raise AssertionError(
+            f"{cluster.target}: the platform Kustomizations did not all apply {version} and become Ready within "
+            f"{bound:.0f}s; see `flux get kustomizations -A` in the artifacts\n{error}"
+        ) from None
 
 
 def move_pin(env, production, old: str, new: str) -> None:
@@ -63,37 +76,13 @@ def move_pin(env, production, old: str, new: str) -> None:
     flux_reconcile(env, production, "kustomization", "flux-system", "--with-source")
 
 
-def expect_applied(env, cluster, source, version: str, bound: float = RECONCILE_BOUND) -> None:
-    """Until every Kustomization built from the platform source has applied
-    ``version`` and all are Ready. Everything was Ready on the previous
-    release already, so readiness alone proves nothing: the layers apply the
-    new revision one after the other (dependsOn)."""
-    if not env.live:
-        applied(env, cluster, source)
-        status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), bound)
-        return
-    deadline = time.monotonic() + bound
-    wrong: dict = {}
-    while time.monotonic() < deadline:
-        revisions = applied(env, cluster, source)
-        wrong = {k: v for k, v in revisions.items() if v.split("@")[0] != version}
-        if revisions and not wrong:
-            status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), max(30.0, deadline - time.monotonic()))
-            return
-        time.sleep(3)
-    raise AssertionError(
-        f"{cluster.target}: platform Kustomizations still on {wrong or 'nothing'} after {bound:.0f}s, expected "
-        f"{version}; see `flux get kustomizations -A` in the artifacts"
-    )
-
-
 def run(env) -> None:
     pin = tree.production_pin(env.root)
     staging_source = tree.platform_source(env.root, "staging")
     production_source = tree.platform_source(env.root, "production")
     staging, production = env.cluster("staging"), env.cluster("production")
     for cluster in (staging, production):
-        status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), READY_BOUND)
+        status.wait_all_ready(env, cluster, READY_BOUND)
 
     env.release(NEXT)
     flux_reconcile(env, staging, "source", "oci", staging_source.name, "-n", staging_source.namespace)

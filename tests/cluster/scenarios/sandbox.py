@@ -89,7 +89,7 @@ def _prepare(env):
     git(env, clone, "push", "--quiet", "origin", BRANCH, note="push the work branch to the served snapshot")
 
     sandbox = env.cluster(names.SANDBOX, path=f"clusters/{SANDBOX_DIR}", branch=BRANCH)
-    status.wait_all_ready(sandbox, env.runner, env.tool("kubectl"), READY_BOUND)
+    status.wait_all_ready(env, sandbox, READY_BOUND)
     return clone, sandbox
 
 
