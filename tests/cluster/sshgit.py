@@ -132,6 +132,14 @@ def keygen(path: Path, comment: str) -> Path:
     return path
 
 
+def git_env(key: Path | str, known_hosts: Path | str) -> dict[str, str]:
+    """Environment for the git CLI to use ``key``, trust only the host key in
+    ``known_hosts``, and never prompt."""
+    ssh = ["ssh", "-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+           "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+    return {"GIT_SSH_COMMAND": shlex.join(ssh), "GIT_TERMINAL_PROMPT": "0"}
+
+
 @dataclass
 class SshGitServer:
     """A running server. ``url`` is what the pages' scripts and Flux use."""
@@ -156,10 +164,7 @@ class SshGitServer:
     def git_env(self, key: Path | None = None) -> dict[str, str]:
         """Environment for the git CLI to reach the server with ``key``
         (default: the deploy key), checking its host key, never prompting."""
-        ssh = ["ssh", "-i", str(key or self.deploy_key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-               "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-               "-F", "/dev/null"]
-        return {"GIT_SSH_COMMAND": shlex.join(ssh), "GIT_TERMINAL_PROMPT": "0"}
+        return git_env(key or self.deploy_key, self.known_hosts)
 
     def head(self, branch: str = names.DEFAULT_BRANCH) -> str:
         """The commit ``branch`` of the fork points at now (pushes move it)."""
@@ -177,8 +182,12 @@ class SshGitServer:
         """Stop sshd and every session below it. Safe to call twice."""
         if self.process is not None:
             self.process.stop()
-            pid_file = self.folder / "sshd.pid"
-            pid_file.unlink(missing_ok=True)
+            # A connection's own sshd (re-executed with -R, its command line
+            # naming this folder's config) may outlive the listener briefly.
+            sessions = processes.processes_with_marker(str(self.folder / "sshd_config"))
+            processes.kill_pids(sessions)
+            processes.wait_pids_gone(sessions, 10)
+            (self.folder / "sshd.pid").unlink(missing_ok=True)
 
     def __enter__(self) -> "SshGitServer":
         return self

@@ -78,7 +78,7 @@ def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
 def test_every_cluster_command_is_pinned_to_a_harness_cluster(plan_text: str) -> None:
     for line in commands(plan_text):
         if line.startswith(("/opt/kubectl", "/opt/flux")) and "config set-context" not in line:
-            assert re.search(r'"--kubeconfig=\$GWP_WORK/gwp-\w+\.kubeconfig" --context=kind-gwp-\w+', line), line
+            assert re.search(r'"--kubeconfig=\$GWP_WORK/gwp-[\w-]+\.kubeconfig" --context=kind-gwp-[\w-]+', line), line
     assert "/.kube/" not in plan_text and "KUBECONFIG=~" not in plan_text
 
 

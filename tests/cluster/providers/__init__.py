@@ -107,6 +107,13 @@ class Provider:
         with BOOTSTRAP_LOCK:
             self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed)
 
+    def install_flux_with(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+        """Run ``step``, a command that installs Flux its own way (the pages'
+        bootstrap script over SSH), where ``install_flux`` runs the harness's
+        ``flux bootstrap``: a provider whose controllers do not run in pods
+        (kwok) starts them while the step runs."""
+        runner.run(step)
+
     def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             try:

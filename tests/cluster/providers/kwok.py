@@ -39,7 +39,7 @@ from . import BOOTSTRAP_ATTEMPTS, BOOTSTRAP_LOCK, Cluster, Endpoints, Provider, 
 # connections take at random. $GWP_KWOK_BASE_PORT moves it (a second run beside a first).
 BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
-ORDER = (*names.LONG_LIVED, names.SANDBOX)
+ORDER = (*names.LONG_LIVED, names.SANDBOX, *names.PROOF_CLUSTERS)
 CREATE_BOUND = 300
 
 READY_BOUND = 180
@@ -253,13 +253,22 @@ class KwokProvider(Provider):
         work bootstrap then waits for."""
         step = self.bootstrap_step(cluster, endpoints, flux, path, branch)
         if not runner.live:
+            self.install_flux_with(cluster, runner, step)
+            return
+        with BOOTSTRAP_LOCK:
+            self.install_flux_with(cluster, runner, step)
+
+    def install_flux_with(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+        """Another command that installs Flux (the pages' bootstrap script):
+        run like ``flux bootstrap``, the controllers started on the host as
+        soon as it has applied their Deployments."""
+        if not runner.live:
             runner.run(step)
             runner.call(Step(["start", *flux_host.CONTROLLERS, "as host processes, KUBECONFIG=" + cluster.kubeconfig],
                              note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
                                   "pods are kwok's)", in_process=True), lambda: None)
             return
-        with BOOTSTRAP_LOCK:
-            self._bootstrap(cluster, runner, step)
+        self._bootstrap(cluster, runner, step)
 
     def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
