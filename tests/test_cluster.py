@@ -11,7 +11,7 @@ import pytest
 
 from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
-from cluster.scenarios import bootstrap, doc_blocks, private_fork, promotion, sandbox
+from cluster.scenarios import bootstrap, doc_blocks, private_fork, promotion, receiver, sandbox
 from harness.model import PROJECT_ROOT
 from harness.report import fail_on
 
@@ -82,6 +82,12 @@ def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report) -> 
 def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment) -> None:
     with tier.artifacts_on_failure(tier_env, "sandbox-clean-down"):
         sandbox.finish(tier_env)
+
+
+# After the page blocks: the reconciliation page's block has made the token.
+def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "receiver"):
+        receiver.run(tier_env)
 
 
 # Proofs on clusters of their own, made after the others are idle and deleted

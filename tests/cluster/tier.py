@@ -13,7 +13,7 @@ from harness.model import PROJECT_ROOT
 
 from . import artifacts, names, plan, preflight
 from .environment import TierEnvironment
-from .scenarios import bootstrap, doc_blocks, private_fork, promotion, sandbox
+from .scenarios import bootstrap, doc_blocks, private_fork, promotion, receiver, sandbox
 
 ENV_PROVIDER = "DOCS_TEST_CLUSTER"  # same as --cluster, for runs without the plugin
 NOT_REQUESTED = (
@@ -64,6 +64,7 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     sandbox.start(env)  # the page blocks use the sandbox it makes, and clean it down
     doc_blocks.run(env, cluster_blocks(root) if blocks is None else blocks)
     sandbox.finish(env)
+    receiver.run(env)
     private_fork.run(env)
     env.close()
     return plan.render(env.runner.steps)

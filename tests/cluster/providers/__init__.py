@@ -10,8 +10,13 @@ same on every provider (``flux bootstrap git`` and one ConfigMap) and live in
 
 from __future__ import annotations
 
+import contextlib
+import re
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import names
 from ..plan import Step
@@ -144,6 +149,37 @@ class Provider:
             kubeconfig=cluster.kubeconfig,
             timeout=900,
         )
+
+    @contextlib.contextmanager
+    def receiver_url(self, cluster: Cluster, runner: Recorder):
+        """Where a webhook delivery reaches the cluster's notification-
+        controller, as ``http://HOST:PORT``, for the duration of the block.
+        By default through the Service ``webhook-receiver`` Flux installs,
+        with ``kubectl port-forward`` (a pod must serve it)."""
+        step = Step([getattr(self, "kubectl", "kubectl"), *kube_args(cluster), "--namespace", FLUX_NAMESPACE, "port-forward",
+                     "service/webhook-receiver", ":80"],
+                    note=f"{cluster.target}: reach the webhook receiver through its Service", context=cluster.context,
+                    kubeconfig=cluster.kubeconfig, timeout=60)
+        if not runner.live:
+            runner.call(step, lambda: None)
+            yield "http://127.0.0.1:$RECEIVER_PORT"
+            return
+        log = Path(getattr(self, "work", None) or tempfile.mkdtemp(prefix=f"{names.PREFIX}work-"))
+        forward = runner.start(step, log / f"port-forward-{cluster.target}.log")
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                found = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", forward.tail(5))
+                if found:
+                    yield f"http://127.0.0.1:{found.group(1)}"
+                    return
+                if not forward.alive():
+                    break
+                time.sleep(0.5)
+            raise RuntimeError(f"{cluster.target}: kubectl port-forward to service/webhook-receiver did not start:\n"
+                               f"{forward.tail(20)}")
+        finally:
+            forward.stop()
 
     def controller_logs(self, cluster: Cluster) -> dict:
         """Controller name -> log file on the host, for providers whose

@@ -21,6 +21,7 @@ cluster whose API server never came up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -51,8 +52,10 @@ SIMULATED = (
     "kwok provider: the control plane (etcd, kube-apiserver, controller-manager, scheduler) and the Flux "
     "controllers are real processes; the node and every pod are simulated by kwok (pods are Running and Ready "
     "at once, nothing runs in them: no image pull, probe, volume, Service traffic or NetworkPolicy takes effect, "
-    "Helm hook Jobs complete without running, a PersistentVolumeClaim stays Pending), and admission webhooks are "
-    "turned off because no pod can serve them (cert-manager issues nothing)"
+    "Helm hook Jobs complete without running, a PersistentVolumeClaim stays Pending), admission webhooks are "
+    "turned off because no pod can serve them (cert-manager issues nothing), and a webhook delivery to a Receiver "
+    "goes straight to the notification-controller's listener on the host (no Service, Ingress or network policy "
+    "on the way)"
 )
 
 FAKE_NODE = """apiVersion: v1
@@ -322,6 +325,21 @@ class KwokProvider(Provider):
             time.sleep(1)
         raise TimeoutError(f"{cluster.target}: flux bootstrap did not install the controllers within {bound:.0f}s:\n"
                            f"{bootstrap.tail(30)}")
+
+    @contextlib.contextmanager
+    def receiver_url(self, cluster: Cluster, runner: Recorder):
+        """The notification-controller runs on the host (flux_host): a
+        delivery goes straight to its receiver's listener, a port of the
+        cluster's range. No Service, Ingress or network policy is on the way."""
+        process = next((p for p in self.controllers.get(cluster.target, []) if p.name == "notification-controller"),
+                       None)
+        if process is None:
+            if runner.live:
+                raise RuntimeError(f"{cluster.target}: no notification-controller runs for this cluster")
+            yield "http://127.0.0.1:$RECEIVER_PORT"
+            return
+        address = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--receiverAddr="))
+        yield f"http://{address}"
 
     def controller_logs(self, cluster: Cluster) -> dict[str, Path]:
         logs = self.logs(cluster.target)
