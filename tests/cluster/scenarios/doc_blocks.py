@@ -99,6 +99,19 @@ def exports(env) -> dict[str, str]:
             "COSIGN": env.tool("cosign"), "PLATFORM_RELEASE_NO_TLOG": "true"}
 
 
+# What the pages tell a reader to export: in a transcript, the run's own
+# values print under these names (harness.transcript), as the reader set them.
+READER_VARIABLES = ("PLATFORM_GIT_URL", "PLATFORM_OCI_URL", "OCI_MIRROR_QUAY_IO", "OCI_MIRROR_GHCR_IO")
+
+
+def run_values(env, home: Path) -> dict[str, str]:
+    """This run's value -> the name a page shows in its place: the exported
+    addresses, the page's HOME and the run's temporary folder."""
+    values = {value: "${%s}" % name for name, value in exports(env).items() if name in READER_VARIABLES and value}
+    values[str(home)] = "${HOME}"
+    return values
+
+
 def run_page(env, page: str, blocks, all_blocks=()) -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     (and per transcript shown after one). After a failure the page's later
@@ -152,7 +165,7 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
         findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
-            findings.append(transcript.compare(shown, proc.stdout))
+            findings.append(transcript.compare(shown, proc.stdout, run_values(env, home)))
     return findings
 
 
