@@ -11,7 +11,7 @@ import pytest
 
 from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
-from cluster.scenarios import bootstrap, doc_blocks, private_fork, promotion, receiver, sandbox
+from cluster.scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
 from harness.model import PROJECT_ROOT
 from harness.report import fail_on
 
@@ -95,3 +95,11 @@ def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnviro
 def test_private_fork_bootstraps_over_ssh_with_a_deploy_key(tier_env: TierEnvironment) -> None:
     with tier.artifacts_on_failure(tier_env, "private-fork"):
         private_fork.run(tier_env)
+
+
+def test_flux_operator_brings_a_cluster_to_bootstraps_state(tier_env: TierEnvironment) -> None:
+    problem = tier_env.provider.operator_problem()
+    if problem:
+        pytest.skip(problem)
+    with tier.artifacts_on_failure(tier_env, "flux-operator"):
+        flux_operator.run(tier_env)

@@ -13,7 +13,7 @@ from harness.model import PROJECT_ROOT
 
 from . import artifacts, names, plan, preflight
 from .environment import TierEnvironment
-from .scenarios import bootstrap, doc_blocks, private_fork, promotion, receiver, sandbox
+from .scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
 
 ENV_PROVIDER = "DOCS_TEST_CLUSTER"  # same as --cluster, for runs without the plugin
 NOT_REQUESTED = (
@@ -66,6 +66,8 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     sandbox.finish(env)
     receiver.run(env)
     private_fork.run(env)
+    if not env.provider.operator_problem():
+        flux_operator.run(env)
     env.close()
     return plan.render(env.runner.steps)
 

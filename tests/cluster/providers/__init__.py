@@ -150,6 +150,20 @@ class Provider:
             timeout=900,
         )
 
+    def operator_problem(self) -> str | None:
+        """Why the Flux Operator cannot run on this provider's clusters (None:
+        it can). In a pod it runs from its image, which the tier neither
+        pulls nor builds."""
+        return (f"the Flux Operator runs from its image (ghcr.io/controlplaneio-fluxcd/flux-operator) on "
+                f"{self.name} clusters, and the tier neither pulls nor builds that image; the kwok provider runs "
+                "the operator built from source as a host process")
+
+    def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
+        """Run the Flux Operator for its Deployment (``install.yaml`` applied
+        already), and keep Flux's controllers running once the operator has
+        installed them."""
+        raise NotImplementedError(self.operator_problem())
+
     @contextlib.contextmanager
     def receiver_url(self, cluster: Cluster, runner: Recorder):
         """Where a webhook delivery reaches the cluster's notification-

@@ -311,7 +311,7 @@ class KwokProvider(Provider):
         crds = ["gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
         while time.monotonic() < deadline:
             if not bootstrap.alive():
-                raise RuntimeError(f"{cluster.target}: flux bootstrap exited ({bootstrap.proc.returncode}) before "
+                raise RuntimeError(f"{cluster.target}: {bootstrap.name} exited ({bootstrap.proc.returncode}) before "
                                    f"the controllers were installed:\n{bootstrap.tail(30)}")
             proc = subprocess.run([self.kubectl, *kube_args(cluster), "get", "crd", *crds, "-o", "json"],
                                   capture_output=True, text=True, timeout=30)
@@ -340,6 +340,44 @@ class KwokProvider(Provider):
             return
         address = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--receiverAddr="))
         yield f"http://{address}"
+
+    def operator_ports(self, target: str) -> flux_host.Addresses:
+        """The last ports of the cluster's range (the Flux controllers take
+        theirs from the start of the free ones)."""
+        base = self.base_port(target)
+        return flux_host.Addresses(events=base + 10, storage=base + 11, first_free=base + PORTS_PER_CLUSTER - 4,
+                                   last=base + PORTS_PER_CLUSTER - 1)
+
+    def operator_problem(self) -> str | None:
+        return None
+
+    def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
+        """The operator's pod is kwok's: the real operator runs on the host
+        (operator_host), and once it has applied the Flux controllers'
+        CRDs and Deployments, the controllers start on the host with those
+        Deployments' arguments, as after ``flux bootstrap``."""
+        from .. import operator_host
+
+        step = Step([binary, "(the Deployment's arguments, for the host)", f"--storage-path={data}",
+                     "--web-server-port=0", "--enable-leader-election=false"],
+                    note=f"{cluster.target}: the Flux Operator runs on the host (its Deployment's pod is kwok's)",
+                    in_process=True)
+        made: list = []
+        runner.call(step, lambda: made.append(operator_host.start(
+            binary, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "operator",
+            self.logs(cluster.target), self.operator_ports(cluster.target), Path(data))))
+        if not runner.live:
+            runner.call(Step(["start", *flux_host.CONTROLLERS, "as host processes once the operator applied them"],
+                             note=f"{cluster.target}: the Flux controllers the operator installs run on the host",
+                             in_process=True), lambda: None)
+            return
+        operator = made[0]
+        try:
+            self.start_controllers(cluster, operator, runner, 600)
+        except BaseException:
+            operator.stop()
+            raise
+        self.controllers[cluster.target].append(operator)
 
     def controller_logs(self, cluster: Cluster) -> dict[str, Path]:
         logs = self.logs(cluster.target)
