@@ -50,3 +50,14 @@ def test_a_failure_names_the_page_line_and_shows_the_difference() -> None:
     assert finding.outcome is Outcome.FAILED
     assert str(finding).startswith("docs/x.md:11: [output]"), str(finding)
     assert "-second" in finding.message and "+third" in finding.message
+
+
+def test_a_saved_transcript_pasted_into_the_page_passes() -> None:
+    printed = ("NAME      REVISION                 READY\n"
+               "platform  1.1.0@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  True\n"
+               "from oci://127.0.0.1:21007/platform at 2026-12-04T23:10:42Z, 42s ago\n")
+    saved = transcript.as_page_shows(printed, RUN)
+    assert saved == ("NAME      REVISION                 READY\n"
+                     "platform  1.1.0@sha256:<hash>  True\n"
+                     "from ${PLATFORM_OCI_URL} at <time>, <age> ago\n")
+    assert outcome(saved, printed) is Outcome.PASSED

@@ -32,21 +32,30 @@ SPACES = re.compile(r"[ \t]+")
 ELLIPSIS = "..."
 
 
+def placeholders(line: str, run_values: dict[str, str] | None = None) -> str:
+    """``line`` with the run's own values under their names and timestamps,
+    hashes and ages as ``<time>``, ``<hash>``, ``<age>``."""
+    for value, name in sorted((run_values or {}).items(), key=lambda item: -len(item[0])):
+        if value:
+            line = line.replace(value, name)
+    return AGE.sub("<age>", HASH.sub("<hash>", TIME.sub("<time>", line)))
+
+
+def as_page_shows(text: str, run_values: dict[str, str] | None = None) -> str:
+    """What a block printed, written the way a page's transcript shows it
+    (placeholders in, columns kept): the text to paste into an ``output`` block."""
+    lines = [placeholders(line, run_values).rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join(lines).strip("\n") + "\n"
+
+
 def normalise(text: str, drop_prompts: bool = False, run_values: dict[str, str] | None = None) -> list[str]:
     """The lines of ``text`` as compared. ``run_values`` maps a value only
     this run has (an address, a folder) to the name a page shows for it."""
-    values = sorted((run_values or {}).items(), key=lambda item: -len(item[0]))
     lines = []
     for line in text.replace("\r\n", "\n").split("\n"):
         if drop_prompts and line.startswith("$ "):
             continue
-        for value, name in values:
-            if value:
-                line = line.replace(value, name)
-        line = TIME.sub("<time>", line)
-        line = HASH.sub("<hash>", line)
-        line = AGE.sub("<age>", line)
-        lines.append(SPACES.sub(" ", line).strip())
+        lines.append(SPACES.sub(" ", placeholders(line, run_values)).strip())
     while lines and not lines[-1]:
         lines.pop()
     while lines and not lines[0]:

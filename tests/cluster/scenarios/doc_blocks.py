@@ -112,6 +112,22 @@ def run_values(env, home: Path) -> dict[str, str]:
     return values
 
 
+def save_transcript(env, block, output: str, values: dict[str, str]) -> Path:
+    """What a block printed, as a page would show it (the run's own values
+    under their names, timestamps, ages and hashes as placeholders), in
+    ``artifacts/cluster/<stamp>-transcripts/``: the text to paste into the
+    page's ``output`` block after a cluster block."""
+    from harness import transcript
+
+    from .. import artifacts
+
+    folder = env.once("transcripts folder", lambda: artifacts.folder(env.root, "transcripts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{block.page.replace('/', '-')}-{block.fence.line}.txt"
+    path.write_text(transcript.as_page_shows(output, values), encoding="utf-8")
+    return path
+
+
 def run_page(env, page: str, blocks, all_blocks=()) -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     (and per transcript shown after one). After a failure the page's later
@@ -162,6 +178,7 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
                 f"failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
                 "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
             continue
+        save_transcript(env, block, proc.stdout, run_values(env, home))
         findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
