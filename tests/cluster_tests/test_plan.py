@@ -65,7 +65,7 @@ def test_flux_is_bootstrapped_from_the_local_git_server(plan_text: str) -> None:
         assert "--allow-insecure-http=true" in line and "--token-auth=true" in line
         assert f"--path=clusters/{target}" in line and "--branch=main" in line
     sandbox = next(l for l in plan_text.splitlines() if "bootstrap git" in l and "gwp-sandbox." in l)
-    assert "--path=clusters/sandbox-a" in sandbox and "--branch=docs-test-sandbox" in sandbox
+    assert "--path=clusters/sandbox-a" in sandbox and "--branch=PLAT-1-try-a-sandbox" in sandbox
 
 
 def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
@@ -103,7 +103,7 @@ def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str)
 
 def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> None:
     lines = commands(plan_text)
-    clone = index(lines, r"bash snippets/sandbox-clone.sh development sandbox-a --branch docs-test-sandbox")
+    clone = index(lines, r"bash snippets/sandbox-clone.sh development sandbox-a --branch PLAT-1-try-a-sandbox")
     boot = index(lines, r"flux bootstrap git .*gwp-sandbox")
     down = index(lines, r"bash snippets/sandbox-clean-down.sh --context kind-gwp-sandbox")
     back = index(lines, r"bash snippets/sandbox-return.sh sandbox-a development")
