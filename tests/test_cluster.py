@@ -1,4 +1,4 @@
-"""The cluster tier: the tree reconciled on real clusters (kind), four proofs.
+"""The cluster tier: the tree reconciled on real clusters (kwok or kind), its proofs.
 
 Requested with ``--cluster kind`` (``nox -s e2e``); where Docker, kind,
 kubectl or flux is missing, every test here is skipped with the precise reason.
