@@ -75,28 +75,12 @@ def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     git = root / ".git"
     if git.is_dir():
         copy_git_dir(git, dest / ".git")
-    elif git.is_file():
-        copy_worktree_git(root, dest / ".git")
+    elif git.is_file():  # a worktree: point at the same repository
+        shutil.copy2(git, dest / ".git")
     return dest
 
 
-def copy_worktree_git(root: Path, dest: Path) -> None:
-    """The ``.git`` of a git worktree is a file naming the worktree's folder
-    inside the shared repository: a copy of that file would let a block's
-    ``git switch --create`` make a branch in the real repository and move the
-    real worktree's HEAD. The copy gets a ``.git`` folder of its own instead:
-    the shared repository's (objects borrowed, the other worktrees left out)
-    with this worktree's HEAD and index."""
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "--git-dir", "--git-common-dir"],
-                         check=True, capture_output=True, text=True).stdout.split("\n")
-    own, common = ((root / line).resolve() for line in out[:2])
-    copy_git_dir(common, dest, leave_out=("worktrees",))
-    for name in ("HEAD", "index"):
-        if (own / name).is_file():
-            shutil.copy2(own / name, dest / name)
-
-
-def copy_git_dir(git: Path, dest: Path, leave_out: tuple[str, ...] = ()) -> None:
+def copy_git_dir(git: Path, dest: Path) -> None:
     """Copy a ``.git`` folder without its object store, leaving out lock
     files (a commit in progress in the real tree).
 
@@ -109,7 +93,7 @@ def copy_git_dir(git: Path, dest: Path, leave_out: tuple[str, ...] = ()) -> None
     objects = (git / "objects").resolve()
     for dirpath, dirnames, filenames in os.walk(git):
         rel = os.path.relpath(dirpath, git)
-        if any(rel == top or rel.startswith(top + os.sep) for top in ("objects", *leave_out)):
+        if rel == "objects" or rel.startswith("objects" + os.sep):
             dirnames[:] = []
             continue
         target_dir = dest / rel
