@@ -56,9 +56,11 @@ def push_delivery(token: str, branch: str = "main") -> tuple[bytes, dict[str, st
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST straight to ``url`` (never through a proxy the environment names)."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with opener.open(request, timeout=30) as answer:
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code
