@@ -55,11 +55,6 @@ def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment,
         bootstrap.run(tier_env, target)
 
 
-def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:
-    with tier.artifacts_on_failure(tier_env, "promotion"):
-        promotion.run(tier_env)
-
-
 # The sandbox proof is split around the page blocks: it makes the sandbox
 # cluster the way the pages do (from a cloned directory on a work branch) and
 # proves it follows its branch; the pages' `cluster sandbox` blocks then run
@@ -83,6 +78,13 @@ def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironm
     with tier.artifacts_on_failure(tier_env, "sandbox-clean-down"):
         sandbox.finish(tier_env)
 
+
+
+# After the page blocks, whose transcripts show clusters in the state a
+# reader's are in: only the walkthrough's own releases published.
+def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:
+    with tier.artifacts_on_failure(tier_env, "promotion"):
+        promotion.run(tier_env)
 
 # After the page blocks: the reconciliation page's block has made the token.
 def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnvironment) -> None:

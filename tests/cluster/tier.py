@@ -60,10 +60,10 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     env = TierEnvironment(root, provider, found, live=False)
     for target in names.LONG_LIVED:
         bootstrap.run(env, target)
-    promotion.run(env)
     sandbox.start(env)  # the page blocks use the sandbox it makes, and clean it down
     doc_blocks.run(env, cluster_blocks(root) if blocks is None else blocks)
     sandbox.finish(env)
+    promotion.run(env)  # after the page blocks, which show a reader's releases only
     receiver.run(env)
     private_fork.run(env)
     if not env.provider.operator_problem():

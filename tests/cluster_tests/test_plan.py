@@ -84,11 +84,11 @@ def test_every_cluster_command_is_pinned_to_a_harness_cluster(plan_text: str) ->
 
 def test_promotion_pushes_then_moves_the_pin_and_back(plan_text: str) -> None:
     lines = commands(plan_text)
-    release = index(lines, r"platform-release.sh 1\.0\.1")
-    forward = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.0\.1'")
+    release = index(lines, r"platform-release.sh 1\.2\.0")
+    forward = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.2\.0'")
     back = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.0\.0'")
     assert release < forward < back
-    assert "edit clusters/production tag: 1.0.0 -> tag: 1.0.1" in plan_text
+    assert "edit clusters/production tag: 1.0.0 -> tag: 1.2.0" in plan_text
 
 
 def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str) -> None:
