@@ -101,13 +101,14 @@ def exports(env) -> dict[str, str]:
 
 # What the pages tell a reader to export: in a transcript, the run's own
 # values print under these names (harness.transcript), as the reader set them.
-READER_VARIABLES = ("PLATFORM_GIT_URL", "PLATFORM_OCI_URL", "OCI_MIRROR_QUAY_IO", "OCI_MIRROR_GHCR_IO")
+READER_VARIABLES = ("PLATFORM_GIT_URL", "PLATFORM_OCI_URL")
 
 
 def run_values(env, home: Path) -> dict[str, str]:
-    """This run's value -> the name a page shows in its place: the exported
-    addresses, the page's HOME and the run's temporary folder."""
-    values = {value: "${%s}" % name for name, value in exports(env).items() if name in READER_VARIABLES and value}
+    """This run's value -> the name a page shows in its place: the addresses
+    the walkthrough has the reader export, and the page's HOME."""
+    exported = exports(env)
+    values = {exported[name]: "${%s}" % name for name in READER_VARIABLES if exported.get(name)}
     values[str(home)] = "${HOME}"
     return values
 
