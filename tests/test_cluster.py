@@ -1,4 +1,4 @@
-"""The cluster tier: the tree reconciled on real clusters, four proofs.
+"""The cluster tier: the tree reconciled on real clusters (kwok or kind), its proofs.
 
 Requested with ``--cluster kwok`` or ``--cluster kind`` (``nox -s e2e``);
 ``--plan`` prints the commands instead (see ``cluster/plan.py``). Each test
@@ -15,7 +15,7 @@ import pytest
 
 from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
-from cluster.scenarios import bootstrap, doc_blocks, promotion, sandbox
+from cluster.scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
 from harness.model import PROJECT_ROOT
 from harness.report import fail_on
 
@@ -73,12 +73,6 @@ def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment,
         bootstrap.run(tier_env, target)
 
 
-@pytest.mark.cluster("staging", "production")
-def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment, request) -> None:
-    with tier.proof(tier_env, "promotion", request.node.nodeid):
-        promotion.run(tier_env)
-
-
 # The sandbox proof is split around the page blocks: it makes the sandbox
 # cluster the way the pages do (from a cloned directory on a work branch) and
 # proves it follows its branch; the pages' `cluster sandbox` blocks then run
@@ -104,3 +98,33 @@ def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report, req
 def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "sandbox-clean-down", request.node.nodeid):
         sandbox.finish(tier_env)
+
+
+# After the page blocks, whose transcripts show clusters in the state a
+# reader's are in: only the walkthrough's own releases published.
+@pytest.mark.cluster("staging", "production")
+def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "promotion", request.node.nodeid):
+        promotion.run(tier_env)
+
+
+# After the page blocks: the reconciliation page's block has made the token.
+@pytest.mark.cluster("development")
+def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "receiver", request.node.nodeid):
+        receiver.run(tier_env)
+
+
+# Proofs on clusters of their own, made after the others are idle and deleted
+# as soon as they pass.
+def test_private_fork_bootstraps_over_ssh_with_a_deploy_key(tier_env: TierEnvironment, request) -> None:
+    with tier.proof(tier_env, "private-fork", request.node.nodeid):
+        private_fork.run(tier_env)
+
+
+def test_flux_operator_brings_a_cluster_to_bootstraps_state(tier_env: TierEnvironment, request) -> None:
+    problem = tier_env.provider.operator_problem()
+    if problem:
+        pytest.skip(problem)
+    with tier.proof(tier_env, "flux-operator", request.node.nodeid):
+        flux_operator.run(tier_env)

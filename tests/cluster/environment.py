@@ -57,6 +57,7 @@ class TierEnvironment:
         self._lock = threading.Lock()
         self._once: dict[str, concurrent.futures.Future] = {}
         self._threads: list[threading.Thread] = []
+        self._stops: list = []  # on_close
         if live:
             atexit.register(self.close)
             self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -175,6 +176,35 @@ class TierEnvironment:
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
                                    watch=watch.check if self.live else None)
         return made
+
+    def bare_cluster(self, target: str) -> Cluster:
+        """A cluster of the run without Flux, for a proof that installs Flux
+        its own way (over SSH from a private fork, by the Flux Operator).
+        Deleted by ``delete_cluster`` when the proof has passed, else at close."""
+        if self.closed:
+            raise RuntimeError(f"{target}: not made, the cluster tier is being taken down")
+        made = self.provider.create(target, self.runner)
+        self.guard.register(made.context, made.kubeconfig)
+        self.clusters[target] = made
+        self.made.append(target)
+        self.provider.wait_ready(made, self.runner)
+        return made
+
+    def delete_cluster(self, target: str) -> None:
+        """Delete one cluster now (a proof's own, once it has passed): its
+        memory is free for the rest of the run."""
+        cluster = self.clusters.pop(target, None)
+        if cluster is None:
+            return
+        try:
+            self.provider.delete(cluster, self.runner)
+        finally:
+            self.guard.forget(cluster.context)
+
+    def on_close(self, stop) -> None:
+        """Call ``stop()`` first thing at close: a server a proof started
+        (the SSH git server) stops after a failure or Ctrl-C too."""
+        self._stops.append(stop)
 
     def ensure_endpoints(self) -> Endpoints:
         """Git server, registry and the pinned platform release; once (the
@@ -296,6 +326,12 @@ class TierEnvironment:
 
     def _take_down(self) -> list[str]:
         kept: list[str] = []
+        errors: list[BaseException] = []
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception as error:  # noqa: BLE001 - every step runs; the first error is raised at the end
+                errors.append(error)
         if self.git is not None:
             self.git.stop()  # a server cannot outlive the test process
         if self.keep:
@@ -315,7 +351,6 @@ class TierEnvironment:
 
         # Every step runs even when one before it failed; the first error is
         # raised at the end, after the temporary directory is gone.
-        errors: list[BaseException] = []
         clusters = list(self.clusters.values())
         if clusters:
             with ThreadPoolExecutor(max_workers=len(clusters)) as pool:

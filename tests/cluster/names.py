@@ -10,6 +10,12 @@ PREFIX = "gwp-"
 LONG_LIVED = ("development", "staging", "production")
 SANDBOX = "sandbox"
 ALL_CLUSTERS = (*LONG_LIVED, SANDBOX)
+# Clusters a proof makes for itself and deletes when it has passed: one
+# bootstrapped over SSH from a private fork (scenarios/private_fork.py), one
+# whose Flux the Flux Operator installs (scenarios/flux_operator.py).
+PRIVATE_FORK = "private-fork"
+OPERATOR = "operator"
+PROOF_CLUSTERS = (PRIVATE_FORK, OPERATOR)
 
 REGISTRY_CONTAINER = f"{PREFIX}registry"
 REGISTRY_PORT_IN_NETWORK = 5000

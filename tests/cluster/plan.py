@@ -21,6 +21,7 @@ WORK = "$GWP_WORK"  # temporary directory: kubeconfigs, scratch clones
 GATEWAY = "$KIND_GATEWAY"  # the kind network's gateway address (host side)
 GIT_PORT = "$GIT_PORT"  # the port the git server listens on
 REGISTRY_PORT = "$REGISTRY_PORT"  # the host port of the local registry
+SSH_PORT = "$SSH_GIT_PORT"  # the port the private fork's sshd listens on
 
 INHERITED_PATH = "$PATH"  # in an env value: the PATH the harness was started with
 
@@ -29,6 +30,7 @@ PLACEHOLDER_NOTES = {
     GATEWAY: "gateway of the docker network `kind` (the docker network inspect step)",
     GIT_PORT: "free port the in-process git server (dulwich) listens on",
     REGISTRY_PORT: "free host port of the local registry (the kind container's published port, or the kwok host process)",
+    SSH_PORT: "free port the private fork's sshd (Debian's openssh-server) listens on",
 }
 
 

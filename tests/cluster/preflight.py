@@ -111,6 +111,10 @@ def check(check_engine: bool = True, provider: str = "kind") -> Preflight:
             result.tools[name] = path
         else:
             result.reasons.append(_missing_tool_reason(name))
+    # The private-fork proof's git server: Debian's openssh-server and git-shell.
+    from . import sshgit
+
+    result.reasons.extend(sshgit.missing_tools())
     if check_engine and provider == "kind" and "docker" in result.tools:
         problem = docker_engine_problem(result.tools["docker"])
         if problem:

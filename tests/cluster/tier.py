@@ -13,7 +13,7 @@ from harness.model import PROJECT_ROOT
 
 from . import artifacts, names, plan, preflight
 from .environment import TierEnvironment
-from .scenarios import bootstrap, doc_blocks, promotion, sandbox
+from .scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
 
 ENV_PROVIDER = "DOCS_TEST_CLUSTER"  # same as --cluster, for runs without the plugin
 NOT_REQUESTED = (
@@ -87,10 +87,14 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     env = TierEnvironment(root, provider, found, live=False)
     for target in names.LONG_LIVED:
         bootstrap.run(env, target)
-    promotion.run(env)
     sandbox.start(env)  # the page blocks use the sandbox it makes, and clean it down
     doc_blocks.run(env, cluster_blocks(root) if blocks is None else blocks)
     sandbox.finish(env)
+    promotion.run(env)  # after the page blocks, which show a reader's releases only
+    receiver.run(env)
+    private_fork.run(env)
+    if not env.provider.operator_problem():
+        flux_operator.run(env)
     env.close()
     return plan.render(env.runner.steps)
 

@@ -86,3 +86,34 @@ def move_pin(clone: Path, old: str, new: str) -> Path:
         )
     path.write_text(pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", text), encoding="utf-8")
     return source.file
+
+
+@dataclass(frozen=True)
+class Receiver:
+    file: Path  # relative to the root
+    line: int
+    name: str
+    namespace: str
+    type: str
+    events: tuple[str, ...]
+    secret: str
+    resources: tuple[tuple[str, str], ...]  # (kind, name)
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def receivers(root: Path, target: str) -> list[Receiver]:
+    """The webhook Receivers in ``clusters/<target>/``."""
+    found = []
+    for path in sorted((root / "clusters" / target).glob("*.yaml")):
+        for doc, line in _documents(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and doc.get("kind") == "Receiver":
+                spec, meta = doc.get("spec") or {}, doc.get("metadata") or {}
+                found.append(Receiver(
+                    path.relative_to(root), line, meta.get("name", ""), meta.get("namespace", "flux-system"),
+                    spec.get("type", ""), tuple(spec.get("events") or ()),
+                    (spec.get("secretRef") or {}).get("name", ""),
+                    tuple((r.get("kind", ""), r.get("name", "")) for r in spec.get("resources") or ()),
+                ))
+    return found

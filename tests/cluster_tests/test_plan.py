@@ -65,7 +65,7 @@ def test_flux_is_bootstrapped_from_the_local_git_server(plan_text: str) -> None:
         assert "--allow-insecure-http=true" in line and "--token-auth=true" in line
         assert f"--path=clusters/{target}" in line and "--branch=main" in line
     sandbox = next(l for l in plan_text.splitlines() if "bootstrap git" in l and "gwp-sandbox." in l)
-    assert "--path=clusters/sandbox-a" in sandbox and "--branch=docs-test-sandbox" in sandbox
+    assert "--path=clusters/sandbox-a" in sandbox and "--branch=PLAT-1-try-a-sandbox" in sandbox
 
 
 def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
@@ -78,17 +78,17 @@ def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
 def test_every_cluster_command_is_pinned_to_a_harness_cluster(plan_text: str) -> None:
     for line in commands(plan_text):
         if line.startswith(("/opt/kubectl", "/opt/flux")) and "config set-context" not in line:
-            assert re.search(r'"--kubeconfig=\$GWP_WORK/gwp-\w+\.kubeconfig" --context=kind-gwp-\w+', line), line
+            assert re.search(r'"--kubeconfig=\$GWP_WORK/gwp-[\w-]+\.kubeconfig" --context=kind-gwp-[\w-]+', line), line
     assert "/.kube/" not in plan_text and "KUBECONFIG=~" not in plan_text
 
 
 def test_promotion_pushes_then_moves_the_pin_and_back(plan_text: str) -> None:
     lines = commands(plan_text)
-    release = index(lines, r"platform-release.sh 1\.0\.1")
-    forward = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.0\.1'")
+    release = index(lines, r"platform-release.sh 1\.2\.0")
+    forward = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.2\.0'")
     back = index(lines, r"commit --all --quiet --message 'production: pin platform 1\.0\.0'")
     assert release < forward < back
-    assert "edit clusters/production tag: 1.0.0 -> tag: 1.0.1" in plan_text
+    assert "edit clusters/production tag: 1.0.0 -> tag: 1.2.0" in plan_text
 
 
 def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str) -> None:
@@ -103,7 +103,7 @@ def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str)
 
 def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> None:
     lines = commands(plan_text)
-    clone = index(lines, r"bash snippets/sandbox-clone.sh development sandbox-a --branch docs-test-sandbox")
+    clone = index(lines, r"bash snippets/sandbox-clone.sh development sandbox-a --branch PLAT-1-try-a-sandbox")
     boot = index(lines, r"flux bootstrap git .*gwp-sandbox")
     down = index(lines, r"bash snippets/sandbox-clean-down.sh --context kind-gwp-sandbox")
     back = index(lines, r"bash snippets/sandbox-return.sh sandbox-a development")

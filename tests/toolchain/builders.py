@@ -173,11 +173,53 @@ def _sumdb_env(module: str) -> dict[str, str]:
     return {"GONOSUMDB": ",".join(skip)} if module in skip else {}
 
 
+def flux_operator(tool: Tool, out: Path, work: Path, log: Path, root: Path) -> dict:
+    """The Flux Operator as its release builds it, from a writable copy of
+    its module: ``GOFIPS140=latest`` (the operator refuses to start outside
+    FIPS 140-3 mode), and a one-page stand-in for the web UI's assets
+    (``web/dist``, which its release makes with npm and the module zip leaves
+    out; the tier runs the operator with the UI off). Beside the binary go
+    what its image and release carry: the Flux manifests it installs from
+    (``config/data``, the image's ``/data``) and ``install.yaml``
+    (``kustomize build config/default``, the release asset)."""
+    from .install import find_binary
+
+    kustomize = find_binary("kustomize", root)
+    if kustomize is None:
+        raise gomod.BuildError("the Flux Operator's install.yaml is made with kustomize: build kustomize first")
+    source = gomod.download(tool.module, tool.version)
+    module_dir = gomod.writable_copy(source, work / tool.name)
+    dist = module_dir / "web" / "dist"
+    if not dist.exists():
+        dist.mkdir(parents=True)
+        (dist / "index.html").write_text("<!doctype html><title>Flux Operator</title>"
+                                         "<p>The web UI is not part of this build.</p>\n", encoding="utf-8")
+    replaced = []
+    for module, spec in (tool.extra.get("replace_refused") or {}).items():
+        gomod.run([gomod.go(), "mod", "edit", f"-replace={module}={module}@{spec['with']}"], cwd=module_dir,
+                  what=f"replace {module}", log=log)
+        replaced.append(f"{module} {spec['refused']} -> {spec['with']}")
+    gomod.run([gomod.go(), "build", "-ldflags", f"{LDFLAGS} -X main.VERSION={tool.version.lstrip('v')}", "-o",
+               str(out / "bin" / "flux-operator"), "./cmd/operator"], cwd=module_dir,
+              what=f"go build of the Flux Operator {tool.version}", extra_env={"GOFIPS140": "latest"}, log=log)
+    shutil.copytree(module_dir / "config" / "data", out / "data")
+    built = gomod.run([kustomize, "build", str(module_dir / "config" / "default")], cwd=module_dir,
+                      what="kustomize build config/default (install.yaml)", log=log)
+    (out / "install.yaml").write_text(built, encoding="utf-8")
+    details = {"source": f"{tool.module}@{tool.version} (writable copy, GOFIPS140=latest, web UI left out), "
+                         "with its config/data and install.yaml",
+               "flux_versions": sorted(p.name for p in (out / "data" / "flux").iterdir())}
+    if replaced:
+        details["replaced"] = replaced
+    return details
+
+
 RECIPES = {
     "go-install": go_install,
     "go-wrapper": go_wrapper,
     "flux-controller": flux_controller,
     "flux-cli": flux_cli,
+    "flux-operator": flux_operator,
 }
 
 

@@ -29,7 +29,7 @@ class Tool:
     """One entry of versions.yaml ``tools:``."""
 
     name: str
-    build: str  # go-install | go-wrapper | flux-cli | flux-controller
+    build: str  # go-install | go-wrapper | flux-cli | flux-controller | flux-operator
     module: str
     version: str
     packages: tuple[str, ...]

@@ -10,8 +10,13 @@ same on every provider (``flux bootstrap git`` and one ConfigMap) and live in
 
 from __future__ import annotations
 
+import contextlib
+import re
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import names
 from ..plan import Step
@@ -123,6 +128,13 @@ class Provider:
         with bootstrap_lock(branch):
             self._bootstrap_with_retries(cluster, endpoints, runner, flux, path, branch, StepFailed, watch)
 
+    def install_flux_with(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+        """Run ``step``, a command that installs Flux its own way (the pages'
+        bootstrap script over SSH), where ``install_flux`` runs the harness's
+        ``flux bootstrap``: a provider whose controllers do not run in pods
+        (kwok) starts them while the step runs."""
+        runner.run(step)
+
     def _bootstrap_with_retries(self, cluster, endpoints, runner, flux, path, branch, StepFailed, watch=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             try:
@@ -153,6 +165,51 @@ class Provider:
             kubeconfig=cluster.kubeconfig,
             timeout=900,
         )
+
+    def operator_problem(self) -> str | None:
+        """Why the Flux Operator cannot run on this provider's clusters (None:
+        it can). In a pod it runs from its image, which the tier neither
+        pulls nor builds."""
+        return (f"the Flux Operator runs from its image (ghcr.io/controlplaneio-fluxcd/flux-operator) on "
+                f"{self.name} clusters, and the tier neither pulls nor builds that image; the kwok provider runs "
+                "the operator built from source as a host process")
+
+    def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
+        """Run the Flux Operator for its Deployment (``install.yaml`` applied
+        already), and keep Flux's controllers running once the operator has
+        installed them."""
+        raise NotImplementedError(self.operator_problem())
+
+    @contextlib.contextmanager
+    def receiver_url(self, cluster: Cluster, runner: Recorder):
+        """Where a webhook delivery reaches the cluster's notification-
+        controller, as ``http://HOST:PORT``, for the duration of the block.
+        By default through the Service ``webhook-receiver`` Flux installs,
+        with ``kubectl port-forward`` (a pod must serve it)."""
+        step = Step([getattr(self, "kubectl", "kubectl"), *kube_args(cluster), "--namespace", FLUX_NAMESPACE, "port-forward",
+                     "service/webhook-receiver", ":80"],
+                    note=f"{cluster.target}: reach the webhook receiver through its Service", context=cluster.context,
+                    kubeconfig=cluster.kubeconfig, timeout=60)
+        if not runner.live:
+            runner.call(step, lambda: None)
+            yield "http://127.0.0.1:$RECEIVER_PORT"
+            return
+        log = Path(getattr(self, "work", None) or tempfile.mkdtemp(prefix=f"{names.PREFIX}work-"))
+        forward = runner.start(step, log / f"port-forward-{cluster.target}.log")
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                found = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", forward.tail(5))
+                if found:
+                    yield f"http://127.0.0.1:{found.group(1)}"
+                    return
+                if not forward.alive():
+                    break
+                time.sleep(0.5)
+            raise RuntimeError(f"{cluster.target}: kubectl port-forward to service/webhook-receiver did not start:\n"
+                               f"{forward.tail(20)}")
+        finally:
+            forward.stop()
 
     def controller_logs(self, cluster: Cluster) -> dict:
         """Controller name -> log file on the host, for providers whose

@@ -21,6 +21,7 @@ cluster whose API server never came up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ from . import (BOOTSTRAP_ATTEMPTS, PUSHED, Cluster, Endpoints, Provider, bootstr
 # connections take at random. $GWP_KWOK_BASE_PORT moves it (a second run beside a first).
 BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
-ORDER = (*names.LONG_LIVED, names.SANDBOX)
+ORDER = (*names.LONG_LIVED, names.SANDBOX, *names.PROOF_CLUSTERS)
 CREATE_BOUND = 300
 
 READY_BOUND = 180
@@ -52,8 +53,10 @@ SIMULATED = (
     "kwok provider: the control plane (etcd, kube-apiserver, controller-manager, scheduler) and the Flux "
     "controllers are real processes; the node and every pod are simulated by kwok (pods are Running and Ready "
     "at once, nothing runs in them: no image pull, probe, volume, Service traffic or NetworkPolicy takes effect, "
-    "Helm hook Jobs complete without running, a PersistentVolumeClaim stays Pending), and admission webhooks are "
-    "turned off because no pod can serve them (cert-manager issues nothing)"
+    "Helm hook Jobs complete without running, a PersistentVolumeClaim stays Pending), admission webhooks are "
+    "turned off because no pod can serve them (cert-manager issues nothing), and a webhook delivery to a Receiver "
+    "goes straight to the notification-controller's listener on the host (no Service, Ingress or network policy "
+    "on the way)"
 )
 
 FAKE_NODE = """apiVersion: v1
@@ -254,10 +257,7 @@ class KwokProvider(Provider):
         work bootstrap then waits for."""
         step = self.bootstrap_step(cluster, endpoints, flux, path, branch)
         if not runner.live:
-            runner.run(step)
-            runner.call(Step(["start", *flux_host.CONTROLLERS, "as host processes, KUBECONFIG=" + cluster.kubeconfig],
-                             note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
-                                  "pods are kwok's)", in_process=True), lambda: None)
+            self.install_flux_with(cluster, runner, step)
             return
         # The branch is locked until this bootstrap has pushed; the waiting
         # that follows overlaps the next cluster's bootstrap.
@@ -274,6 +274,18 @@ class KwokProvider(Provider):
             self._bootstrap(cluster, runner, step, watch, release)
         finally:
             release()
+
+    def install_flux_with(self, cluster: Cluster, runner: Recorder, step: Step) -> None:
+        """Another command that installs Flux (the pages' bootstrap script):
+        run like ``flux bootstrap``, the controllers started on the host as
+        soon as it has applied their Deployments."""
+        if not runner.live:
+            runner.run(step)
+            runner.call(Step(["start", *flux_host.CONTROLLERS, "as host processes, KUBECONFIG=" + cluster.kubeconfig],
+                             note=f"{cluster.target}: the Flux controllers run on the host (their Deployments' "
+                                  "pods are kwok's)", in_process=True), lambda: None)
+            return
+        self._bootstrap(cluster, runner, step)
 
     def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, pushed=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
@@ -328,7 +340,7 @@ class KwokProvider(Provider):
         while time.monotonic() < deadline:
             meanwhile()
             if not bootstrap.alive():
-                raise RuntimeError(f"{cluster.target}: flux bootstrap exited ({bootstrap.proc.returncode}) before "
+                raise RuntimeError(f"{cluster.target}: {bootstrap.name} exited ({bootstrap.proc.returncode}) before "
                                    f"the controllers were installed:\n{bootstrap.tail(30)}")
             proc = subprocess.run([self.kubectl, *kube_args(cluster), "get", "crd", *crds, "-o", "json"],
                                   capture_output=True, text=True, timeout=30)
@@ -342,6 +354,59 @@ class KwokProvider(Provider):
             time.sleep(1)
         raise TimeoutError(f"{cluster.target}: flux bootstrap did not install the controllers within {bound:.0f}s:\n"
                            f"{bootstrap.tail(30)}")
+
+    @contextlib.contextmanager
+    def receiver_url(self, cluster: Cluster, runner: Recorder):
+        """The notification-controller runs on the host (flux_host): a
+        delivery goes straight to its receiver's listener, a port of the
+        cluster's range. No Service, Ingress or network policy is on the way."""
+        process = next((p for p in self.controllers.get(cluster.target, []) if p.name == "notification-controller"),
+                       None)
+        if process is None:
+            if runner.live:
+                raise RuntimeError(f"{cluster.target}: no notification-controller runs for this cluster")
+            yield "http://127.0.0.1:$RECEIVER_PORT"
+            return
+        address = next(a.split("=", 1)[1] for a in process.argv if a.startswith("--receiverAddr="))
+        yield f"http://{address}"
+
+    def operator_ports(self, target: str) -> flux_host.Addresses:
+        """The last ports of the cluster's range (the Flux controllers take
+        theirs from the start of the free ones)."""
+        base = self.base_port(target)
+        return flux_host.Addresses(events=base + 10, storage=base + 11, first_free=base + PORTS_PER_CLUSTER - 4,
+                                   last=base + PORTS_PER_CLUSTER - 1)
+
+    def operator_problem(self) -> str | None:
+        return None
+
+    def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
+        """The operator's pod is kwok's: the real operator runs on the host
+        (operator_host), and once it has applied the Flux controllers'
+        CRDs and Deployments, the controllers start on the host with those
+        Deployments' arguments, as after ``flux bootstrap``."""
+        from .. import operator_host
+
+        step = Step([binary, "(the Deployment's arguments, for the host)", f"--storage-path={data}",
+                     "--web-server-port=0", "--enable-leader-election=false"],
+                    note=f"{cluster.target}: the Flux Operator runs on the host (its Deployment's pod is kwok's)",
+                    in_process=True)
+        made: list = []
+        runner.call(step, lambda: made.append(operator_host.start(
+            binary, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "operator",
+            self.logs(cluster.target), self.operator_ports(cluster.target), Path(data))))
+        if not runner.live:
+            runner.call(Step(["start", *flux_host.CONTROLLERS, "as host processes once the operator applied them"],
+                             note=f"{cluster.target}: the Flux controllers the operator installs run on the host",
+                             in_process=True), lambda: None)
+            return
+        operator = made[0]
+        try:
+            self.start_controllers(cluster, operator, runner, 600)
+        except BaseException:
+            operator.stop()
+            raise
+        self.controllers[cluster.target].append(operator)
 
     def controller_logs(self, cluster: Cluster) -> dict[str, Path]:
         logs = self.logs(cluster.target)

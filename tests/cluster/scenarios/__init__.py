@@ -1,4 +1,4 @@
-"""The four proofs of the cluster tier. Each is a function of a
+"""The proofs of the cluster tier. Each is a function of a
 ``TierEnvironment``; run on a ``Recorder`` it only records its commands, which
 is how ``--plan`` prints them. Assertions happen only on live runs."""
 

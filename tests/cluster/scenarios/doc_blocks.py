@@ -99,6 +99,36 @@ def exports(env) -> dict[str, str]:
             "COSIGN": env.tool("cosign"), "PLATFORM_RELEASE_NO_TLOG": "true"}
 
 
+# What the pages tell a reader to export: in a transcript, the run's own
+# values print under these names (harness.transcript), as the reader set them.
+READER_VARIABLES = ("PLATFORM_GIT_URL", "PLATFORM_OCI_URL")
+
+
+def run_values(env, home: Path) -> dict[str, str]:
+    """This run's value -> the name a page shows in its place: the addresses
+    the walkthrough has the reader export, and the page's HOME."""
+    exported = exports(env)
+    values = {exported[name]: "${%s}" % name for name in READER_VARIABLES if exported.get(name)}
+    values[str(home)] = "${HOME}"
+    return values
+
+
+def save_transcript(env, block, output: str, values: dict[str, str]) -> Path:
+    """What a block printed, as a page would show it (the run's own values
+    under their names, timestamps, ages and hashes as placeholders), in
+    ``artifacts/cluster/<stamp>-transcripts/``: the text to paste into the
+    page's ``output`` block after a cluster block."""
+    from harness import transcript
+
+    from .. import artifacts
+
+    folder = env.once("transcripts folder", lambda: artifacts.folder(env.root, "transcripts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{block.page.replace('/', '-')}-{block.fence.line}.txt"
+    path.write_text(transcript.as_page_shows(output, values), encoding="utf-8")
+    return path
+
+
 def clusters_named(blocks) -> set[str]:
     """The clusters the pages' cluster blocks run on."""
     return {b.options.get("cluster") for page in by_page(blocks).values() for b in page}
@@ -204,10 +234,11 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
                 "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
             not_compared(block, "its block failed")
             continue
+        save_transcript(env, block, proc.stdout, run_values(env, home))
         findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
-            findings.append(transcript.compare(shown, proc.stdout))
+            findings.append(transcript.compare(shown, proc.stdout, run_values(env, home)))
     return findings
 
 

@@ -8,9 +8,10 @@ from .. import status, tree
 from ..plan import Step
 from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
 
-# A patch release: the walkthrough's own blocks release 1.1.0 on the same clusters
-# afterwards (proof 4), and a release is immutable.
-NEXT = "1.0.1"
+# A release above the walkthrough's: its blocks (proof 4) run first, on
+# clusters in the state a reader's are in (staging on 1.0.0, then 1.1.0),
+# and a release is immutable.
+NEXT = "1.2.0"
 
 
 def revision(poll: status.Poll, source) -> str:

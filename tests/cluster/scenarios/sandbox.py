@@ -14,7 +14,8 @@ from ..providers import kube_args
 from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
 
 SANDBOX_DIR = "sandbox-a"
-BRANCH = "docs-test-sandbox"
+# The walkthrough's branch (docs/example/kind.md, Create a sandbox): what its blocks print names it.
+BRANCH = "PLAT-1-try-a-sandbox"
 MARKER = "docs-test-change"
 
 CHANGE = f"""apiVersion: v1

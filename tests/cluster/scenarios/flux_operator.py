@@ -1,0 +1,184 @@
+"""Proof: the Flux Operator brings a cluster to the state bootstrap brings
+staging to (docs/design/installing-flux.md, The Flux Operator).
+
+On a work branch of the snapshot, ``clusters/staging/flux-system/`` is
+switched to the operator as the page describes: ``gotk-components.yaml`` and
+``gotk-sync.yaml`` go, the FluxInstance of ``create/flux-operator/`` takes
+their place, with its ``sync`` pointed at the tier's git server and that
+branch (a reader points it at their fork). A cluster made for this proof
+gets what its creator provides (``snippets/cluster-vars.sh`` with the
+release key, and the ``flux-system`` secret the FluxInstance's ``pullSecret``
+names), then the operator's ``install.yaml`` and the FluxInstance.
+
+The operator installs Flux from the manifests it carries (no distribution
+artifact is pulled; the FluxInstance names none): on kwok it runs on the host
+(``operator_host``), and the Flux controllers it installs start on the host
+as soon as their Deployments exist, exactly as after bootstrap. The proof
+asserts that the FluxInstance is Ready, that the cluster holds the same
+Kustomizations and HelmReleases as the bootstrapped staging cluster, all
+Ready, with the platform layers on the same release, and that the
+controllers run with the tree's lockdown flags. Then the cluster goes.
+
+What differs from bootstrap by design: the operator installs the newest Flux
+its manifests hold inside the FluxInstance's ``2.9.x`` (the pinned operator
+carries up to 2.9.4; bootstrap installs ``flux.version``), and on kwok the
+processes that run are the tier's controllers, built for ``flux.version``,
+with the arguments of the operator's Deployments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .. import names, status
+from ..plan import Step
+from ..providers import FLUX_NAMESPACE, Cluster, kube_args
+from . import READY_BOUND, git
+
+TARGET = names.OPERATOR
+DIRECTORY = "staging"
+INSTANCE = Path("create/flux-operator/flux-instance.yaml")
+BRANCH = "docs-test-flux-operator"
+GOTK_FILES = ("gotk-components.yaml", "gotk-sync.yaml")
+LOCKDOWN = {"kustomize-controller": ("--no-cross-namespace-refs=true", "--default-service-account=default"),
+            "helm-controller": ("--no-cross-namespace-refs=true", "--default-service-account=default")}
+FLUX_KINDS = "kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fluxcd.io"
+
+
+class OperatorUnavailable(RuntimeError):
+    """The operator cannot run with this provider, or is not built."""
+
+
+def switch_to_operator(clone: Path, url: str, branch: str, directory: str = DIRECTORY) -> Path:
+    """Move ``clusters/<directory>`` from bootstrap to the operator in a
+    clone: the FluxInstance in place of the gotk files, its sync on ``url``
+    and ``branch``. Returns the FluxInstance file written."""
+    instance = yaml.safe_load((clone / INSTANCE).read_text(encoding="utf-8"))
+    sync = instance["spec"]["sync"]
+    sync["url"], sync["ref"] = url, f"refs/heads/{branch}"
+    if sync.get("path") != f"clusters/{directory}":
+        raise AssertionError(f"{INSTANCE}: spec.sync.path is {sync.get('path')}, expected clusters/{directory}")
+    folder = clone / "clusters" / directory / "flux-system"
+    for name in GOTK_FILES:
+        (folder / name).unlink()
+    target = folder / "flux-instance.yaml"
+    target.write_text(yaml.safe_dump(instance, sort_keys=False), encoding="utf-8")
+    (folder / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - flux-instance.yaml\n",
+        encoding="utf-8")
+    return target
+
+
+def operator_files(env) -> tuple[str, str, str]:
+    """(binary, Flux manifests folder, install.yaml) of the pinned operator
+    in the tool cache."""
+    from toolchain import cache, pins
+
+    tool = pins.tools(env.root).get("flux-operator")
+    if tool is None:
+        raise OperatorUnavailable("versions.yaml pins no flux-operator tool")
+    entry = cache.entry(tool)
+    if env.live and cache.record(tool) is None:
+        raise OperatorUnavailable(f"the Flux Operator {tool.version} is not built: run `nox -s tools -- flux-operator`")
+    return str(entry / "bin" / "flux-operator"), str(entry / "data"), str(entry / "install.yaml")
+
+
+def run(env) -> None:
+    problem = env.provider.operator_problem()
+    if problem:
+        raise OperatorUnavailable(problem)
+    binary, data, install = operator_files(env)
+    endpoints = env.ensure_endpoints()
+    kubectl = env.tool("kubectl")
+    clone = env.checkout("flux-operator")
+    git(env, clone, "switch", "--quiet", "--create", BRANCH, note="a work branch for the switch to the operator")
+    env.runner.call(Step(["edit", f"clusters/{DIRECTORY}/flux-system", f"the gotk files -> {INSTANCE.name}"],
+                         note="switch staging's directory to the operator, as installing-flux.md describes",
+                         in_process=True),
+                    lambda: switch_to_operator(clone, endpoints.git_url, BRANCH))
+    git(env, clone, "add", "--all", f"clusters/{DIRECTORY}")
+    git(env, clone, "commit", "--quiet", "--message", f"{DIRECTORY}: Flux installed by the Flux Operator")
+    git(env, clone, "push", "--quiet", "origin", BRANCH, note="push the work branch to the served snapshot")
+
+    cluster = env.bare_cluster(TARGET)
+    kube = [kubectl, *kube_args(cluster)]
+    # What the cluster's creator provides: the cluster variables (and the
+    # release key), and the pull secret the FluxInstance names.
+    from .doc_blocks import exports
+
+    env.runner.run(Step(["bash", "snippets/cluster-vars.sh", DIRECTORY, "--context", cluster.context],
+                        env={**exports(env), "PATH": env.tool_path(), "KUBECTL": kubectl,
+                             "KUBECONFIG": cluster.kubeconfig},
+                        cwd=str(clone), context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=120,
+                        note=f"{TARGET}: cluster variables of {DIRECTORY} (snippets/cluster-vars.sh)"))
+    env.runner.run(Step([*kube, "-n", FLUX_NAMESPACE, "create", "secret", "generic", "flux-system",
+                         "--from-literal=username=git", f"--from-literal=password={names.GIT_PASSWORD}"],
+                        note=f"{TARGET}: the FluxInstance's pullSecret (the tier's git server takes any password)",
+                        context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=60))
+    env.runner.run(Step([*kube, "apply", "--server-side", "-f", install],
+                        note=f"{TARGET}: the Flux Operator's install.yaml (its CRDs, RBAC and Deployment)",
+                        context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=120))
+    env.runner.run(Step([kubectl, *kube_args(cluster), "wait", "--for=condition=Established",
+                         "crd/fluxinstances.fluxcd.controlplane.io", "--timeout=60s"], timeout=90,
+                        note=f"{TARGET}: the FluxInstance CRD is served"))
+    env.runner.run(Step([*kube, "apply", "--server-side", "-f",
+                         str(clone / "clusters" / DIRECTORY / "flux-system" / "flux-instance.yaml")],
+                        note=f"{TARGET}: the FluxInstance, as committed on {BRANCH}",
+                        context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=60))
+    env.provider.run_operator(cluster, env.runner, binary, data)
+    env.runner.run(Step([kubectl, *kube_args(cluster), "-n", FLUX_NAMESPACE, "wait",
+                         "fluxinstances.fluxcd.controlplane.io/flux", "--for=condition=Ready", "--timeout=600s"],
+                        note=f"{TARGET}: the operator reports the FluxInstance Ready", timeout=660))
+    ready = status.wait_all_ready(cluster, env.runner, kubectl, READY_BOUND)
+    instance = status.get_json(cluster, env.runner, kubectl, "fluxinstances.fluxcd.controlplane.io/flux",
+                               "-n", FLUX_NAMESPACE)
+    deployments = status.get_json(cluster, env.runner, kubectl, "deployments", "-n", FLUX_NAMESPACE)
+    staging = env.cluster(DIRECTORY)
+    bootstrapped = status.wait_all_ready(staging, env.runner, kubectl, READY_BOUND)
+    layers = {c.target: applied(env, c) for c in (cluster, staging)}
+    if env.live:
+        problems = compare(ready, bootstrapped, layers[TARGET], layers[DIRECTORY], deployments)
+        assert not problems, (
+            f"{TARGET} (Flux by the Flux Operator from {INSTANCE}, FluxInstance "
+            f"{instance.get('status', {}).get('lastAppliedRevision', '?')}) differs from the bootstrapped "
+            f"{DIRECTORY} cluster:\n  " + "\n  ".join(problems))
+    env.delete_cluster(TARGET)
+
+
+def applied(env, cluster: Cluster) -> dict[str, str]:
+    """name -> lastAppliedRevision of the Kustomizations built from OCI sources."""
+    listing = status.get_json(cluster, env.runner, env.tool("kubectl"), "kustomizations.kustomize.toolkit.fluxcd.io",
+                              "-n", FLUX_NAMESPACE)
+    return {k["metadata"]["name"]: k.get("status", {}).get("lastAppliedRevision", "")
+            for k in listing.get("items", []) if k.get("spec", {}).get("sourceRef", {}).get("kind") == "OCIRepository"}
+
+
+def compare(by_operator, by_bootstrap, operator_layers: dict, bootstrap_layers: dict, deployments: dict) -> list[str]:
+    """What differs between the two clusters' Flux objects (empty: nothing)."""
+    problems = []
+    mine = {(s.kind, s.namespace, s.name) for s in by_operator}
+    theirs = {(s.kind, s.namespace, s.name) for s in by_bootstrap}
+    for kind, namespace, name in sorted(theirs - mine):
+        problems.append(f"{kind} {namespace}/{name} exists after bootstrap but not after the operator")
+    for kind, namespace, name in sorted(mine - theirs):
+        problems.append(f"{kind} {namespace}/{name} exists after the operator but not after bootstrap")
+    problems += [f"not Ready after the operator: {s}" for s in by_operator if not s.ready]
+    if not operator_layers:
+        problems.append("no Kustomization applies the platform release")
+    for name, revision in sorted(operator_layers.items()):
+        if revision != bootstrap_layers.get(name):
+            problems.append(f"Kustomization {name} applied {revision or 'nothing'}, bootstrap's "
+                            f"{bootstrap_layers.get(name) or 'nothing'}")
+    args = {}
+    for item in deployments.get("items", []):
+        containers = item["spec"]["template"]["spec"]["containers"]
+        args[item["metadata"]["name"]] = next((c.get("args", []) for c in containers if c.get("name") == "manager"),
+                                              [])
+    for controller, flags in LOCKDOWN.items():
+        missing = [f for f in flags if f not in args.get(controller, [])]
+        if missing:
+            problems.append(f"{controller} runs without {', '.join(missing)} (the lockdown bootstrap's "
+                            "flux-system/kustomization.yaml patches in)")
+    return problems
