@@ -122,6 +122,7 @@ def test_private_fork_bootstraps_over_ssh_with_a_deploy_key(tier_env: TierEnviro
         private_fork.run(tier_env)
 
 
+@pytest.mark.cluster("staging")
 def test_flux_operator_brings_a_cluster_to_bootstraps_state(tier_env: TierEnvironment, request) -> None:
     problem = tier_env.provider.operator_problem()
     if problem:

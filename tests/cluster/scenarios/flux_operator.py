@@ -131,12 +131,12 @@ def run(env) -> None:
     env.runner.run(Step([kubectl, *kube_args(cluster), "-n", FLUX_NAMESPACE, "wait",
                          "fluxinstances.fluxcd.controlplane.io/flux", "--for=condition=Ready", "--timeout=600s"],
                         note=f"{TARGET}: the operator reports the FluxInstance Ready", timeout=660))
-    ready = status.wait_all_ready(cluster, env.runner, kubectl, READY_BOUND)
+    ready = status.wait_all_ready(env, cluster, READY_BOUND)
     instance = status.get_json(cluster, env.runner, kubectl, "fluxinstances.fluxcd.controlplane.io/flux",
                                "-n", FLUX_NAMESPACE)
     deployments = status.get_json(cluster, env.runner, kubectl, "deployments", "-n", FLUX_NAMESPACE)
     staging = env.cluster(DIRECTORY)
-    bootstrapped = status.wait_all_ready(staging, env.runner, kubectl, READY_BOUND)
+    bootstrapped = status.wait_all_ready(env, staging, READY_BOUND)
     layers = {c.target: applied(env, c) for c in (cluster, staging)}
     if env.live:
         problems = compare(ready, bootstrapped, layers[TARGET], layers[DIRECTORY], deployments)

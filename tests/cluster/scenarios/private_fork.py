@@ -102,7 +102,7 @@ def run(env) -> None:
          "--url", variables["PLATFORM_GIT_URL"]],
         note=f"{TARGET}: bootstrap over SSH with the deploy key in GIT_PRIVATE_KEY_FILE (snippets/flux-bootstrap.sh)",
         env=variables, cwd=str(clone), context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=900))
-    status.wait_all_ready(cluster, env.runner, env.tool("kubectl"), READY_BOUND)
+    status.wait_all_ready(env, cluster, READY_BOUND)
     sources = {name: status.get_json(cluster, env.runner, env.tool("kubectl"),
                                      f"gitrepositories.source.toolkit.fluxcd.io/{name}", "-n", FLUX_NAMESPACE)
                for name in GIT_SOURCES}
