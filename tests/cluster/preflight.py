@@ -112,7 +112,23 @@ def check(check_engine: bool = True, provider: str = "kind") -> Preflight:
         else:
             result.reasons.append(_missing_tool_reason(name))
     if check_engine and provider == "kind" and "docker" in result.tools:
-        problem = docker_engine_problem(result.tools["docker"])
+        import docker_engine
+
+        problem = docker_engine.problem(result.tools["docker"])
         if problem:
             result.reasons.insert(0, problem)
+    if provider == "kind":
+        result.reasons += kind_images_missing()
     return result
+
+
+def kind_images_missing() -> list[str]:
+    """The kind tier's node and workload images must be built (they are never pulled)."""
+    from toolchain import cache, pins
+
+    try:
+        tools = pins.tools(PROJECT_ROOT)
+    except Exception as error:  # noqa: BLE001 - reported as the reason the tier cannot run
+        return [f"the kind tier's images cannot be resolved: {error}"]
+    return [f"{tools[name].name} is not built: run `nox -s tools -- --tier kind`" for name in ("kind-node", "kind-images")
+            if cache.record(tools[name]) is None]
