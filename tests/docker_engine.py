@@ -135,7 +135,7 @@ def find(docker: str | None = None, start: bool = True) -> Engine:
         raise EngineUnavailable(f"no Docker engine answers at DOCKER_HOST={os.environ['DOCKER_HOST']} "
                                 f"({user_problem}): start it, or unset DOCKER_HOST")
     dockerd = shutil.which("dockerd")
-    if not start or dockerd is None or os.geteuid() != 0:
+    if not start or not can_start_own():
         why = ("dockerd is not installed" if dockerd is None else
                "the tier starts its own dockerd only as root" if os.geteuid() != 0 else "not asked to start one")
         raise EngineUnavailable(f"no Docker engine answers ({user_problem}) and {why}: start Docker "
@@ -143,20 +143,11 @@ def find(docker: str | None = None, start: bool = True) -> Engine:
     return start_own(docker, dockerd)
 
 
-def problem(docker: str) -> str | None:
-    """None when the tier can run on an engine here (one answers, or the
-    tier may start its own); else why not, and what to do."""
-    if answers(docker, None, timeout=10) is None:
-        return None
-    if SOCKET.exists() and answers(docker, private_host(), timeout=10) is None:
-        return None
-    if not os.environ.get("DOCKER_HOST") and shutil.which("dockerd") and os.geteuid() == 0:
-        return None
-    try:
-        find(docker, start=False)
-    except EngineUnavailable as error:
-        return str(error)
-    return None
+def can_start_own() -> bool:
+    """Whether the tier may start its own dockerd here: none answers at an
+    explicit DOCKER_HOST (then that one is wanted), dockerd is installed,
+    and we are root."""
+    return not os.environ.get("DOCKER_HOST") and bool(shutil.which("dockerd")) and os.geteuid() == 0
 
 
 def daemon_config(wrapper: Path | None) -> dict:

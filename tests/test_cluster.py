@@ -11,7 +11,7 @@ import pytest
 
 from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
-from cluster.scenarios import bootstrap, doc_blocks, promotion, sandbox
+from cluster.scenarios import bootstrap, doc_blocks, promotion, sandbox, workloads
 from harness.model import PROJECT_ROOT
 from harness.report import fail_on
 
@@ -35,7 +35,7 @@ def tier_env(request: pytest.FixtureRequest):
         pytest.skip(found.skip_reason())
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
-    tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
+    tier.LIVE_RUN.update(provider=provider, real=getattr(env.provider, "real", tier.REAL), simulated=env.provider.simulated,
                          clusters=env.made)
     # Every cluster the proofs use is made side by side, ahead of the test
     # that first needs it (each test still waits for, and reports on, its own).
@@ -53,6 +53,16 @@ def tier_env(request: pytest.FixtureRequest):
 def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment, target: str) -> None:
     with tier.artifacts_on_failure(tier_env, f"bootstrap-{target}"):
         bootstrap.run(tier_env, target)
+
+
+@pytest.mark.parametrize("target", names.LONG_LIVED)
+def test_podinfo_answers_over_its_service_and_tls(tier_env: TierEnvironment, target: str) -> None:
+    """What only running pods prove: podinfo answers over its Service with
+    the tree's message, over the certificate cert-manager issued."""
+    if not tier_env.provider.runs_pods:
+        pytest.skip(f"the {tier_env.provider.name} provider runs no pod (its pods are simulated)")
+    with tier.artifacts_on_failure(tier_env, f"podinfo-{target}"):
+        workloads.podinfo_over_tls(tier_env, target)
 
 
 def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:

@@ -67,7 +67,8 @@ class HostGuard:
     """What the guard added on the host, so that it removes exactly that."""
 
     routes: list[str] = field(default_factory=list)
-    rule: bool = False
+    rule: bool = False  # the rule is in place (this guard's or a run beside it's)
+    added_rule: bool = False  # this guard added it, so this guard removes it
     notes: list[str] = field(default_factory=list)
 
     def install(self) -> None:
@@ -88,6 +89,7 @@ class HostGuard:
             proc = _run(["iptables", "-I", "DOCKER-USER", "1", *iptables_rule()])
             if proc.returncode != 0:
                 raise RuntimeError(f"cannot add the egress rule to DOCKER-USER: {proc.stderr.strip()}")
+            self.added_rule = True
         self.rule = True
 
     def dropped(self) -> int:
@@ -109,10 +111,11 @@ class HostGuard:
         for cidr in self.routes:
             _run(["ip", "route", "del", "blackhole", cidr])
         self.routes = []
-        if self.rule:
+        if self.added_rule:
             while _run(["iptables", "-D", "DOCKER-USER", *iptables_rule()]).returncode == 0:
                 pass
-            self.rule = False
+            self.added_rule = False
+        self.rule = False
 
 
 def node_commands() -> list[list[str]]:
@@ -138,5 +141,5 @@ def leftovers() -> list[str]:
 
 
 def remove_leftovers() -> None:
-    guard = HostGuard(routes=[c for c in (POD_RANGE, SERVICE_RANGE)], rule=True)
+    guard = HostGuard(routes=[c for c in (POD_RANGE, SERVICE_RANGE)], rule=True, added_rule=True)
     guard.remove()

@@ -186,11 +186,20 @@ class TierEnvironment:
                              note=f"scratch clone of the served snapshot ({label})", timeout=120))
         return dest
 
-    def release(self, version: str) -> None:
+    def release(self, version: str, change=None) -> None:
         """Publish the platform as OCI artifact ``version`` with the tree's own
-        script, from a clone of the served snapshot."""
+        script, from a clone of the served snapshot; ``change(clone)``, when
+        given, is committed first (what the release carries)."""
         assert self.registry is not None
         clone = self.checkout(f"release-{version}")
+        if change is not None:
+            self.runner.call(Step(["edit", "platform/", f"the change release {version} carries"],
+                                  note=f"release {version}: a change to the platform", in_process=True),
+                             lambda: change(clone))
+            self.runner.run(Step(["git", "-c", "user.name=docs-test harness",
+                                  "-c", "user.email=harness@gitops-whitepaper.invalid", "-C", str(clone), "commit",
+                                  "--all", "--quiet", "--message", f"platform: release {version}"],
+                                 note=f"commit the change of release {version}", timeout=60))
         self.runner.run(Step(
             ["bash", "snippets/platform-release.sh", version, "--registry", self.registry.push_url,
              "--insecure-registry", "--sign-key", self.release_key("cosign.key"), "--no-tlog"],

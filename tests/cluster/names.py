@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
+import os
+
 PREFIX = "gwp-"
+# A second run beside a first (the interrupt test's child) names its clusters
+# and registry with this after the prefix, so the two never touch each other's.
+INFIX = os.environ.get("GWP_RUN_INFIX", "")
 
 # The clusters the tree describes, each made from create/<name>.yaml.
 LONG_LIVED = ("development", "staging", "production")
 SANDBOX = "sandbox"
 ALL_CLUSTERS = (*LONG_LIVED, SANDBOX)
 
-REGISTRY_CONTAINER = f"{PREFIX}registry"
+REGISTRY_CONTAINER = f"{PREFIX}{INFIX}registry"
 REGISTRY_PORT_IN_NETWORK = 5000
 KIND_NETWORK = "kind"
 GIT_REPO_PATH = "/gitops-whitepaper.git"
@@ -23,7 +28,7 @@ GIT_PASSWORD = "docs-test"
 
 def cluster_name(target: str) -> str:
     """The kind cluster name for a cluster of the tree: ``gwp-staging``."""
-    return f"{PREFIX}{target}"
+    return f"{PREFIX}{INFIX}{target}"
 
 
 def kube_context(target: str) -> str:

@@ -62,9 +62,17 @@ def cgroup_v1() -> bool:
     return not Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 
+REAL = ("nodes and pods: kubelet, containerd and runc run every pod from its image (built here from source), "
+        "probes, volumes, Services and DNS carry traffic, admission webhooks answer (cert-manager's), Helm hook "
+        "Jobs run, PersistentVolumeClaims are provisioned; the control plane (kubeadm's static pods) and the "
+        "Flux controllers run as pods, installed by flux bootstrap; every packet stays on the machine (egress guard)")
+
+
 class KindProvider(Provider):
     name = "kind"
     simulated = SIMULATED
+    real = REAL
+    runs_pods = True
 
     def __init__(self, tools: dict[str, str], work: str, root: str):
         self.kind = tools.get("kind", "kind")
@@ -232,6 +240,18 @@ class KindProvider(Provider):
         runner.run(Step([self.kind, "load", "image-archive", images_tar, f"--name={cluster.name}"],
                         env=self.docker_env(), note=f"{cluster.target}: the workload images, built from source, "
                                                     "into every node", timeout=900))
+
+    def workload_containers(self, cluster: Cluster, kept_namespaces) -> list[str]:
+        out = []
+        for node in self.nodes(cluster):
+            proc = self.engine.run("exec", node, "crictl", "ps", "-o", "json", check=False)
+            for container in (json.loads(proc.stdout or "{}").get("containers") or []) if proc.returncode == 0 else []:
+                labels = container.get("labels") or {}
+                namespace = labels.get("io.kubernetes.pod.namespace", "")
+                if namespace not in kept_namespaces:
+                    out.append(f"{node}: {namespace}/{labels.get('io.kubernetes.pod.name')} "
+                               f"({labels.get('io.kubernetes.container.name')})")
+        return out
 
     def delete(self, cluster: Cluster, runner: Recorder) -> None:
         runner.run(Step([self.kind, "delete", "cluster", f"--name={cluster.name}",

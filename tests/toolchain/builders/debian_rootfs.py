@@ -71,6 +71,7 @@ def build(tool: Tool, b: Build) -> dict:
 
 
 def bootstrap(tool: Tool, b: Build) -> dict:
+    debootstrap = shutil.which("debootstrap")
     suite = str(tool.extra["suite"])
     source = mirror()
     packages: dict[str, list[str]] = {}

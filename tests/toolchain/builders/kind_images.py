@@ -8,7 +8,8 @@ tree file changes to point at them:
 - podinfo, as its chart's values name it (the chart the tree installs, from
   the module commit versions.yaml ``charts:`` names), with the module's
   ``ui/`` folder;
-- the registry, as the tier runs it (``registry:<tools.registry version>``);
+- the registry, as the tier runs it (``registry:<tools.registry version>``),
+  and the tier's client pod (``gwp.local/tier-client``: curl);
 - the programs versions.yaml lists under ``prebuilt:`` (cert-manager's
   five), at the version the tree's chart pins, from an archive in the folder
   ``$GITOPS_WHITEPAPER_PREBUILT`` names, or loaded as they are from image
@@ -35,6 +36,7 @@ from ..recipes import Build, Tool
 from . import images
 
 PREBUILT_ENV = "GITOPS_WHITEPAPER_PREBUILT"
+CLIENT = "gwp.local/tier-client:{key}"
 FLUX_IMAGE = re.compile(r"^\s*image:\s*(ghcr\.io/fluxcd/(?P<name>[\w-]+):(?P<tag>\S+))\s*$", re.M)
 REGISTRY_CONFIG = """version: 0.1
 log:
@@ -56,6 +58,9 @@ def build(tool: Tool, b: Build) -> dict:
     wanted += flux_images(b)
     wanted.append(podinfo_image(b))
     wanted.append(registry_image(b))
+    # The tier's own client pod (curl, CA certificates), which calls podinfo
+    # over its Service and TLS; no tree file names it.
+    wanted.append(images.Image(CLIENT.format(key=tool.version), "iptables", user="65532:65532"))
     notes = {}
     with images.engine() as eng:
         bases = images.import_bases(eng, b, b.need("debian-rootfs"), tool.version)
