@@ -53,7 +53,7 @@ def test_order_network_then_git_server_then_registry_then_flux(plan_text: str) -
     lines = commands(plan_text)
     first = index(lines, r"kind create cluster --name=gwp-development")
     gateway = index(lines, r"^KIND_GATEWAY=\$\(/opt/docker network inspect gwp-kind")
-    registry = index(lines, r"/opt/docker run --detach .*--name=gwp-registry --network=gwp-kind "
+    registry = index(lines, r"/opt/docker run --detach .*--name=gwp-registry --network=gwp-kind .*"
                             r"\"--publish=\$KIND_GATEWAY:\$REGISTRY_PORT:5000\" registry:3\.0\.0$")
     release = index(lines, r"bash snippets/platform-release.sh 1\.0\.0")
     wiring = index(lines, r"--context=kind-gwp-development apply --server-side -f -")
