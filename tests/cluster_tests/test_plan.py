@@ -154,3 +154,18 @@ def test_each_cluster_is_bootstrapped_once_the_sandbox_from_its_clone() -> None:
     assert len(sandbox) == 1 and "--path=clusters/sandbox-a" in sandbox[0]
     lines = text.splitlines()
     assert index(lines, r"--path=clusters/sandbox-a") < index(lines, r"cluster block on sandbox")
+
+
+def test_the_readers_values_are_the_tiers_own() -> None:
+    """A block that exports a variable the page tells the reader to set runs
+    with the tier's value; other exports are left as the page wrote them."""
+    text = ("export PLATFORM_GIT_URL=https://github.com/YOUR-USER/gitops-whitepaper\n"
+            "  export GIT_PASSWORD=YOUR-TOKEN   # for an https:// URL\nexport OTHER=1\n")
+    got, replaced = doc_blocks.with_readers_values(text, {"PLATFORM_GIT_URL": "x", "GIT_PASSWORD": "y"})
+    assert replaced == ["PLATFORM_GIT_URL", "GIT_PASSWORD"]
+    assert got.splitlines() == ['export PLATFORM_GIT_URL="${PLATFORM_GIT_URL}"',
+                                '  export GIT_PASSWORD="${GIT_PASSWORD}"   # for an https:// URL', "export OTHER=1"]
+    out = subprocess.run(["bash", "-euc", got + 'echo "$PLATFORM_GIT_URL $GIT_PASSWORD"'], capture_output=True,
+                         text=True, env={"PLATFORM_GIT_URL": "http://10.0.0.1/x.git", "GIT_PASSWORD": "p",
+                                         "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip() == "http://10.0.0.1/x.git p"

@@ -99,6 +99,33 @@ def exports(env) -> dict[str, str]:
             "COSIGN": env.tool("cosign"), "PLATFORM_RELEASE_NO_TLOG": "true"}
 
 
+_EXPORT = re.compile(r"^(?P<indent>\s*)export (?P<name>[A-Z_][A-Z0-9_]*)=(?P<value>\S+)(?P<rest>.*)$", re.M)
+
+
+def with_readers_values(text: str, provided: dict[str, str]) -> tuple[str, list[str]]:
+    """The block with each ``export NAME=value`` of a variable the page tells
+    the reader to set (and the tier provides) given the tier's value instead
+    of the page's placeholder; returns (text, the names replaced)."""
+    replaced: list[str] = []
+
+    def swap(match: re.Match) -> str:
+        name = match["name"]
+        if name not in provided:
+            return match[0]
+        replaced.append(name)
+        return f'{match["indent"]}export {name}="${{{name}}}"{match["rest"]}'
+
+    return _EXPORT.sub(swap, text), replaced
+
+
+def install_release_key(env, home: Path) -> None:
+    """The run's key pair in the walkthrough's place ($HOME/platform-release-key):
+    the releases already published are signed with it, and the clusters
+    verify with its public half."""
+    if env.live:
+        shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
+
+
 def run_page(env, page: str, blocks, all_blocks=()) -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     (and per transcript shown after one). After a failure the page's later
@@ -110,8 +137,6 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
         home.mkdir(parents=True, exist_ok=True)
-        # The walkthrough makes its key pair in $HOME/platform-release-key.
-        shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
         # A reader's git has an identity; the pages commit (a production pin).
         (home / ".gitconfig").write_text("[user]\n\tname = docs-test reader\n"
                                          "\temail = reader@gitops-whitepaper.invalid\n", encoding="utf-8")
@@ -132,8 +157,12 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
         timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
+        if "generate-key-pair" not in block.text:
+            install_release_key(env, home)
+        provided = exports(env)
+        text, replaced = with_readers_values(block.text, provided)
         proc = env.runner.run(Step(
-            ["bash", "-euo", "pipefail", "-c", block.text],
+            ["bash", "-euo", "pipefail", "-c", text],
             note=f"{block.location()}: cluster block on {cluster.target}",
             cwd=str(clone),
             env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
@@ -149,7 +178,16 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
                 f"failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
                 "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
             continue
-        findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
+        # The walkthrough makes its own key pair; the releases the tier has
+        # published already are signed with the run's, which takes its place.
+        made_key = (home / "platform-release-key" / "cosign.key").is_file() and env.live
+        install_release_key(env, home)
+        note = f"ran on {cluster.target}"
+        if replaced:
+            note += f"; the tier's values for {', '.join(replaced)}"
+        if made_key and "generate-key-pair" in block.text:
+            note += "; its key pair then replaced by the run's, which signed the releases already published"
+        findings.append(Finding("cluster", Outcome.PASSED, block.location(0), note, block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
             findings.append(transcript.compare(shown, proc.stdout))
