@@ -142,6 +142,7 @@ class TierEnvironment:
             raise RuntimeError(f"{target}: not bootstrapped, the cluster tier is being taken down")
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch)
+        mark_time(f"{target} bootstrapped")
         return made
 
     def ensure_endpoints(self) -> Endpoints:
@@ -299,6 +300,17 @@ class TierEnvironment:
         if errors:
             raise errors[0]
         return kept
+
+
+def mark_time(event: str) -> None:
+    """Append ``<unix time> <event>`` to the file $GWP_TIMELINE names (the
+    benchmark's record of when each cluster had Flux running)."""
+    path = os.environ.get("GWP_TIMELINE")
+    if path:
+        import time
+
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.time():.1f} {event}\n")
 
 
 def _sigterm_as_interrupt(signum, frame):
