@@ -29,6 +29,7 @@ import ipaddress
 import json
 import platform
 import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -135,6 +136,11 @@ class KindProvider(Provider):
         if not runner.live or self._missing_image(self.node_image()):
             runner.run(Step([self.docker, "load", "--input", node_tar], env=self.docker_env(),
                             note="the node image the toolchain built (nox -s tools -- --tier kind)", timeout=900))
+        from .. import registry
+
+        if not runner.live or self._missing_image(registry.image()):
+            runner.run(Step([self.docker, "load", "--input", images_tar], env=self.docker_env(),
+                            note="the workload images, the registry's among them, into the engine", timeout=900))
         if not runner.live or self._network_missing():
             runner.run(Step([self.docker, "network", "create", "--driver=bridge", f"--label={LABEL}",
                              f"--opt=com.docker.network.bridge.name={egress.BRIDGE}",
@@ -219,10 +225,27 @@ class KindProvider(Provider):
         """Per node: the egress routes and the static CNI configuration with
         routes to the other nodes' pod subnets; then every node Ready, and the
         workload images loaded into every node."""
-        listing = runner.run(Step([self.kubectl, *kube_args(cluster), "get", "nodes", "-o", "json"],
-                                  note=f"{cluster.target}: the nodes, their addresses and pod subnets",
-                                  context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=120))
-        nodes = node_subnets(json.loads(listing.stdout)) if runner.live else {"$NODE": ("$NODE_IP", "$POD_CIDR")}
+        step = Step([self.kubectl, *kube_args(cluster), "get", "nodes", "-o", "json"],
+                    note=f"{cluster.target}: the nodes, their addresses and pod subnets",
+                    context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=120)
+        nodes = {"$NODE": ("$NODE_IP", "$POD_CIDR")}
+        if not runner.live:
+            runner.run(step)
+        else:
+            # The controller-manager gives each node its pod subnet shortly after it joins.
+            deadline = time.monotonic() + READY_BOUND
+            while True:
+                proc = runner.run(step, check=False)
+                try:
+                    nodes = node_subnets(json.loads(proc.stdout))
+                    if len(nodes) == len(self.nodes(cluster)):
+                        break
+                    problem = f"{len(nodes)} of {len(self.nodes(cluster))} nodes registered"
+                except (ValueError, RuntimeError) as error:
+                    problem = str(error)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{cluster.target}: nodes without pod subnets after {READY_BOUND}s: {problem}")
+                time.sleep(2)
         for node, (address, subnet) in nodes.items():
             commands = [*egress.node_commands(), ["mkdir", "-p", "/etc/cni/net.d"]]
             commands += [["ip", "route", "replace", other_subnet, "via", other_address]

@@ -201,7 +201,7 @@ def storage_manifest(kind_source: Path, provisioner: str, helper: str) -> str:
     """kind's default storage manifest (a Go constant in its node-image
     builder), naming the local-path images built here."""
     go = (kind_source / "pkg" / "build" / "nodeimage" / "const_storage.go").read_text(encoding="utf-8")
-    match = re.search(r"const defaultStorageManifest = `(.*?)`\s*$", go, re.S | re.M)
+    match = re.search(r"const defaultStorageManifest = `(.*?\n)`[ \t]*$", go, re.S | re.M)
     if match is None:
         raise gomod.BuildError("kind's const_storage.go has no defaultStorageManifest constant any more")
     text = match.group(1)
