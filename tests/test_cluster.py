@@ -45,6 +45,8 @@ def tier_env(request: pytest.FixtureRequest):
         yield env
     finally:
         kept = env.close()
+        if getattr(env.provider, "egress_result", ""):
+            tier.LIVE_RUN["real"] += "; " + env.provider.egress_result
         if kept:
             print("\n--keep-cluster: kept " + "; ".join(kept) + ". Remove them with `nox -s cluster-clean`.")
 

@@ -330,6 +330,7 @@ class KindProvider(Provider):
                                 note=f"{name}: left by a failed create", timeout=300), check=False)
         runner.run(Step([self.docker, "network", "rm", NETWORK], env=self.docker_env(),
                         note="remove the tier's network", timeout=120), check=False)
+        self.egress_result = self.egress_report()
         leaked = self.guard.check()
         if leaked:
             problems.append(leaked)
@@ -339,10 +340,13 @@ class KindProvider(Provider):
         if problems:
             raise AssertionError("; ".join(problems))
 
+    egress_result = ""
+
     def egress_report(self) -> str:
         if not self.guard.rule:
             return "; ".join(self.guard.notes) or "egress guard not installed"
-        return f"egress guard: {self.guard.dropped()} packet(s) from the tier's network headed off the machine"
+        return (f"egress guard: {self.guard.dropped()} packet(s) from the tier's network headed off the machine "
+                "(each would have been dropped, and fails the run)")
 
 
 def node_subnets(listing: dict) -> dict[str, tuple[str, str]]:

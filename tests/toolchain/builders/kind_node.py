@@ -7,7 +7,7 @@ CoreDNS, pause and its CNI and storage images).
    the version ``tools.kind`` pins) and the steps of kind's base Dockerfile,
    with Debian's containerd, runc and CNI plugins in place of the versions
    kind compiles.
-2. kubelet, kubeadm and kubectl go in, with kind's ``/kind/version`` and
+2. kubelet, kubeadm, kubectl and crictl go in, with kind's ``/kind/version`` and
    default storage manifest (kind's own, from its module, naming the
    local-path images built here).
 3. Every image kubeadm and kind start is built here from the binaries of
@@ -69,6 +69,7 @@ def build(tool: Tool, b: Build) -> dict:
     (root / "etc" / "containerd" / "cri-base.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     for binary, tool_name in (("kubelet", "kubernetes-node"), ("kubeadm", "kubernetes-node"), ("kubectl", "kubernetes")):
         shutil.copy2(b.need(tool_name, binary), root / "usr" / "bin" / binary)
+    shutil.copy2(b.need("crictl", "crictl"), root / "usr" / "local" / "bin" / "crictl")
     (root / "kind" / "version").write_text(k8s_version, encoding="utf-8")
 
     with images.engine() as eng:
@@ -96,7 +97,7 @@ def build(tool: Tool, b: Build) -> dict:
         images.build_image(eng, b, images.Image(name, name + "-raw", stop_signal="SIGRTMIN+3"))
         images.docker(eng, b, "rmi", name + "-raw", what="drop the raw import")
         images.save(eng, b, [name], b.out / "bin" / "node-image.tar")
-    return {"source": f"kind {kind_version}'s base files and node-image steps over Debian {tool.module} roots; "
+    return {"source": f"kind {kind_version}'s base files and node-image steps over a Debian root; "
                       f"Kubernetes {k8s_version}",
             "image": name, "side_loaded": names}
 
