@@ -170,8 +170,11 @@ def node_images(b: Build, bases: dict, pause: tuple[Path, str], k8s: str, key: s
                             {program.format("kube-proxy"): node / "kube-proxy"}, entrypoint=[program.format("kube-proxy")]))
     out.append(images.Image(f"registry.k8s.io/etcd:{etcd_version}-0", bases["static"],
                             {program.format("etcd"): b.need("node-etcd", "etcd")}, entrypoint=[program.format("etcd")]))
+    # CoreDNS runs as root here: its own image runs it as a non-root user with
+    # a file capability to bind port 53, which a copied file does not keep;
+    # kubeadm's Deployment adds that capability and drops every other.
     out.append(images.Image(f"registry.k8s.io/coredns/coredns:{coredns_version}", bases["static"],
-                            {"/coredns": b.need("coredns", "coredns")}, entrypoint=["/coredns"], user="65532:65532"))
+                            {"/coredns": b.need("coredns", "coredns")}, entrypoint=["/coredns"]))
     out.append(images.Image(f"registry.k8s.io/pause:{pause[1]}", "scratch", {"/pause": pause[0]},
                             entrypoint=["/pause"], user="65535:65535"))
     out.append(images.Image(f"{LOCAL}/local-path-provisioner:{lpp_version}", bases["static"],
