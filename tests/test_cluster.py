@@ -67,6 +67,20 @@ def test_podinfo_answers_over_its_service_and_tls(tier_env: TierEnvironment, tar
         workloads.podinfo_over_tls(tier_env, target)
 
 
+def test_a_packet_headed_off_the_machine_is_dropped_and_counted(tier_env: TierEnvironment) -> None:
+    """The egress guard's own check, shown failing on purpose: a pod's
+    request to an address off the machine is counted and dropped on the
+    host (the run's final check fails on any such packet but the probe's)."""
+    if not tier_env.provider.runs_pods:
+        pytest.skip(f"the {tier_env.provider.name} provider runs no pod (nothing of it can send a packet)")
+    if not tier_env.provider.guard.rule:
+        pytest.skip("; ".join(tier_env.provider.guard.notes) or "the egress guard is not installed")
+    with tier.artifacts_on_failure(tier_env, "egress-probe"):
+        probe, dropped = workloads.egress_probe(tier_env, "development")
+    assert probe > 0, "the probe pod's packets never reached the host's forwarding path: the probe proved nothing"
+    assert dropped >= probe, f"the guard dropped {dropped} packets, fewer than the probe's {probe}: some left"
+
+
 def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment) -> None:
     with tier.artifacts_on_failure(tier_env, "promotion"):
         promotion.run(tier_env)

@@ -35,6 +35,10 @@ BRIDGE = "gwp-kind0"
 POD_RANGE = "10.244.0.0/16"
 SERVICE_RANGE = "10.96.0.0/16"
 COMMENT = "gitops-whitepaper kind tier: nothing leaves the machine"
+# An address off the machine (TEST-NET-3, never routed on the internet) the
+# probe tries to reach from a pod, to show that the guard drops and counts it.
+PROBE = "203.0.113.7"
+PROBE_COMMENT = "gitops-whitepaper kind tier: the egress probe"
 RULE_PRIORITIES = (9100, 9101)
 
 
@@ -69,6 +73,7 @@ class HostGuard:
     routes: list[str] = field(default_factory=list)
     rule: bool = False  # the rule is in place (this guard's or a run beside it's)
     added_rule: bool = False  # this guard added it, so this guard removes it
+    probe_packets: int = 0  # the probe's, counted by the drop rule too
     notes: list[str] = field(default_factory=list)
 
     def install(self) -> None:
@@ -93,9 +98,26 @@ class HostGuard:
         self.rule = True
 
     def dropped(self) -> int:
-        """Packets the rule dropped: ones that tried to leave the machine."""
+        """Packets the rule dropped that were not the probe's: ones that
+        tried to leave the machine."""
         listing = _run(["iptables", "-L", "DOCKER-USER", "-v", "-x", "-n"]).stdout
-        return sum(int(line.split()[0]) for line in listing.splitlines() if COMMENT in line)
+        return counted(listing, COMMENT) - counted(listing, PROBE_COMMENT) - self.probe_packets
+
+    def probe_rule(self, add: bool) -> None:
+        """A counting rule (no verdict) for the probe's address, ahead of the
+        drop: the probe's packets are counted there, then dropped."""
+        rule = ["-i", BRIDGE, "-d", PROBE, "-m", "comment", "--comment", PROBE_COMMENT]
+        if add:
+            _run(["iptables", "-I", "DOCKER-USER", "1", *rule])
+        else:
+            self.probe_packets += self.probed()[0]  # still dropped by the rule below: not a leak
+            while _run(["iptables", "-D", "DOCKER-USER", *rule]).returncode == 0:
+                pass
+
+    def probed(self) -> tuple[int, int]:
+        """(packets to the probe's address, packets dropped in all)."""
+        listing = _run(["iptables", "-L", "DOCKER-USER", "-v", "-x", "-n"]).stdout
+        return counted(listing, PROBE_COMMENT), counted(listing, COMMENT)
 
     def check(self) -> str:
         """'' when no packet tried to leave; else the failure message."""
@@ -116,6 +138,11 @@ class HostGuard:
                 pass
             self.added_rule = False
         self.rule = False
+
+
+def counted(listing: str, comment: str) -> int:
+    """The packet count of the rules ``iptables -L -v -x -n`` lists with ``comment``."""
+    return sum(int(line.split()[0]) for line in listing.splitlines() if f"/* {comment} */" in line)
 
 
 def node_commands() -> list[list[str]]:

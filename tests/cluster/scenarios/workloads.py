@@ -198,3 +198,37 @@ def wait_workloads_gone(env, cluster: Cluster, bound: float = RECONCILE_BOUND) -
             return
         time.sleep(3)
     raise AssertionError(f"{cluster.target}: the clean-down left workloads running after {bound:.0f}s: {left}")
+
+
+# -- nothing leaves the machine ----------------------------------------------------------
+
+
+def egress_probe(env, target: str) -> tuple[int, int]:
+    """A pod tries an address off the machine; the guard must drop and count
+    every packet of it (and nothing else may have been dropped). Returns
+    (the probe's packets, packets dropped in all)."""
+    from .. import egress
+
+    cluster = env.cluster(target)
+    guard = env.provider.guard
+    image = client_image(env) if env.live else "gwp.local/tier-client:$KEY"
+    pod = json.loads(client_pod(image))
+    pod["metadata"] = {"name": "gwp-egress-probe", "namespace": "default"}
+    pod["spec"]["volumes"] = []
+    container = pod["spec"]["containers"][0]
+    container["volumeMounts"] = []
+    container["command"] = ["curl", "--silent", "--max-time", "8", f"http://{egress.PROBE}/"]
+    env.runner.call(Step(["iptables -I DOCKER-USER 1", f"-i {egress.BRIDGE} -d {egress.PROBE}", "(count only)"],
+                         note="count the probe's packets apart", in_process=True), lambda: guard.probe_rule(True))
+    try:
+        kubectl(env, cluster, "apply", "-f", "-", stdin=json.dumps(pod),
+                note=f"{target}: a pod tries {egress.PROBE}, an address off the machine")
+        kubectl(env, cluster, "-n", "default", "wait", "--for=jsonpath={.status.phase}=Failed",
+                "pod/gwp-egress-probe", "--timeout=120s", check=False, timeout=150)
+        probe, dropped = guard.probed() if env.live else (0, 0)
+    finally:
+        kubectl(env, cluster, "-n", "default", "delete", "pod", "gwp-egress-probe", "--ignore-not-found",
+                "--wait=false", check=False)
+        if env.live:
+            guard.probe_rule(False)
+    return probe, dropped
