@@ -9,6 +9,13 @@ Copying ``.git`` would be most of a snapshot's cost: its object store is one
 folder per object prefix. The snapshot's ``.git`` borrows the real objects
 through git's alternates instead (``copy_git_dir``); everything else (index,
 refs, config, HEAD, logs) is copied.
+
+A linked worktree (``git worktree add``) has a ``.git`` *file* naming its
+own folder inside the main repository's ``.git``, where its HEAD and index
+live, beside the refs every worktree shares. Copying that file would let a
+command in the snapshot (``git switch``, ``git commit``) move the real
+worktree's branch; the snapshot gets a standalone ``.git`` instead, made
+from the shared folder with this worktree's own files laid over it.
 """
 
 from __future__ import annotations
@@ -75,12 +82,36 @@ def snapshot(root: Path, dest: Path, link: bool = False) -> Path:
     git = root / ".git"
     if git.is_dir():
         copy_git_dir(git, dest / ".git")
-    elif git.is_file():  # a worktree: point at the same repository
-        shutil.copy2(git, dest / ".git")
+    elif git.is_file():  # a linked worktree: a standalone copy, never the shared folder
+        copy_worktree_git_dir(root, dest / ".git")
     return dest
 
 
-def copy_git_dir(git: Path, dest: Path) -> None:
+def copy_worktree_git_dir(root: Path, dest: Path) -> None:
+    """A standalone ``.git`` for a snapshot of a linked worktree: the
+    repository's common folder (refs, config, packed refs; objects borrowed)
+    without the other worktrees' folders, then this worktree's own HEAD,
+    index and logs over it."""
+    def ask(flag: str) -> Path:
+        out = subprocess.run(["git", "rev-parse", flag], cwd=root, check=True, capture_output=True, text=True)
+        return (root / out.stdout.strip()).resolve()
+
+    own, common = ask("--git-dir"), ask("--git-common-dir")
+    copy_git_dir(common, dest, leave_out=("worktrees",))
+    for dirpath, _dirnames, filenames in os.walk(own):
+        rel = os.path.relpath(dirpath, own)
+        for name in filenames:
+            if name.endswith(".lock") or (rel == "." and name in ("gitdir", "commondir")):
+                continue
+            target = dest / rel / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copy2(os.path.join(dirpath, name), target)
+            except FileNotFoundError:
+                continue
+
+
+def copy_git_dir(git: Path, dest: Path, leave_out: tuple[str, ...] = ()) -> None:
     """Copy a ``.git`` folder without its object store, leaving out lock
     files (a commit in progress in the real tree).
 
@@ -96,6 +127,8 @@ def copy_git_dir(git: Path, dest: Path) -> None:
         if rel == "objects" or rel.startswith("objects" + os.sep):
             dirnames[:] = []
             continue
+        if rel == ".":
+            dirnames[:] = [d for d in dirnames if d not in leave_out]
         target_dir = dest / rel
         target_dir.mkdir(parents=True, exist_ok=True)
         for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
