@@ -132,5 +132,7 @@ def kind_images_missing() -> list[str]:
         tools = pins.tools(PROJECT_ROOT)
     except Exception as error:  # noqa: BLE001 - reported as the reason the tier cannot run
         return [f"the kind tier's images cannot be resolved: {error}"]
-    return [f"{tools[name].name} is not built: run `nox -s tools -- --tier kind`" for name in ("kind-node", "kind-images")
-            if cache.record(tools[name]) is None]
+    hint = {"kind-images": f" with {pins.PREBUILT_ENV} naming the folder of cert-manager's prebuilt programs "
+                           "(the same for this run: the images are cached under a key over them)"}
+    return [f"{name} {tools[name].version} is not built: run `nox -s tools -- --tier kind`{hint.get(name, '')}"
+            for name in ("kind-node", "kind-images") if cache.record(tools[name]) is None]
