@@ -47,6 +47,11 @@ NODE_IMAGE = "gwp.local/kind-node:{key}"
 CREATE_LOCK = threading.Lock()
 READY_BOUND = 300
 CNI_FILE = "/etc/cni/net.d/10-gwp-static.conflist"
+# Every node's kubelet, kube-proxy and containerd watch files: with eight
+# nodes, Linux's default 128 inotify instances per user run out ("too many
+# open files"). The tier raises these (to the values kind's known issues
+# suggest) for the run, and puts the old values back after it.
+INOTIFY = {"fs.inotify.max_user_instances": 512, "fs.inotify.max_user_watches": 524288}
 
 SIMULATED = (
     "kind provider: real nodes (Docker containers running systemd, containerd and the kubelet) and real pods from "
@@ -147,6 +152,11 @@ class KindProvider(Provider):
                              "--opt=com.docker.network.bridge.enable_ip_masquerade=false", NETWORK],
                             env=self.docker_env(), note="the tier's own network: no masquerading, its own bridge",
                             timeout=120))
+        if runner.live:
+            self.sysctls = raise_sysctls(INOTIFY)
+            if self.sysctls:
+                runner.echo("+ sysctl " + " ".join(f"{k}={INOTIFY[k]}" for k in self.sysctls) +
+                            "  # eight nodes' watches; put back after the run")
         step = Step(["install the egress guard:", f"blackhole {egress.POD_RANGE} and {egress.SERVICE_RANGE}",
                      f"DOCKER-USER -i {egress.BRIDGE} ! -o {egress.BRIDGE} -j DROP (counted)"],
                     note="every packet stays on the machine (tests/cluster/egress.py)", in_process=True)
@@ -335,6 +345,7 @@ class KindProvider(Provider):
         if leaked:
             problems.append(leaked)
         self.guard.remove()
+        restore_sysctls(getattr(self, "sysctls", {}))
         if not getattr(self, "keep_engine", False):
             self.engine.stop()
         if problems:
@@ -347,6 +358,28 @@ class KindProvider(Provider):
             return "; ".join(self.guard.notes) or "egress guard not installed"
         return (f"egress guard: {self.guard.dropped()} packet(s) from the tier's network headed off the machine "
                 "(each would have been dropped, and fails the run)")
+
+
+def raise_sysctls(wanted: dict[str, int]) -> dict[str, str]:
+    """Raise each kernel setting below its wanted value (root only); returns
+    the old values of those it raised."""
+    old = {}
+    for key, value in wanted.items():
+        path = Path("/proc/sys") / key.replace(".", "/")
+        try:
+            current = path.read_text().strip()
+            if int(current) < value:
+                path.write_text(str(value))
+                old[key] = current
+        except (OSError, ValueError):
+            continue
+    return old
+
+
+def restore_sysctls(old: dict[str, str]) -> None:
+    for key, value in old.items():
+        with contextlib.suppress(OSError):
+            (Path("/proc/sys") / key.replace(".", "/")).write_text(value)
 
 
 def node_subnets(listing: dict) -> dict[str, tuple[str, str]]:
