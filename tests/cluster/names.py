@@ -18,7 +18,6 @@ ALL_CLUSTERS = (*LONG_LIVED, SANDBOX)
 
 REGISTRY_CONTAINER = f"{PREFIX}{INFIX}registry"
 REGISTRY_PORT_IN_NETWORK = 5000
-KIND_NETWORK = "kind"
 GIT_REPO_PATH = "/gitops-whitepaper.git"
 DEFAULT_BRANCH = "main"
 # The password the harness's git server is given by flux bootstrap (token auth

@@ -41,8 +41,8 @@ REPOSITORY = "platform"
 @dataclass(frozen=True)
 class Registry:
     host_port: str
-    # The address clusters use, when it differs from the host's.
-    in_cluster: str = f"{names.REGISTRY_CONTAINER}:{names.REGISTRY_PORT_IN_NETWORK}"
+    # The address clusters (and, on kind, the host too) use: host:port.
+    in_cluster: str
 
     @property
     def push_host(self) -> str:
