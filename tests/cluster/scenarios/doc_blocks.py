@@ -157,7 +157,13 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
         timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
-        if "generate-key-pair" not in block.text:
+        makes_key = "generate-key-pair" in block.text
+        if makes_key and env.live:
+            # The page makes its own pair where the run's copy lies: as for
+            # a reader, the folder holds no pair yet.
+            for name in ("cosign.key", "cosign.pub"):
+                (home / "platform-release-key" / name).unlink(missing_ok=True)
+        elif not makes_key:
             install_release_key(env, home)
         provided = exports(env)
         text, replaced = with_readers_values(block.text, provided)
@@ -178,15 +184,16 @@ def run_page(env, page: str, blocks, all_blocks=()) -> list:
                 f"failed on {cluster.target} (exit {proc.returncode}):\n{out}\n"
                 "Rerun with --keep-cluster and try it with the KUBECONFIG printed above.", block))
             continue
-        # The walkthrough makes its own key pair; the releases the tier has
-        # published already are signed with the run's, which takes its place.
-        made_key = (home / "platform-release-key" / "cosign.key").is_file() and env.live
-        install_release_key(env, home)
         note = f"ran on {cluster.target}"
         if replaced:
             note += f"; the tier's values for {', '.join(replaced)}"
-        if made_key and "generate-key-pair" in block.text:
-            note += "; its key pair then replaced by the run's, which signed the releases already published"
+        if makes_key and env.live:
+            # The releases the tier has published already are signed with the
+            # run's pair, which takes the place of the one the page made.
+            made = (home / "platform-release-key" / "cosign.pub").is_file()
+            install_release_key(env, home)
+            note += ("; it made its key pair, then replaced by the run's, which signed the releases already "
+                     "published" if made else "; it made no key pair")
         findings.append(Finding("cluster", Outcome.PASSED, block.location(0), note, block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
