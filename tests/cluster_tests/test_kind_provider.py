@@ -161,3 +161,17 @@ def test_leftover_mounts_are_the_engines_deepest_first(monkeypatch) -> None:
             "5 1 0:5 / /var/lib/gwpdX rw - ext4 /dev/vda rw\n")
     assert docker_engine.leftover_mounts(info) == ["/var/lib/gwpd/overlay2/abc/merged",
                                                    f"{docker_engine.RUN_DIR}/exec/netns/x", "/var/lib/gwpd"]
+
+
+def test_podinfos_answer_counts_only_when_openssl_verified_it() -> None:
+    from cluster.scenarios import workloads
+
+    verified = 'depth=0 \nverify return:1\nHTTP/1.0 200 OK\nContent-Length: 9\n\n{"message": "podinfo on staging"}\n'
+    assert workloads.answer_of(verified)["message"] == "podinfo on staging"
+    for broken in (verified.replace("verify return:1", "verify error:num=18:self-signed certificate"),
+                   verified.replace("200 OK", "503 Service Unavailable")):
+        with pytest.raises(AssertionError, match="no verified HTTP 200 answer"):
+            workloads.answer_of(broken)
+    script = json.loads(workloads.client_pod("img"))["spec"]["containers"][0]["command"][2]
+    assert "-CAfile /tls/ca.crt" in script and "-verify_return_error" in script
+    assert f"-verify_hostname {workloads.HOST}" in script
