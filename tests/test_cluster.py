@@ -15,7 +15,8 @@ import pytest
 
 from cluster import names, preflight, tier
 from cluster.environment import TierEnvironment
-from cluster.scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
+from cluster.scenarios import (bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox,
+                               workloads)
 from harness.model import PROJECT_ROOT
 from harness.report import fail_on
 
@@ -44,7 +45,7 @@ def tier_session(request: pytest.FixtureRequest):
         pytest.skip(found.skip_reason())
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
-    tier.LIVE_RUN.update(provider=provider, real=tier.REAL, simulated=env.provider.simulated,
+    tier.LIVE_RUN.update(provider=provider, real=getattr(env.provider, "real", tier.REAL), simulated=env.provider.simulated,
                          clusters=env.made)
     # The clusters the selected tests need are made side by side, ahead of
     # the first test that needs each (which waits for, and reports on, it).
@@ -56,6 +57,8 @@ def tier_session(request: pytest.FixtureRequest):
         yield env
     finally:
         kept = env.close()
+        if getattr(env.provider, "egress_result", ""):
+            tier.LIVE_RUN["real"] += "; " + env.provider.egress_result
         if kept:
             print("\n--keep-cluster: kept " + "; ".join(kept) + ". Remove them with `nox -s cluster-clean`.")
 
@@ -71,6 +74,31 @@ def tier_env(tier_session, request: pytest.FixtureRequest) -> TierEnvironment:
 def test_cluster_bootstraps_and_every_object_is_ready(tier_env: TierEnvironment, target: str, request) -> None:
     with tier.proof(tier_env, f"bootstrap-{target}", request.node.nodeid):
         bootstrap.run(tier_env, target)
+
+
+@pytest.mark.parametrize("target", names.LONG_LIVED)
+def test_podinfo_answers_over_its_service_and_tls(tier_env: TierEnvironment, target: str, request) -> None:
+    """What only running pods prove: podinfo answers over its Service with
+    the tree's message, over the certificate cert-manager issued."""
+    if not tier_env.provider.runs_pods:
+        pytest.skip(f"the {tier_env.provider.name} provider runs no pod (its pods are simulated)")
+    with tier.proof(tier_env, f"podinfo-{target}", request.node.nodeid):
+        workloads.podinfo_over_tls(tier_env, target)
+
+
+@pytest.mark.cluster("development")
+def test_a_packet_headed_off_the_machine_is_dropped_and_counted(tier_env: TierEnvironment, request) -> None:
+    """The egress guard's own check, shown failing on purpose: a pod's
+    request to an address off the machine is counted and dropped on the
+    host (the run's final check fails on any such packet but the probe's)."""
+    if not tier_env.provider.runs_pods:
+        pytest.skip(f"the {tier_env.provider.name} provider runs no pod (nothing of it can send a packet)")
+    if not tier_env.provider.guard.rule:
+        pytest.skip("; ".join(tier_env.provider.guard.notes) or "the egress guard is not installed")
+    with tier.proof(tier_env, "egress-probe", request.node.nodeid):
+        probe, dropped = workloads.egress_probe(tier_env, "development")
+    assert probe > 0, "the probe pod's packets never reached the host's forwarding path: the probe proved nothing"
+    assert dropped >= probe, f"the guard dropped {dropped} packets, fewer than the probe's {probe}: some left"
 
 
 # The sandbox proof is split around the page blocks: it makes the sandbox

@@ -1,10 +1,16 @@
 """An interrupted cluster tier leaves nothing behind.
 
 Runs the development bootstrap proof in a child pytest, sends it SIGINT (as
-Ctrl-C does) once the cluster's control plane and at least one Flux
-controller are running, and then checks that no process of that run is left
-and no port of the provider's range is bound. Runs with the cluster tier on
-kwok only (``nox -s e2e``), where every process is the tier's own.
+Ctrl-C does) in the middle of the work, and then checks that nothing of that
+run is left:
+
+- kwok: once the cluster's control plane and at least one Flux controller
+  run; then no process of that run is left and no port of the provider's
+  range is bound;
+- kind: once the cluster's nodes run and flux bootstrap has started; then
+  no container, network or kind cluster of the child is left, and, when the
+  child started the tier's own dockerd (no engine ran before it, as in CI,
+  where this test runs first), no dockerd, containerd, shim or mount of it.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from harness.model import PROJECT_ROOT
 
 pytestmark = pytest.mark.cluster
 MARKER = "gwp-work-"
-BOUND = 600
+BOUND = 900
 # The child run's ports, apart from any clusters this run has up already.
 CHILD_BASE_PORT = 25000
+# The child's clusters and registry: gwp-int-development, gwp-int-registry.
+CHILD_INFIX = "int-"
 
 
 def ours_now(before: set[int]) -> list[int]:
@@ -42,38 +50,58 @@ def names_of(pids: list[int]) -> list[str]:
     return out
 
 
-def test_sigint_midway_leaves_no_process_and_no_port(request):
-    provider = tier.requested_provider(request.config)
-    if provider != "kwok":
-        pytest.skip(tier.NOT_REQUESTED if not provider else f"checked on the kwok provider (this run: {provider})")
-    from cluster import preflight
-
-    found = preflight.check(provider="kwok")
-    if not found.ok:
-        pytest.skip(found.skip_reason())
-    before = set(processes.processes_with_marker(MARKER))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "cluster.plugin", "--cluster=kwok", "-p", "no:cacheprovider", "-q",
-         "tests/test_cluster.py", "-k", "bootstraps and development"],
-        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "GWP_KWOK_BASE_PORT": str(CHILD_BASE_PORT)},
+def child_run(provider: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "cluster.plugin", f"--cluster={provider}", "-p", "no:cacheprovider",
+         "-q", "-s", "tests/test_cluster.py", "-k", "bootstraps and development"],
+        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+
+
+def interrupt(child: subprocess.Popen, ready, what: str) -> str:
+    """Wait until ``ready()``, then SIGINT the child; returns its output."""
     try:
         deadline = time.monotonic() + BOUND
         while time.monotonic() < deadline and child.poll() is None:
-            running = names_of(ours_now(before))
-            if "kube-apiserver" in running and any(n.endswith("-controller") or n.startswith("source-con")
-                                                   for n in running):
+            if ready():
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"the child run never got as far as the Flux controllers:\n{child.communicate()[0][-3000:]}")
+            pytest.fail(f"the child run never got as far as {what}:\n{child.communicate()[0][-3000:]}")
         child.send_signal(signal.SIGINT)
-        output = child.communicate(timeout=300)[0]
+        return "".join(_SEEN) + child.communicate(timeout=600)[0]
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_sigint_midway_leaves_nothing_behind(request):
+    provider = tier.requested_provider(request.config)
+    if provider not in ("kwok", "kind"):
+        pytest.skip(tier.NOT_REQUESTED)
+    from cluster import preflight
+
+    found = preflight.check(provider=provider)
+    if not found.ok:
+        pytest.skip(found.skip_reason())
+    if provider == "kwok":
+        interrupted_kwok()
+    else:
+        interrupted_kind(found.tools["docker"])
+
+
+def interrupted_kwok() -> None:
+    before = set(processes.processes_with_marker(MARKER))
+    child = child_run("kwok", {"GWP_KWOK_BASE_PORT": str(CHILD_BASE_PORT)})
+
+    def ready() -> bool:
+        running = names_of(ours_now(before))
+        return "kube-apiserver" in running and any(n.endswith("-controller") or n.startswith("source-con")
+                                                   for n in running)
+
+    output = interrupt(child, ready, "the Flux controllers")
     left = ours_now(before)
     deadline = time.monotonic() + 30
     while left and time.monotonic() < deadline:
@@ -83,3 +111,53 @@ def test_sigint_midway_leaves_no_process_and_no_port(request):
     ports = range(CHILD_BASE_PORT, CHILD_BASE_PORT + PORTS_PER_CLUSTER * len(ORDER))
     bound = [p for p in ports if processes.port_is_bound(p)]
     assert not bound, f"ports still bound after SIGINT: {bound}"
+
+
+def interrupted_kind(docker: str) -> None:
+    import docker_engine
+
+    engine_before = docker_engine.own_pid() is not None or docker_engine.answers(docker, None, timeout=10) is None
+    child = child_run("kind", {"GWP_RUN_INFIX": CHILD_INFIX})
+    prefix = f"gwp-{CHILD_INFIX}"
+
+    def containers() -> list[str]:
+        try:
+            engine = docker_engine.find(docker, start=False)
+        except docker_engine.EngineUnavailable:
+            return []
+        return [n for n in engine.run("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()
+                if n.startswith(prefix)]
+
+    def ready() -> bool:
+        # The cluster's node runs and bootstrap has begun (the child echoes each command).
+        return bool(containers()) and os.path.exists(f"/proc/{child.pid}") and _bootstrap_started(child)
+
+    output = interrupt(child, ready, "flux bootstrap on a running node")
+    left = containers()
+    assert not left, f"containers of the interrupted run left: {left}\n{output[-2000:]}"
+    if not engine_before:
+        assert docker_engine.own_pid() is None, f"the tier's dockerd still runs after SIGINT\n{output[-2000:]}"
+        assert not docker_engine.leftover_processes(), \
+            f"processes of the tier's engine left: {docker_engine.leftover_processes()}"
+        assert not docker_engine.leftover_mounts(), f"mounts left: {docker_engine.leftover_mounts()}"
+        from cluster import egress
+
+        assert not egress.leftovers(), f"the egress guard left {egress.leftovers()}"
+
+
+_SEEN: list[str] = []
+
+
+def _bootstrap_started(child: subprocess.Popen) -> bool:
+    """Whether the child's output so far shows ``flux bootstrap`` started.
+    Reads what is there without blocking (the pipe is the child's stdout)."""
+    import fcntl
+
+    fd = child.stdout.fileno()
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:
+        chunk = os.read(fd, 1 << 16).decode(errors="replace")
+    except BlockingIOError:
+        chunk = ""
+    _SEEN.append(chunk)
+    return "flux bootstrap git" in "".join(_SEEN)

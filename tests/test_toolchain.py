@@ -11,17 +11,20 @@ from pathlib import Path
 import pytest
 
 from harness.model import PROJECT_ROOT
-from toolchain import cache, components, gomod, install, pins
+from toolchain import cache, components, gomod, install, pins, recipes
 
 
 def test_every_tool_has_a_version_a_recipe_and_binaries():
     tools = pins.tools()
-    from toolchain.builders import RECIPES
+    from toolchain.builders import BUILDERS, builder
 
     for tool in tools.values():
-        assert tool.build in RECIPES, tool
+        assert tool.build in BUILDERS, tool
+        assert callable(builder(tool)), tool
         assert tool.binaries, tool
-        assert tool.version.startswith("v") or tool.version == "unresolved", tool
+        keyed = tool.build in pins.KEYED
+        assert (tool.version.startswith("k") if keyed else tool.version.startswith("v")) \
+            or tool.version == "unresolved", tool
     # the binaries the harness and the cluster tier ask for by name
     for binary in ("kustomize", "flux", "kubectl", "kube-apiserver", "etcd", "kwokctl", "helm", "registry",
                    "source-controller", "notification-controller"):
@@ -97,12 +100,12 @@ def test_served_instead_must_name_what_flux_really_bundles(tmp_path, monkeypatch
     memo.parent.mkdir(parents=True)
     memo.write_text(json.dumps({"notification-controller": "v1.9.4"}))
     with pytest.raises(gomod.BuildError, match="says Flux bundles v1.9.0, but flux v2.9.5 bundles v1.9.4"):
-        components.bundled(tmp_path)
+        components.bundled("v2.9.5", pins.served_instead(tmp_path))
 
 
 def test_a_cache_entry_counts_only_once_its_record_and_binaries_exist(tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path))
-    tool = pins.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
+    tool = recipes.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
                      ("offline",))
     assert cache.record(tool) is None
     scratch = cache.scratch(tool)
@@ -151,7 +154,7 @@ def test_lookup_order_is_cache_then_tools_bin_then_path(tmp_path, monkeypatch):
 def test_without_go_a_missing_tool_says_so_and_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    tool = pins.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
+    tool = recipes.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),
                      ("offline",))
     outcome = install.ensure(tool)
     assert not outcome.ok and "Go is not installed" in outcome.how
@@ -217,3 +220,49 @@ def test_a_tool_version_error_names_the_versions_yaml_line():
         assert line.strip().startswith("version:"), (name, where, line)
     assert lines[int(install.pinned_at(tools["kustomize"]).split(":")[1]) - 1].strip() == \
         f"version: {tools['kustomize'].version}"
+
+
+def test_no_module_of_the_toolchain_imports_one_above_it():
+    """The layering recipes.py describes: data and the go command at the
+    bottom, then cache, components, pins, the builders, install on top."""
+    import ast
+
+    layer = {"recipes": 0, "gomod": 0, "inputs": 0, "cache": 1, "components": 2, "pins": 3, "builders": 4,
+             "install": 5, "__main__": 6}
+    folder = PROJECT_ROOT / "tests" / "toolchain"
+    wrong = []
+    for path in sorted(folder.rglob("*.py")):
+        rel = path.relative_to(folder)
+        mine = "builders" if rel.parts[0] == "builders" else rel.stem
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = (node.module or "").split(".")[0]
+                targets = [base] if base else [alias.name for alias in node.names]
+                if rel.parts[0] == "builders" and node.level == 1:
+                    continue  # a builder's own helpers
+                for target in targets:
+                    if layer.get(target, -1) >= layer[mine] and target != mine:
+                        wrong.append(f"{rel}: imports {target}")
+    assert not wrong, "imports back up the toolchain's layers:\n" + "\n".join(wrong)
+
+
+def test_a_keyed_recipe_changes_key_with_any_input(tmp_path, monkeypatch):
+    """The kind tier's images are rebuilt when anything they are made of
+    changes: a needed tool's version, or the prebuilt archive."""
+    tools = pins.tools()
+    node, images = tools["kind-node"], tools["kind-images"]
+    bumped = dict(tools)
+    bumped["coredns"] = recipes.Tool(**{**tools["coredns"].__dict__, "version": "v9.9.9"})
+    assert pins.input_key(node, bumped, PROJECT_ROOT) != node.version
+    archive = tmp_path / "cert-manager-v1.21.1-linux-amd64.tar.xz"
+    archive.write_bytes(b"one")
+    monkeypatch.setenv(pins.PREBUILT_ENV, str(tmp_path))
+    first = pins.input_key(images, tools, PROJECT_ROOT)
+    archive.write_bytes(b"two")
+    pins.file_digest.cache_clear()
+    assert pins.input_key(images, tools, PROJECT_ROOT) != first
+
+
+def test_image_only_programs_are_never_looked_up_to_run():
+    assert pins.tool_for_binary("etcd").name == "etcd"  # kwok's, never the node's
+    assert pins.tool_for_binary("kubelet") is None

@@ -11,6 +11,7 @@ touches anything without the prefix.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -83,23 +84,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print what would be removed")
     args = parser.parse_args(argv)
     kwok_status = clean_kwok(args.dry_run)
-    found = preflight.check()
+    return clean_kind(args.dry_run) | kwok_status
+
+
+def clean_kind(dry_run: bool) -> int:
+    """kind clusters and containers named gwp-*, the tier's network, the
+    egress guard's routes and rule, and the tier's own dockerd with whatever
+    it left mounted."""
+    import docker_engine
+
+    from . import egress
+    from .providers.kind import NETWORK
+
+    status = 0
+    found = preflight.check(check_engine=False)
     docker, kind = found.tools.get("docker"), found.tools.get("kind")
-    if not docker or not kind or any(r.startswith("Docker engine") for r in found.reasons):
-        print(f"cluster-clean: no kind clusters to clean: {found.skip_reason()}")
-        return kwok_status
-    run = lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout  # noqa: E731
-    clusters, containers = leftovers(
-        run([kind, "get", "clusters"]), run([docker, "ps", "-a", "--format", "{{.Names}}"])
-    )
-    if not clusters and not containers:
-        print(f"cluster-clean: no {names.PREFIX}* clusters or containers left")
-        return kwok_status
-    status = kwok_status
-    for cmd in commands(kind, docker, clusters, containers):
-        print("+ " + " ".join(cmd))
-        if not args.dry_run:
-            status |= subprocess.run(cmd).returncode
+    engine = None
+    if docker:
+        try:
+            engine = docker_engine.find(docker, start=False)
+        except docker_engine.EngineUnavailable as error:
+            print(f"cluster-clean: no kind clusters to clean: {error}")
+    if engine is not None and kind:
+        env = {**os.environ, **engine.env(), "KIND_EXPERIMENTAL_DOCKER_NETWORK": NETWORK}
+        run = lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env).stdout  # noqa: E731
+        clusters, containers = leftovers(
+            run([kind, "get", "clusters"]), run([docker, "ps", "-a", "--format", "{{.Names}}"])
+        )
+        cmds = commands(kind, docker, clusters, containers)
+        if NETWORK in run([docker, "network", "ls", "--format", "{{.Name}}"]).split():
+            cmds.append([docker, "network", "rm", NETWORK])
+        if not cmds:
+            print(f"cluster-clean: no {names.PREFIX}* clusters, containers or networks left")
+        for cmd in cmds:
+            print("+ " + " ".join(cmd))
+            if not dry_run:
+                status |= subprocess.run(cmd, env=env).returncode
+    for what in egress.leftovers():
+        print(f"+ remove the egress guard's {what}")
+    if not dry_run:
+        egress.remove_leftovers()
+    if docker_engine.own_pid() or docker_engine.leftover_processes() or docker_engine.leftover_mounts():
+        print(f"+ stop the tier's dockerd ({docker_engine.SOCKET}) and unmount what it left")
+        if not dry_run:
+            for done in docker_engine.stop_own():
+                print(f"  {done}")
     return status
 
 

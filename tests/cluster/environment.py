@@ -175,6 +175,7 @@ class TierEnvironment:
         watch = status.FluxWatch(made, self.runner, self.tool("kubectl"), locator=self.locator, failed=self.failed)
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
                                    watch=watch.check if self.live else None)
+        mark_time(f"{target} bootstrapped")
         return made
 
     def bare_cluster(self, target: str) -> Cluster:
@@ -248,11 +249,20 @@ class TierEnvironment:
                              note=f"scratch clone of the served snapshot ({label})", timeout=120))
         return dest
 
-    def release(self, version: str) -> None:
+    def release(self, version: str, change=None) -> None:
         """Publish the platform as OCI artifact ``version`` with the tree's own
-        script, from a clone of the served snapshot."""
+        script, from a clone of the served snapshot; ``change(clone)``, when
+        given, is committed first (what the release carries)."""
         assert self.registry is not None
         clone = self.checkout(f"release-{version}")
+        if change is not None:
+            self.runner.call(Step(["edit", "platform/", f"the change release {version} carries"],
+                                  note=f"release {version}: a change to the platform", in_process=True),
+                             lambda: change(clone))
+            self.runner.run(Step(["git", "-c", "user.name=docs-test harness",
+                                  "-c", "user.email=harness@gitops-whitepaper.invalid", "-C", str(clone), "commit",
+                                  "--all", "--quiet", "--message", f"platform: release {version}"],
+                                 note=f"commit the change of release {version}", timeout=60))
         self.runner.run(Step(
             ["bash", "snippets/platform-release.sh", version, "--registry", self.registry.push_url,
              "--insecure-registry", "--sign-key", self.release_key("cosign.key"), "--no-tlog"],
@@ -405,6 +415,17 @@ class SetupFailed(RuntimeError):
 
 
 TIMINGS = "GWP_CLUSTER_TIMINGS"  # a file to write every step's timing to (tests/bench/cluster.py)
+
+
+def mark_time(event: str) -> None:
+    """Append ``<unix time> <event>`` to the file $GWP_TIMELINE names (the
+    benchmark's record of when each cluster had Flux running)."""
+    path = os.environ.get("GWP_TIMELINE")
+    if path:
+        import time
+
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.time():.1f} {event}\n")
 
 
 def _sigterm_as_interrupt(signum, frame):

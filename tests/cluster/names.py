@@ -4,7 +4,12 @@
 
 from __future__ import annotations
 
+import os
+
 PREFIX = "gwp-"
+# A second run beside a first (the interrupt test's child) names its clusters
+# and registry with this after the prefix, so the two never touch each other's.
+INFIX = os.environ.get("GWP_RUN_INFIX", "")
 
 # The clusters the tree describes, each made from create/<name>.yaml.
 LONG_LIVED = ("development", "staging", "production")
@@ -17,9 +22,8 @@ PRIVATE_FORK = "private-fork"
 OPERATOR = "operator"
 PROOF_CLUSTERS = (PRIVATE_FORK, OPERATOR)
 
-REGISTRY_CONTAINER = f"{PREFIX}registry"
+REGISTRY_CONTAINER = f"{PREFIX}{INFIX}registry"
 REGISTRY_PORT_IN_NETWORK = 5000
-KIND_NETWORK = "kind"
 GIT_REPO_PATH = "/gitops-whitepaper.git"
 DEFAULT_BRANCH = "main"
 # The password the harness's git server is given by flux bootstrap (token auth
@@ -29,7 +33,7 @@ GIT_PASSWORD = "docs-test"
 
 def cluster_name(target: str) -> str:
     """The kind cluster name for a cluster of the tree: ``gwp-staging``."""
-    return f"{PREFIX}{target}"
+    return f"{PREFIX}{INFIX}{target}"
 
 
 def kube_context(target: str) -> str:

@@ -116,7 +116,27 @@ def check(check_engine: bool = True, provider: str = "kind") -> Preflight:
 
     result.reasons.extend(sshgit.missing_tools())
     if check_engine and provider == "kind" and "docker" in result.tools:
+        import docker_engine
+
         problem = docker_engine_problem(result.tools["docker"])
+        if problem and docker_engine.can_start_own():
+            problem = None  # the tier starts its own dockerd
         if problem:
             result.reasons.insert(0, problem)
+    if provider == "kind":
+        result.reasons += kind_images_missing()
     return result
+
+
+def kind_images_missing() -> list[str]:
+    """The kind tier's node and workload images must be built (they are never pulled)."""
+    from toolchain import cache, pins
+
+    try:
+        tools = pins.tools(PROJECT_ROOT)
+    except Exception as error:  # noqa: BLE001 - reported as the reason the tier cannot run
+        return [f"the kind tier's images cannot be resolved: {error}"]
+    hint = {"kind-images": f" with {pins.PREBUILT_ENV} naming the folder of cert-manager's prebuilt programs "
+                           "(the same for this run: the images are cached under a key over them)"}
+    return [f"{name} {tools[name].version} is not built: run `nox -s tools -- --tier kind`{hint.get(name, '')}"
+            for name in ("kind-node", "kind-images") if cache.record(tools[name]) is None]

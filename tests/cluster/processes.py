@@ -38,16 +38,17 @@ def require_free(ports: dict[str, int], owner: str) -> None:
         )
 
 
-def wait_port(port: int, bound: float, what: str, process: "HostProcess | None" = None) -> None:
+def wait_port(port: int, bound: float, what: str, process: "HostProcess | None" = None,
+              host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
-        if port_is_bound(port):
+        if port_is_bound(port, host):
             return
         if process is not None and process.proc.poll() is not None:
             raise RuntimeError(f"{what} exited ({process.proc.returncode}) before listening on {port}; "
                                f"its log: {process.log}\n{process.tail()}")
         time.sleep(0.2)
-    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {bound:.0f}s"
+    raise TimeoutError(f"{what} did not listen on {host}:{port} within {bound:.0f}s"
                        + (f"; its log: {process.log}\n{process.tail()}" if process else ""))
 
 

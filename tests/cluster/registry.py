@@ -1,8 +1,10 @@
 """A local OCI registry (CNCF Distribution) for the platform releases and the
 charts the tree installs, over plain HTTP.
 
-- kind: the ``registry`` container on the kind network, so clusters pull from
-  ``gwp-registry:5000`` while the host pushes to ``localhost:<port>``.
+- kind: the ``registry`` image (built from source by the toolchain) as a
+  container on the tier's network, its port published on the host's address
+  on that network (the gateway): the host pushes and the pods pull at that
+  one address, as the walkthrough's single ``PLATFORM_OCI_URL`` needs.
 - kwok: the same registry, built from source, as a host process on
   127.0.0.1: the Flux controllers run on the host too, so both sides use one
   address.
@@ -39,12 +41,13 @@ REPOSITORY = "platform"
 @dataclass(frozen=True)
 class Registry:
     host_port: str
-    # The address clusters use, when it differs from the host's.
-    in_cluster: str = f"{names.REGISTRY_CONTAINER}:{names.REGISTRY_PORT_IN_NETWORK}"
+    # The address clusters (and, on kind, the host too) use: host:port.
+    in_cluster: str
 
     @property
     def push_host(self) -> str:
-        return f"localhost:{self.host_port}" if self.in_cluster != self.host_address else self.host_address
+        """Where the host pushes: the address the clusters use as well."""
+        return self.in_cluster
 
     @property
     def host_address(self) -> str:
@@ -66,39 +69,46 @@ class Registry:
         return f"oci://{self.in_cluster}/{REPOSITORY}"
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((address, 0))
         return sock.getsockname()[1]
 
 
-def start_step(docker: str, host_port: str) -> Step:
+def start_step(docker: str, address: str, host_port: str, network: str, env: dict | None = None) -> Step:
     return Step(
         [
             docker, "run", "--detach", "--restart=no",
             f"--name={names.REGISTRY_CONTAINER}",
-            f"--network={names.KIND_NETWORK}",
+            f"--network={network}",
             f"--label={LABEL}",
-            f"--publish=127.0.0.1:{host_port}:{names.REGISTRY_PORT_IN_NETWORK}",
+            f"--publish={address}:{host_port}:{names.REGISTRY_PORT_IN_NETWORK}",
             image(),
         ],
-        note="local OCI registry on the kind network",
+        note="local OCI registry on the tier's network, published on the host's address there",
+        env=dict(env or {}),
         timeout=300,
     )
 
 
-def stop_step(docker: str) -> Step:
-    return Step([docker, "rm", "--force", names.REGISTRY_CONTAINER], note="remove the registry", timeout=120)
+def stop_step(docker: str, env: dict | None = None) -> Step:
+    return Step([docker, "rm", "--force", "--volumes", names.REGISTRY_CONTAINER], note="remove the registry",
+                env=dict(env or {}), timeout=120)
 
 
-def start(docker: str, runner: Recorder) -> Registry:
-    port = str(free_port()) if runner.live else REGISTRY_PORT
-    runner.run(start_step(docker, port))
-    return Registry(port)
+def start(docker: str, runner: Recorder, address: str, network: str, env: dict | None = None) -> Registry:
+    port = str(free_port(address)) if runner.live else REGISTRY_PORT
+    runner.run(start_step(docker, address, port, network, env))
+    made = Registry(port, in_cluster=f"{address}:{port}")
+    if runner.live:
+        from . import processes
+
+        processes.wait_port(int(port), 30, "the registry", host=address)
+    return made
 
 
-def stop(docker: str, runner: Recorder) -> None:
-    runner.run(stop_step(docker), check=False)
+def stop(docker: str, runner: Recorder, env: dict | None = None) -> None:
+    runner.run(stop_step(docker, env), check=False)
 
 
 # -- the registry as a host process (kwok provider) ---------------------------

@@ -29,12 +29,24 @@ def test_only_prefixed_clusters_and_containers_are_leftovers() -> None:
 
 
 def test_clean_without_docker_engine_exits_0_and_says_why(capsys, monkeypatch) -> None:
-    monkeypatch.setattr(preflight, "docker_engine_problem", lambda docker, timeout=20: "Docker engine not reachable")
+    import docker_engine
+    from cluster import egress
+
+    def unavailable(docker=None, start=True):
+        raise docker_engine.EngineUnavailable("no Docker engine answers (x)")
+
+    monkeypatch.setattr(docker_engine, "find", unavailable)
     monkeypatch.setattr(preflight, "find_tool", lambda name: f"/opt/{name}")
     monkeypatch.setattr(clean, "kwok_leftovers", lambda: ([], []))  # never this machine's real processes
+    # never this machine's real engine, routes or mounts
+    monkeypatch.setattr(egress, "leftovers", lambda: [])
+    monkeypatch.setattr(egress, "remove_leftovers", lambda: None)
+    monkeypatch.setattr(docker_engine, "own_pid", lambda: None)
+    monkeypatch.setattr(docker_engine, "leftover_processes", lambda: [])
+    monkeypatch.setattr(docker_engine, "leftover_mounts", lambda: [])
     assert clean.main([]) == 0
     out = capsys.readouterr().out
-    assert "no kind clusters to clean: cluster tier cannot run here: Docker engine not reachable" in out
+    assert "no kind clusters to clean: no Docker engine answers (x)" in out
 
 
 def item(kind, name, ready, message="", **meta):
@@ -75,7 +87,11 @@ def test_production_pin_and_moving_it_in_a_copy(tmp_path: Path) -> None:
 
 def test_skip_reason_names_each_missing_piece(monkeypatch) -> None:
     monkeypatch.setattr(preflight, "find_tool", lambda name: None if name in ("kind", "flux") else f"/opt/{name}")
+    import docker_engine
+
     monkeypatch.setattr(preflight, "docker_engine_problem", lambda docker, timeout=20: "Docker engine not reachable (x)")
+    monkeypatch.setattr(docker_engine, "can_start_own", lambda: False)
+    monkeypatch.setattr(preflight, "kind_images_missing", lambda: [])
     found = preflight.check()
     reason = found.skip_reason()
     assert not found.ok

@@ -1,64 +1,69 @@
-"""The kind provider drives pytest-kind's KindCluster with the pinned kind
-binary, and the plan prints exactly the command KindCluster runs. A small
-script stands in for the kind binary (no Docker here): it records its argv and
-writes a kubeconfig, as kind does."""
+"""The kind provider without Docker: the config it derives from the tree's,
+the commands it plans, the CNI configuration and routes it writes, the
+egress guard's arithmetic, and the Docker engine's pieces (the capability
+wrapper really run against a stand-in runc)."""
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from cluster import names
-from cluster.guard import ContextGuard
+import docker_engine
+from cluster import egress, names
 from cluster.providers import get
-from cluster.providers.kind import KindProvider, pick_ipv4
+from cluster.providers.kind import KindProvider, cni_config, node_subnets, pick_ipv4
 from cluster.runner import LiveRunner, Recorder
-
-FAKE_KIND = """#!/bin/sh
-echo "$@" >> "{log}"
-if [ "$1" = get ]; then exit 0; fi
-for arg in "$@"; do case "$arg" in --kubeconfig=*) cfg="${{arg#--kubeconfig=}}";; esac; done
-cat > "$cfg" <<'KUBECONFIG'
-apiVersion: v1
-kind: Config
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:1"}}}}]
-users: [{{name: u, user: {{}}}}]
-contexts: [{{name: kind-gwp-staging, context: {{cluster: c, user: u}}}}]
-current-context: kind-gwp-staging
-KUBECONFIG
-"""
+from cluster.guard import ContextGuard
+from harness.model import PROJECT_ROOT
 
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     (root / "create").mkdir(parents=True)
-    (root / "create" / "staging.yaml").write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+    (root / "create" / "staging.yaml").write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: staging\nnetworking:\n  apiServerAddress: 127.0.0.1\n"
+        "nodes:\n  - role: control-plane\n    image: kindest/node:v1.35.8@sha256:0\n  - role: worker\n"
+        "    image: kindest/node:v1.35.8@sha256:0\n")
     return root
 
 
-def test_kindcluster_runs_what_the_plan_prints(tree: Path, tmp_path: Path) -> None:
-    log = tmp_path / "kind.log"
-    kind = tmp_path / "kind"
-    kind.write_text(FAKE_KIND.format(log=log))
-    kind.chmod(0o755)
-    work = tmp_path / "work"
-    work.mkdir()
-    provider = KindProvider({"kind": str(kind), "kubectl": "kubectl", "docker": "docker"}, str(work), str(tree))
-    runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None)
-    cwd_before = sorted(os.listdir(os.getcwd()))
+def test_the_tier_config_changes_only_what_it_must(tree: Path, tmp_path: Path) -> None:
+    provider = KindProvider({}, str(tmp_path), str(tree))
+    config = yaml.safe_load(provider.tier_config("staging", "gwp.local/kind-node:k1"))
+    assert config["name"] == names.cluster_name("staging")
+    assert [n["image"] for n in config["nodes"]] == ["gwp.local/kind-node:k1"] * 2
+    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker"], "the tree's shape is kept"
+    assert config["networking"]["apiServerAddress"] == "127.0.0.1"
+    assert config["networking"]["disableDefaultCNI"] is True
+    assert config["networking"]["podSubnet"] == egress.POD_RANGE
+    assert config["networking"]["serviceSubnet"] == egress.SERVICE_RANGE
 
+
+def test_every_tree_config_becomes_a_tier_config(tmp_path: Path) -> None:
+    provider = KindProvider({}, str(tmp_path), str(PROJECT_ROOT))
+    for target in names.ALL_CLUSTERS:
+        config = yaml.safe_load(provider.tier_config(target, "gwp.local/kind-node:k1"))
+        assert all(n["image"] == "gwp.local/kind-node:k1" for n in config["nodes"]), target
+
+
+def test_create_in_a_plan_runs_nothing_and_names_the_tiers_network(tree: Path) -> None:
+    provider = get("kind", {"kind": "/nonexistent/kind", "docker": "/opt/docker"}, "$GWP_WORK", str(tree))
+    runner = Recorder()
     cluster = provider.create("staging", runner)
-
-    calls = [line.split() for line in log.read_text().splitlines()]
-    created = [c for c in calls if c[:2] == ["create", "cluster"]]
-    assert created == [provider.create_step("staging").argv[1:]], calls
-    assert cluster.context == names.kube_context("staging") == "kind-gwp-staging"
-    assert Path(cluster.kubeconfig).parent == work
-    assert Path(cluster.kubeconfig).is_file()
-    assert sorted(os.listdir(os.getcwd())) == cwd_before, "KindCluster left a folder in the current directory"
+    created = [s for s in runner.steps if s.argv[1:3] == ["create", "cluster"]]
+    assert created and created[0].argv[0] == "/nonexistent/kind"
+    assert created[0].env["KIND_EXPERIMENTAL_DOCKER_NETWORK"] == "gwp-kind"
+    assert "--config=$GWP_WORK/kind-staging.yaml" in created[0].argv
+    network = [s for s in runner.steps if s.argv[1:3] == ["network", "create"]][0]
+    assert "--opt=com.docker.network.bridge.enable_ip_masquerade=false" in network.argv
+    assert runner.steps.index(network) < runner.steps.index(created[0])
+    assert cluster.kubeconfig == "$GWP_WORK/gwp-staging.kubeconfig"
 
 
 def test_missing_kind_config_says_which_file(tree: Path, tmp_path: Path) -> None:
@@ -66,14 +71,6 @@ def test_missing_kind_config_says_which_file(tree: Path, tmp_path: Path) -> None
     runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None)
     with pytest.raises(FileNotFoundError, match="create/sandbox.yaml"):
         provider.create("sandbox", runner)
-
-
-def test_create_in_a_plan_runs_nothing(tree: Path) -> None:
-    provider = get("kind", {"kind": "/nonexistent/kind"}, "$GWP_WORK", str(tree))
-    runner = Recorder()
-    cluster = provider.create("staging", runner)
-    assert runner.steps[0].argv[:3] == ["/nonexistent/kind", "create", "cluster"]
-    assert cluster.kubeconfig == "$GWP_WORK/gwp-staging.kubeconfig"
 
 
 def test_unknown_provider_is_named() -> None:
@@ -90,3 +87,91 @@ def test_gateway_is_the_ipv4_one(out: str, want: str) -> None:
 def test_no_ipv4_gateway_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="no IPv4 gateway"):
         pick_ipv4("fc00::1")
+
+
+def node(name: str, address: str | None, cidr: str | None) -> dict:
+    return {"metadata": {"name": name}, "spec": {"podCIDR": cidr} if cidr else {},
+            "status": {"addresses": [{"type": "InternalIP", "address": address}] if address else []}}
+
+
+def test_each_node_gets_its_own_subnet_and_routes_to_the_others() -> None:
+    got = node_subnets({"items": [node("a", "172.18.0.2", "10.244.0.0/24"), node("b", "172.18.0.3", "10.244.1.0/24")]})
+    assert got == {"a": ("172.18.0.2", "10.244.0.0/24"), "b": ("172.18.0.3", "10.244.1.0/24")}
+    with pytest.raises(RuntimeError, match="node c has no InternalIP or podCIDR"):
+        node_subnets({"items": [node("c", "172.18.0.4", None)]})
+    config = json.loads(cni_config("10.244.1.0/24"))
+    assert config["plugins"][0]["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
+
+
+def test_the_guard_refuses_ranges_the_host_routes() -> None:
+    table = "default via 192.0.2.1 dev eth0\n10.96.0.0/12 dev tun0\nblackhole 10.244.0.0/16\n"
+    assert egress.overlapping(table) == [egress.SERVICE_RANGE]
+    assert egress.overlapping("default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0\n") == []
+
+
+def test_node_rules_drop_only_forwarded_service_traffic() -> None:
+    commands = [" ".join(c) for c in egress.node_commands()]
+    assert f"ip route replace blackhole {egress.POD_RANGE}" in commands
+    low, high = egress.RULE_PRIORITIES
+    assert commands.index(f"ip rule add priority {low} iif lo lookup main") < \
+        commands.index(f"ip rule add priority {high} to {egress.SERVICE_RANGE} blackhole")
+
+
+# -- the Docker engine ----------------------------------------------------------------
+
+
+def test_the_bounding_set_decides_the_wrapper() -> None:
+    assert docker_engine.lacks_sys_resource("CapBnd:\t000001fffeffffff\n")
+    assert not docker_engine.lacks_sys_resource("CapBnd:\t000001ffffffffff\n")
+    assert docker_engine.daemon_config(None).get("default-runtime") is None
+    config = docker_engine.daemon_config(Path("/x/wrapper"))
+    assert config["default-runtime"] == "gwp-runc" and config["runtimes"]["gwp-runc"]["path"] == "/x/wrapper"
+    assert config["dns"] == ["127.0.0.1"] and config["bridge"] == "none"
+
+
+def test_the_wrapper_drops_sys_resource_and_runs_runc(tmp_path: Path) -> None:
+    """The real wrapper script, against a stand-in runc that prints its args."""
+    runc = tmp_path / "runc"
+    runc.write_text("#!/bin/sh\necho runc \"$@\"\n")
+    runc.chmod(0o755)
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text(docker_engine.WRAPPER_TEXT.format(python=sys.executable, runc=str(runc)))
+    wrapper.chmod(0o755)
+    caps = ["CAP_CHOWN", "CAP_SYS_RESOURCE", "CAP_SYS_ADMIN"]
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"process": {"capabilities": {"bounding": caps, "effective": caps}}}))
+    out = subprocess.run([str(wrapper), "--root", "/r", "create", "--bundle", str(bundle), "id1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"runc --root /r create --bundle {bundle} id1"
+    spec = json.loads((bundle / "config.json").read_text())
+    assert spec["process"]["capabilities"] == {"bounding": caps[::2], "effective": caps[::2]}
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({"capabilities": {"bounding": caps}}))
+    subprocess.run([str(wrapper), "exec", f"--process={process}", "id1"], capture_output=True, check=True)
+    assert json.loads(process.read_text())["capabilities"]["bounding"] == caps[::2]
+
+
+def test_leftover_mounts_are_the_engines_deepest_first(monkeypatch) -> None:
+    monkeypatch.setenv(docker_engine.DATA_ROOT_ENV, "/var/lib/gwpd")
+    info = ("1 0 0:1 / / rw - ext4 /dev/vda rw\n"
+            "2 1 0:2 / /var/lib/gwpd rw - ext4 /dev/vda rw\n"
+            "3 2 0:3 / /var/lib/gwpd/overlay2/abc/merged rw - overlay overlay rw\n"
+            f"4 1 0:4 / {docker_engine.RUN_DIR}/exec/netns/x rw - nsfs nsfs rw\n"
+            "5 1 0:5 / /var/lib/gwpdX rw - ext4 /dev/vda rw\n")
+    assert docker_engine.leftover_mounts(info) == ["/var/lib/gwpd/overlay2/abc/merged",
+                                                   f"{docker_engine.RUN_DIR}/exec/netns/x", "/var/lib/gwpd"]
+
+
+def test_podinfos_answer_counts_only_when_openssl_verified_it() -> None:
+    from cluster.scenarios import workloads
+
+    verified = 'depth=0 \nverify return:1\nHTTP/1.0 200 OK\nContent-Length: 9\n\n{"message": "podinfo on staging"}\n'
+    assert workloads.answer_of(verified)["message"] == "podinfo on staging"
+    for broken in (verified.replace("verify return:1", "verify error:num=18:self-signed certificate"),
+                   verified.replace("200 OK", "503 Service Unavailable")):
+        with pytest.raises(AssertionError, match="no verified HTTP 200 answer"):
+            workloads.answer_of(broken)
+    script = json.loads(workloads.client_pod("img"))["spec"]["containers"][0]["command"][2]
+    assert "-CAfile /tls/ca.crt" in script and "-verify_return_error" in script
+    assert f"-verify_hostname {workloads.HOST}" in script

@@ -30,6 +30,9 @@ def plan_text() -> str:
 
 
 def commands(text: str) -> list[str]:
+    """The plan's command lines, less the kind network every docker and
+    kind command names in its environment."""
+    text = text.replace("KIND_EXPERIMENTAL_DOCKER_NETWORK=gwp-kind ", "")
     return [line for line in text.splitlines() if line.startswith(("/opt/", "(cd", "KIND_GATEWAY=", "git "))]
 
 
@@ -43,14 +46,15 @@ def index(lines: list[str], pattern: str) -> int:
 def test_clusters_come_from_the_trees_kind_configs(plan_text: str) -> None:
     for target in names.ALL_CLUSTERS:
         assert (f"/opt/kind create cluster --name=gwp-{target} \"--kubeconfig=$GWP_WORK/gwp-{target}.kubeconfig\" "
-                f"--config {PROJECT_ROOT}/create/{target}.yaml") in plan_text
+                f"\"--config=$GWP_WORK/kind-{target}.yaml\"") in commands(plan_text)
 
 
 def test_order_network_then_git_server_then_registry_then_flux(plan_text: str) -> None:
     lines = commands(plan_text)
     first = index(lines, r"kind create cluster --name=gwp-development")
-    gateway = index(lines, r"^KIND_GATEWAY=\$\(/opt/docker network inspect kind")
-    registry = index(lines, r"/opt/docker run --detach .*--name=gwp-registry --network=kind .*registry:3\.0\.0$")
+    gateway = index(lines, r"^KIND_GATEWAY=\$\(/opt/docker network inspect gwp-kind")
+    registry = index(lines, r"/opt/docker run --detach .*--name=gwp-registry --network=gwp-kind .*"
+                            r"\"--publish=\$KIND_GATEWAY:\$REGISTRY_PORT:5000\" registry:3\.0\.0$")
     release = index(lines, r"bash snippets/platform-release.sh 1\.0\.0")
     wiring = index(lines, r"--context=kind-gwp-development apply --server-side -f -")
     bootstrap = index(lines, r"/opt/flux bootstrap git .*--context=kind-gwp-development")
@@ -71,7 +75,7 @@ def test_flux_is_bootstrapped_from_the_local_git_server(plan_text: str) -> None:
 def test_cluster_vars_carry_the_endpoints(plan_text: str) -> None:
     assert plan_text.count("name: cluster-vars") == len(names.ALL_CLUSTERS)
     assert "platform_git_url: http://$KIND_GATEWAY:$GIT_PORT/gitops-whitepaper.git" in plan_text
-    assert "platform_oci_url: oci://gwp-registry:5000/platform" in plan_text
+    assert "platform_oci_url: oci://$KIND_GATEWAY:$REGISTRY_PORT/platform" in plan_text
     assert 'platform_oci_insecure: "true"' in plan_text
 
 
@@ -98,7 +102,7 @@ def test_cluster_blocks_run_in_page_order_with_the_pages_context(plan_text: str)
     assert "/opt/kubectl config set-context kind-staging --cluster=kind-gwp-staging" in plan_text
     block_line = next(l for l in plan_text.splitlines() if "kubectl get ns" in l)
     assert 'PLATFORM_GIT_URL="http://$KIND_GATEWAY:$GIT_PORT/gitops-whitepaper.git"' in block_line
-    assert "PLATFORM_OCI_URL=oci://gwp-registry:5000/platform" in block_line
+    assert 'PLATFORM_OCI_URL="oci://$KIND_GATEWAY:$REGISTRY_PORT/platform"' in block_line
 
 
 def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> None:
@@ -115,7 +119,7 @@ def test_everything_is_removed_at_the_end(plan_text: str) -> None:
     assert sorted(tail[:-1]) == sorted(
         f'/opt/kind delete cluster --name=gwp-{t} "--kubeconfig=$GWP_WORK/gwp-{t}.kubeconfig"'
         for t in names.ALL_CLUSTERS)
-    assert tail[-1] == "/opt/docker rm --force gwp-registry"
+    assert tail[-1] == "/opt/docker rm --force --volumes gwp-registry"
 
 
 def test_a_block_aimed_at_another_cluster_is_refused() -> None:
@@ -150,3 +154,18 @@ def test_each_cluster_is_bootstrapped_once_the_sandbox_from_its_clone() -> None:
     assert len(sandbox) == 1 and "--path=clusters/sandbox-a" in sandbox[0]
     lines = text.splitlines()
     assert index(lines, r"--path=clusters/sandbox-a") < index(lines, r"cluster block on sandbox")
+
+
+def test_the_readers_values_are_the_tiers_own() -> None:
+    """A block that exports a variable the page tells the reader to set runs
+    with the tier's value; other exports are left as the page wrote them."""
+    text = ("export PLATFORM_GIT_URL=https://github.com/YOUR-USER/gitops-whitepaper\n"
+            "  export GIT_PASSWORD=YOUR-TOKEN   # for an https:// URL\nexport OTHER=1\n")
+    got, replaced = doc_blocks.with_readers_values(text, {"PLATFORM_GIT_URL": "x", "GIT_PASSWORD": "y"})
+    assert replaced == ["PLATFORM_GIT_URL", "GIT_PASSWORD"]
+    assert got.splitlines() == ['export PLATFORM_GIT_URL="${PLATFORM_GIT_URL}"',
+                                '  export GIT_PASSWORD="${GIT_PASSWORD}"   # for an https:// URL', "export OTHER=1"]
+    out = subprocess.run(["bash", "-euc", got + 'echo "$PLATFORM_GIT_URL $GIT_PASSWORD"'], capture_output=True,
+                         text=True, env={"PLATFORM_GIT_URL": "http://10.0.0.1/x.git", "GIT_PASSWORD": "p",
+                                         "PATH": "/usr/bin:/bin"}).stdout
+    assert out.strip() == "http://10.0.0.1/x.git p"

@@ -19,7 +19,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .pins import Tool
+from .recipes import Tool
 
 RECORD = "tool.json"
 
@@ -54,7 +54,7 @@ def record(tool: Tool) -> dict | None:
         return None
     for name in tool.binaries:
         exe = binary(tool, name)
-        if not (exe.is_file() and os.access(exe, os.X_OK)):
+        if not exe.is_file() or (not name.endswith(".tar") and not os.access(exe, os.X_OK)):
             return None
     return data
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import cache, gomod
-from .pins import PROJECT_ROOT, flux_version, served_instead
 
 FLUX_MODULE = "github.com/fluxcd/flux2/v2"
 ASSET = re.compile(
@@ -48,12 +47,12 @@ def read_bases(flux_source: Path) -> dict[str, str]:
     return out
 
 
-def bundled(root: Path = PROJECT_ROOT) -> dict[str, Component]:
-    """Every component of the pinned Flux version, with what is built here.
+def bundled(version: str, instead: dict[str, dict]) -> dict[str, Component]:
+    """Every component of Flux ``version`` (``v2.9.5``), with what is built
+    here: ``instead`` is versions.yaml ``flux.served_instead``.
 
     The list is remembered in the tool cache, so looking it up again needs
     neither Go nor the module cache."""
-    version = flux_version(root)
     memo = cache.tools_root() / ".components" / f"flux-{version}.json"
     try:
         versions = json.loads(memo.read_text(encoding="utf-8"))
@@ -63,7 +62,6 @@ def bundled(root: Path = PROJECT_ROOT) -> dict[str, Component]:
             raise gomod.BuildError(f"{FLUX_MODULE}@{version}: no component found in manifests/bases")
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(json.dumps(versions, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    instead = served_instead(root)
     out = {}
     for name, shipped in versions.items():
         override = instead.get(name) or {}

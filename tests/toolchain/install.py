@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import builders, cache, gomod
-from .pins import PROJECT_ROOT, Tool, for_tier, tool_for_binary, tools
+from .pins import PROJECT_ROOT, for_tier, tool_for_binary, tools, versions
+from .recipes import Build, Tool
 
 LOCAL_BIN = ".tools/bin"
-# Built first: the flux CLI's recipe runs kustomize.
-ORDER = ("kustomize",)
 
 
 def find_binary(name: str, root: Path = PROJECT_ROOT) -> str | None:
@@ -61,13 +60,20 @@ def ensure(tool: Tool, root: Path = PROJECT_ROOT, rebuild: bool = False) -> Outc
         gomod.go()
     except gomod.BuildError as error:
         return Outcome(tool, "", str(error), False)
+    needs = {}
+    for name in tool.needs:
+        needed = tools(root).get(name)
+        if needed is None or cache.record(needed) is None:
+            return Outcome(tool, "", f"needs {name}, which is not built: run `nox -s tools -- {name}` first", False)
+        needs[name] = cache.entry(needed) / "bin"
     cache.discard_stale_scratch()
     out = cache.scratch(tool)
     log = out / "build.log"
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f"gwp-build-{tool.name}-"))
     try:
-        details = builders.recipe(tool)(tool, out, work, log, Path(root))
+        build = Build(out=out, work=work, log=log, root=Path(root), needs=needs, settings=versions(Path(root)))
+        details = builders.builder(tool)(tool, build)
         seconds = round(time.monotonic() - started, 1)
         for binary in tool.binaries:
             if not (out / "bin" / binary).is_file():
@@ -120,7 +126,28 @@ def selected(names: list[str], tier: str | None, root: Path = PROJECT_ROOT) -> l
         chosen = for_tier(tier, root)
     else:
         chosen = list(known.values())
-    return sorted(chosen, key=lambda t: (t.name not in ORDER, list(known).index(t.name)))
+    return in_build_order(chosen, known)
+
+
+def in_build_order(chosen: list[Tool], known: dict[str, Tool]) -> list[Tool]:
+    """``chosen`` with every tool after the tools it needs (adding those it
+    needs that were not chosen), otherwise in versions.yaml order."""
+    order: list[Tool] = []
+
+    def add(tool: Tool, path: tuple[str, ...] = ()) -> None:
+        if tool in order:
+            return
+        if tool.name in path:
+            raise SystemExit(f"versions.yaml: {' -> '.join((*path, tool.name))}: tools that need each other")
+        for name in tool.needs:
+            if name not in known:
+                raise SystemExit(f"versions.yaml tools.{tool.name}.needs: {name} is not a tool")
+            add(known[name], (*path, tool.name))
+        order.append(tool)
+
+    for tool in sorted(chosen, key=lambda t: list(known).index(t.name) if t.name in known else len(known)):
+        add(tool)
+    return order
 
 
 def main(argv: list[str]) -> int:

@@ -11,38 +11,27 @@ the module proxy here refuses them.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
+from . import components as flux_components
+from .gomod import BuildError
+from .inputs import chart_pin, file_digest
+from .recipes import Tool
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Recipes whose version is a key over all their inputs (the kind tier's images).
+KEYED = {"debian-rootfs": ("debian_rootfs",), "kind-node": ("kind_node", "images"),
+         "kind-images": ("kind_images", "images")}
+PREBUILT_ENV = "GITOPS_WHITEPAPER_PREBUILT"
 
 # The tiers a tool serves: the offline tier needs kustomize, the flux CLI,
 # helm, actionlint and hclfmt;
 # the cluster tier on kind needs kind, on kwok the control plane and the rest.
 TIERS = ("offline", "kind", "kwok")
-
-
-@dataclass(frozen=True)
-class Tool:
-    """One entry of versions.yaml ``tools:``."""
-
-    name: str
-    build: str  # go-install | go-wrapper | flux-cli | flux-controller | flux-operator
-    module: str
-    version: str
-    packages: tuple[str, ...]
-    binaries: tuple[str, ...]
-    tiers: tuple[str, ...]
-    local_replaces: str | None = None  # go-wrapper: the published version of the module's own local replaces
-    version_ldflags: tuple[str, ...] = ()  # variables set to the version with -X
-    note: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,15 +71,21 @@ def tools(root: Path = PROJECT_ROOT) -> dict[str, Tool]:
         elif build == "flux-controller" and not version:
             # The version this Flux bundles (its manifests/bases), or the one
             # flux.served_instead builds in its place.
-            from .components import bundled
-            from .gomod import BuildError
-
             try:
                 version = bundled(root)[name].built
             except (BuildError, KeyError) as error:
                 # Unknown until flux2's source can be read (needs Go once);
                 # such a tool is simply not cached yet.
                 version, spec["note"] = "unresolved", f"version unknown: {error}"
+        chart = spec.pop("version_of_chart", None)
+        if chart and not version:
+            # One pin: the module version the chart's sources are taken at.
+            version = ((versions(root).get("charts") or {}).get(chart) or {}).get("module_version")
+            if not version:
+                raise ValueError(f"versions.yaml tools.{name}.version_of_chart: charts: has no module_version "
+                                 f"for {chart}")
+        if build in KEYED and not version:
+            version = "pending"  # the key, once every tool it needs is known (below)
         if not version:
             raise ValueError(f"versions.yaml tools.{name}: no version")
         module = spec.pop("module")
@@ -111,9 +106,54 @@ def tools(root: Path = PROJECT_ROOT) -> dict[str, Tool]:
             local_replaces=spec.pop("local_replaces", None),
             version_ldflags=tuple(spec.pop("version_ldflags", None) or ()),
             note=str(spec.pop("note", "")),
+            image=bool(spec.pop("image", False)),
+            # The flux CLI's embedded manifests are made with kustomize.
+            needs=tuple(spec.pop("needs", None) or (("kustomize",) if build in ("flux-cli", "flux-operator") else ())),
             extra=spec,
         )
+    for name, tool in out.items():
+        if tool.version == "pending":
+            out[name] = replace(tool, version=input_key(tool, out, root))
     return out
+
+
+def input_key(tool: Tool, known: dict[str, Tool], root: Path) -> str:
+    """A key over everything a keyed recipe is made from: its versions.yaml
+    entry, its builder's code, the tools it needs (with their keys), and
+    what it reads from the tree and the prebuilt folder."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([tool.name, tool.build, tool.module, tool.packages, tool.binaries, tool.needs,
+                              tool.extra], sort_keys=True, default=str).encode())
+    for module in KEYED[tool.build]:
+        digest.update((Path(__file__).parent / "builders" / f"{module}.py").read_bytes())
+    for need in tool.needs:
+        needed = known.get(need)
+        if needed is None:
+            raise ValueError(f"versions.yaml tools.{tool.name}.needs: {need} is not a tool")
+        digest.update(f"{needed.key}\n".encode())
+    if tool.build == "kind-node":
+        digest.update(f"kind {known['kind'].version}\n".encode())  # its base files and manifests
+    for spec in (tool.extra.get("prebuilt") or {}).values():
+        try:
+            version = chart_pin(spec["chart"], root)
+        except (ValueError, OSError):
+            version = "unpinned"  # a tree without that chart: the builder says so, if it is ever built
+        digest.update(f"{spec['chart']} {version}\n".encode())
+        archive = prebuilt_archive(spec["archive"].format(version=version))
+        digest.update((file_digest(archive) if archive else "none").encode())
+    return "k" + digest.hexdigest()[:16]
+
+
+def prebuilt_archive(name: str) -> Path | None:
+    """The archive ``name`` in the prebuilt folder ($GITOPS_WHITEPAPER_PREBUILT), if any."""
+    import os
+
+    folder = os.environ.get(PREBUILT_ENV)
+    path = Path(folder) / name if folder else None
+    return path if path is not None and path.is_file() else None
 
 
 def _default_binaries(name: str, build: str, packages: tuple[str, ...]) -> list[str]:
@@ -130,10 +170,16 @@ def _default_binaries(name: str, build: str, packages: tuple[str, ...]) -> list[
     return out
 
 
+def bundled(root: Path = PROJECT_ROOT) -> dict[str, flux_components.Component]:
+    """The components the pinned Flux bundles, with what is built here."""
+    return flux_components.bundled(flux_version(root), served_instead(root))
+
+
 def tool_for_binary(binary: str, root: Path = PROJECT_ROOT) -> Tool | None:
-    """The tool that provides ``binary`` (``kubectl`` -> kubernetes)."""
+    """The tool that provides ``binary`` (``kubectl`` -> kubernetes); never
+    one whose programs only go into images."""
     for tool in tools(root).values():
-        if binary in tool.binaries:
+        if binary in tool.binaries and not tool.image:
             return tool
     return None
 

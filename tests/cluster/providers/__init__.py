@@ -87,6 +87,8 @@ class Provider:
     name = "abstract"
     # What this provider simulates rather than runs, for the report ('' = nothing).
     simulated = ""
+    # Whether pods really run (containers, probes, Services carrying traffic).
+    runs_pods = False
 
     def create(self, target: str, runner: Recorder) -> Cluster:
         raise NotImplementedError
@@ -210,6 +212,11 @@ class Provider:
                                f"{forward.tail(20)}")
         finally:
             forward.stop()
+
+    def workload_containers(self, cluster: Cluster, kept_namespaces) -> list[str]:
+        """Containers still running on the cluster's nodes for pods outside
+        ``kept_namespaces`` (empty where no container runs, as on kwok)."""
+        return []
 
     def controller_logs(self, cluster: Cluster) -> dict:
         """Controller name -> log file on the host, for providers whose

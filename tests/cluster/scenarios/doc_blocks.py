@@ -149,6 +149,34 @@ def block_cluster(env, target: str) -> Cluster:
     return env.cluster(target)
 
 
+
+_EXPORT = re.compile(r"^(?P<indent>\s*)export (?P<name>[A-Z_][A-Z0-9_]*)=(?P<value>\S+)(?P<rest>.*)$", re.M)
+
+
+def with_readers_values(text: str, provided: dict[str, str]) -> tuple[str, list[str]]:
+    """The block with each ``export NAME=value`` of a variable the page tells
+    the reader to set (and the tier provides) given the tier's value instead
+    of the page's placeholder; returns (text, the names replaced)."""
+    replaced: list[str] = []
+
+    def swap(match: re.Match) -> str:
+        name = match["name"]
+        if name not in provided:
+            return match[0]
+        replaced.append(name)
+        return f'{match["indent"]}export {name}="${{{name}}}"{match["rest"]}'
+
+    return _EXPORT.sub(swap, text), replaced
+
+
+def install_release_key(env, home: Path) -> None:
+    """The run's key pair in the walkthrough's place ($HOME/platform-release-key):
+    the releases already published are signed with it, and the clusters
+    verify with its public half."""
+    if env.live:
+        shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
+
+
 def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     and per transcript shown after one. After a block that failed or could
@@ -168,8 +196,6 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
         home.mkdir(parents=True, exist_ok=True)
-        # The walkthrough makes its key pair in $HOME/platform-release-key.
-        shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
         # A reader's git has an identity; the pages commit (a production pin).
         (home / ".gitconfig").write_text("[user]\n\tname = docs-test reader\n"
                                          "\temail = reader@gitops-whitepaper.invalid\n", encoding="utf-8")
@@ -205,14 +231,24 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
         check_block(block, cluster)
         kubeconfig = block_kubeconfig(env, cluster, Path(env.work))
         timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
+        makes_key = "generate-key-pair" in block.text
+        if makes_key and env.live:
+            # The page makes its own pair where the run's copy lies: as for
+            # a reader, the folder holds no pair yet.
+            for name in ("cosign.key", "cosign.pub"):
+                (home / "platform-release-key" / name).unlink(missing_ok=True)
+        elif not makes_key:
+            install_release_key(env, home)
+        provided = exports(env)
+        text, replaced = with_readers_values(block.text, provided)
         watch = status.FluxWatch(cluster, env.runner, env.tool("kubectl"), locator=getattr(env, "locator", None),
                                  failed=getattr(env, "failed", None)) if env.live else None
         try:
             proc = env.runner.run(Step(
-                ["bash", "-euo", "pipefail", "-c", block.text],
+                ["bash", "-euo", "pipefail", "-c", text],
                 note=f"{block.location()}: cluster block on {cluster.target}",
                 cwd=str(clone),
-                env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **exports(env)},
+                env={"HOME": str(home), "PATH": env.tool_path(), "KUBECONFIG": kubeconfig, **provided},
                 timeout=timeout,
             ), check=False, while_waiting=watch.check if watch else None)
         except (status.FluxFailed, status.AlreadyFailed) as error:
@@ -235,7 +271,17 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
             not_compared(block, "its block failed")
             continue
         save_transcript(env, block, proc.stdout, run_values(env, home))
-        findings.append(Finding("cluster", Outcome.PASSED, block.location(0), f"ran on {cluster.target}", block))
+        note = f"ran on {cluster.target}"
+        if replaced:
+            note += f"; the tier's values for {', '.join(replaced)}"
+        if makes_key and env.live:
+            # The releases the tier has published already are signed with the
+            # run's pair, which takes the place of the one the page made.
+            made = (home / "platform-release-key" / "cosign.pub").is_file()
+            install_release_key(env, home)
+            note += ("; it made its key pair, then replaced by the run's, which signed the releases already "
+                     "published" if made else "; it made no key pair")
+        findings.append(Finding("cluster", Outcome.PASSED, block.location(0), note, block))
         shown = following.get((block.page, block.index + 1))
         if shown is not None:
             findings.append(transcript.compare(shown, proc.stdout, run_values(env, home)))

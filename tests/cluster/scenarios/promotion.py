@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import status, tree
 from ..plan import Step
-from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
+from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, workloads
 
 # A release above the walkthrough's: its blocks (proof 4) run first, on
 # clusters in the state a reader's are in (staging on 1.0.0, then 1.1.0),
@@ -85,18 +85,27 @@ def run(env) -> None:
     for cluster in (staging, production):
         status.wait_all_ready(env, cluster, READY_BOUND)
 
-    env.release(NEXT)
+    # The release carries a change to cert-manager's pods: a cluster that
+    # takes it must replace them, one that does not must keep them.
+    staging_pods = workloads.pods(env, staging, *workloads.CERT_MANAGER)
+    production_pods = workloads.pods(env, production, *workloads.CERT_MANAGER)
+    env.release(NEXT, change=lambda clone: workloads.annotate_release(clone, NEXT))
     flux_reconcile(env, staging, "source", "oci", staging_source.name, "-n", staging_source.namespace)
     flux_reconcile(env, production, "source", "oci", production_source.name, "-n", production_source.namespace)
     wait_revision(env, staging, staging_source, NEXT)
     expect_applied(env, staging, staging_source, NEXT)
+    workloads.wait_replaced(env, staging, staging_pods, NEXT)
     wait_revision(env, production, production_source, pin)  # still the pinned release
     expect_applied(env, production, production_source, pin)
+    workloads.unchanged(env, production, production_pods)
 
     move_pin(env, production, pin, NEXT)
     wait_revision(env, production, production_source, NEXT)
     expect_applied(env, production, production_source, NEXT)
+    workloads.wait_replaced(env, production, production_pods, NEXT)
+    released_pods = workloads.pods(env, production, *workloads.CERT_MANAGER)
 
     move_pin(env, production, NEXT, pin)  # roll back
     wait_revision(env, production, production_source, pin)
     expect_applied(env, production, production_source, pin)
+    workloads.wait_replaced(env, production, released_pods, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import names, status
 from ..plan import Step
 from ..providers import kube_args
-from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git
+from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, workloads
 
 SANDBOX_DIR = "sandbox-a"
 # The walkthrough's branch (docs/example/kind.md, Create a sandbox): what its blocks print names it.
@@ -113,6 +113,10 @@ def start(env) -> None:
             f"sandbox: the change (ConfigMap flux-system/{MARKER} in clusters/{SANDBOX_DIR}) was not applied "
             f"after a reconcile: {made.stderr.strip()}"
         )
+    # The workloads the clean-down must delete: there are some to delete.
+    running = workloads.workload_pods(env, sandbox)
+    if env.live:
+        assert running, "sandbox: no workload pod runs before the clean-down; the clean-down check would prove nothing"
 
 
 def cleaned_down(env, sandbox) -> bool:
@@ -138,6 +142,7 @@ def finish(env) -> None:
         proc = env.runner.run(Step([env.tool("kubectl"), *kube_args(sandbox), "get", kind, "--all-namespaces",
                                     "-o", "json"], note="look for objects stuck in deletion", timeout=60))
         listings[kind] = json.loads(proc.stdout) if env.live else {}
+    workloads.wait_workloads_gone(env, sandbox)
     if env.live:
         stuck = dangling(listings)
         assert not stuck, "sandbox clean-down left objects stuck in deletion:\n  " + "\n  ".join(stuck)

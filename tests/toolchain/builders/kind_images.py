@@ -1,0 +1,177 @@
+"""The images the kind tier's clusters run besides the node's own, named and
+tagged exactly as what installs them asks, so no manifest, chart value or
+tree file changes to point at them:
+
+- the Flux controllers, as the flux CLI's embedded install manifests name
+  them (``flux install --export``); each from the controller the toolchain
+  built, whose version must be the tag the manifest asks for;
+- podinfo, as its chart's values name it (the chart the tree installs, from
+  the module commit versions.yaml ``charts:`` names), with the module's
+  ``ui/`` folder;
+- the registry, as the tier runs it (``registry:<tools.registry version>``),
+  and the tier's client pod (``gwp.local/tier-client``: curl);
+- the programs versions.yaml lists under ``prebuilt:`` (cert-manager's
+  five), at the version the tree's chart pins, from an archive in the folder
+  ``$GITOPS_WHITEPAPER_PREBUILT`` names, or loaded as they are from image
+  archives (``docker save``) found there.
+
+Programs go on the ``static`` base (users, CA certificates, /tmp) and run as
+a numbered non-root user, which ``runAsNonRoot`` can verify.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from .. import gomod
+from ..inputs import chart_pin, file_digest
+from ..recipes import Build, Tool
+from . import images
+
+PREBUILT_ENV = "GITOPS_WHITEPAPER_PREBUILT"
+CLIENT = "gwp.local/tier-client:{key}"
+FLUX_IMAGE = re.compile(r"^\s*image:\s*(ghcr\.io/fluxcd/(?P<name>[\w-]+):(?P<tag>\S+))\s*$", re.M)
+REGISTRY_CONFIG = """version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+"""
+
+
+def build(tool: Tool, b: Build) -> dict:
+    wanted: list[images.Image] = []
+    wanted += flux_images(b)
+    wanted.append(podinfo_image(b))
+    wanted.append(registry_image(b))
+    # The tier's own client pod (curl, CA certificates), which calls podinfo
+    # over its Service and TLS; no tree file names it.
+    wanted.append(images.Image(CLIENT.format(key=tool.version), "iptables", user="65532:65532"))
+    notes = {}
+    with images.engine() as eng:
+        bases = images.import_bases(eng, b, b.need("debian-rootfs"), tool.version)
+        loaded: list[str] = []
+        for name, spec in (tool.extra.get("prebuilt") or {}).items():
+            made, how = prebuilt_images(eng, b, name, spec)
+            wanted += made
+            loaded += how.get("loaded", [])
+            notes[name] = how["source"]
+        for image in wanted:
+            image.base = bases.get(image.base, image.base)
+            images.build_image(eng, b, image)
+        names = [n for image in wanted for n in (image.name, *image.also)] + loaded
+        images.save(eng, b, names, b.out / "bin" / "images.tar")
+    return {"source": "the Flux controllers, podinfo and the registry from the toolchain's builds; "
+                      + "; ".join(f"{k}: {v}" for k, v in notes.items()),
+            "images": names}
+
+
+def flux_images(b: Build) -> list[images.Image]:
+    """The controllers the flux CLI installs, as its manifests name them."""
+    proc = subprocess.run([str(b.need("flux", "flux")), "install", "--export"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise gomod.BuildError(f"flux install --export: {proc.stderr.strip()[-500:]}")
+    out = []
+    for match in FLUX_IMAGE.finditer(proc.stdout):
+        name, tag = match["name"], match["tag"]
+        if name not in b.needs:
+            raise gomod.BuildError(f"the flux CLI installs {match[1]}, but tools.kind-images does not need {name}: "
+                                   "add it to its needs (and build it)")
+        built = json.loads((b.need(name).parent / "tool.json").read_text(encoding="utf-8"))["version"]
+        if built != tag:
+            raise gomod.BuildError(f"the flux CLI installs {match[1]}, but the toolchain built {name} {built}: "
+                                   "the CLI's manifests and the controllers must come from one build")
+        program = f"/usr/local/bin/{name}"
+        out.append(images.Image(match[1], "static", {program: b.need(name, name)}, entrypoint=[program],
+                                user="65534:65534"))
+    if not out:
+        raise gomod.BuildError("flux install --export names no ghcr.io/fluxcd image")
+    return out
+
+
+def podinfo_image(b: Build) -> images.Image:
+    """podinfo as its chart asks for it (repository and tag from the chart's values)."""
+    chart = next(spec for url, spec in (b.settings.get("charts") or {}).items() if url.endswith("/podinfo"))
+    source = gomod.download(chart["module"], chart["module_version"])
+    values = yaml.safe_load((source / chart["path"] / "values.yaml").read_text(encoding="utf-8"))
+    name = f"{values['image']['repository']}:{values['image']['tag']}"
+    users = b.work / "podinfo-users"
+    users.mkdir(exist_ok=True)
+    static_passwd = subprocess.run(["tar", "-xOf", str(b.need("debian-rootfs", "static.tar")), "./etc/passwd"],
+                                   capture_output=True, text=True, check=True).stdout
+    static_group = subprocess.run(["tar", "-xOf", str(b.need("debian-rootfs", "static.tar")), "./etc/group"],
+                                  capture_output=True, text=True, check=True).stdout
+    (users / "passwd").write_text(static_passwd + "app:x:10001:10001:app:/home/app:/sbin/nologin\n", encoding="utf-8")
+    (users / "group").write_text(static_group + "app:x:10001:\n", encoding="utf-8")
+    bin_dir = b.need("podinfo")
+    # As podinfo's own image: the server and its UI in /home/app, podcli (the
+    # chart's probes run it) on PATH, the named user `app`.
+    return images.Image(name, "static", {
+        "/etc/passwd": users / "passwd", "/etc/group": users / "group",
+        "/home/app/podinfo": bin_dir / "podinfo", "/usr/local/bin/podcli": bin_dir / "podcli",
+        "/home/app/ui": source / "ui"}, workdir="/home/app", user="app", cmd=["./podinfo"])
+
+
+def registry_image(b: Build) -> images.Image:
+    version = str(b.settings["tools"]["registry"]["version"]).lstrip("v")
+    config = b.work / "registry-config.yml"
+    config.write_text(REGISTRY_CONFIG, encoding="utf-8")
+    return images.Image(f"registry:{version}", "static", {
+        "/bin/registry": b.need("registry", "registry"), "/etc/distribution/config.yml": config},
+        entrypoint=["/bin/registry"], cmd=["serve", "/etc/distribution/config.yml"])
+
+
+def prebuilt_folder() -> Path | None:
+    folder = os.environ.get(PREBUILT_ENV)
+    return Path(folder) if folder else None
+
+
+def prebuilt_images(eng, b: Build, name: str, spec: dict) -> tuple[list[images.Image], dict]:
+    """The images of a prebuilt project: made from its program archive, or
+    loaded from image archives in the prebuilt folder."""
+    version = chart_pin(spec["chart"], b.root)
+    wanted = {program: f"{repository}:{version}" for program, repository in spec["programs"].items()}
+    folder = prebuilt_folder()
+    if folder is None or not folder.is_dir():
+        raise gomod.BuildError(
+            f"{name}'s images ({', '.join(wanted.values())}) are made from prebuilt programs: set "
+            f"{PREBUILT_ENV} to a folder holding {spec['archive'].format(version=version)} "
+            "(or those images, saved with `docker save`)")
+    archive = folder / spec["archive"].format(version=version)
+    if archive.is_file():
+        unpacked = b.work / "prebuilt" / name
+        unpacked.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+        made = []
+        for program, image in wanted.items():
+            binary = next(unpacked.rglob(program), None)
+            if binary is None or not binary.is_file():
+                raise gomod.BuildError(f"{archive} has no program {program!r}")
+            binary.chmod(0o755)
+            path = f"/app/cmd/{program}/{program}"
+            made.append(images.Image(image, "static", {path: binary}, entrypoint=[path], user="65532:65532"))
+        return made, {"source": f"{archive.name} (sha256 {file_digest(archive)})"}
+    loaded = []
+    for tarball in sorted(folder.glob("*.tar")):
+        images.docker(eng, b, "load", "--input", str(tarball), what=f"load {tarball.name}")
+        loaded.append(tarball.name)
+    missing = [image for image in wanted.values() if eng.run("image", "inspect", image, check=False).returncode != 0]
+    if missing:
+        raise gomod.BuildError(f"{folder} has neither {archive.name} nor image archives holding "
+                               f"{', '.join(missing)}")
+    return [], {"source": f"image archives {', '.join(loaded)}", "loaded": list(wanted.values())}
