@@ -115,3 +115,17 @@ def test_a_procedure_that_only_prints_a_manifest_makes_nothing(tmp_path: Path):
         "\"${KUBECTL:-kubectl}\" create namespace \"$NAME\"\n", encoding="utf-8")
     made = {(m.kind, m.namespace, m.name) for m in procedures.read(tmp_path).made}
     assert made == {("Secret", "apps", "made-here")}
+
+
+def test_a_pages_cluster_block_makes_objects_on_its_cluster_only():
+    """The reconciliation page's development block makes the Receiver's
+    token: it counts on development, at the page line of its command."""
+    from harness import extract
+
+    made = procedures.from_cluster_blocks(extract.collect(PROJECT_ROOT, page="docs/design/reconciliation.md"))
+    tokens = [m for m in made.get("development", []) if (m.kind, m.namespace, m.name) ==
+              ("Secret", "flux-system", "receiver-token")]
+    assert tokens, made
+    page = (PROJECT_ROOT / "docs/design/reconciliation.md").read_text(encoding="utf-8").split("\n")
+    assert "create secret generic receiver-token" in page[tokens[0].where.line - 1], tokens[0].where
+    assert not any(m.name == "receiver-token" for m in made.get("staging", []))

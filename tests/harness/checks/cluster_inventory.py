@@ -131,10 +131,13 @@ def _crd_scope(data: dict) -> tuple[str, str] | None:
 
 
 def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict, Source]] | None = None,
-          charts_unknown: list[tuple[str, str | None, Origin]] | None = None) -> Inventory:
+          charts_unknown: list[tuple[str, str | None, Origin]] | None = None,
+          page_made: list | None = None) -> Inventory:
     """What ``render.cluster`` will have. ``charts``: the objects its
     HelmReleases' charts render, each with its source (``helm_charts``);
-    ``charts_unknown``: (why, namespace) of charts whose objects are not known."""
+    ``charts_unknown``: (why, namespace) of charts whose objects are not known;
+    ``page_made``: what the pages' cluster blocks make on this cluster
+    (``procedures.from_cluster_blocks``)."""
     root = Path(root).resolve()
     table = reference_table.load()
     inv = Inventory(render.cluster, scoped_kinds=set(table.cluster_scoped))
@@ -181,6 +184,9 @@ def build(root: Path, render: flux_render.ClusterRender, charts: list[tuple[dict
             inv.add(*identity, source)
     for made in procedures.read(root).made:
         inv.add(made.group, made.kind, made.namespace, made.name, Source("procedure", f"{made.where} {made.how}"))
+    for made in page_made or []:
+        inv.add(made.group, made.kind, made.namespace, made.name,
+                Source("procedure", f"{made.where} {made.how} (a cluster block of the page)"))
     makers = [(o.data, f"{o.kind} {o.namespace}/{o.name} ({o.origin})") for o in render.objects]
     for data, source in charts:
         identity = _identity(data)

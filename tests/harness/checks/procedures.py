@@ -15,6 +15,11 @@ here from the scripts' own text, never from a list kept by hand:
 - ``flux bootstrap``: the call's flags (what it installs, and the Secret
   it stores the credentials in, ``--secret-name`` or the CLI's default).
 
+The pages' ``cluster NAME`` blocks are procedures too: a reader runs them on
+that cluster (and the cluster tier runs them there), so what one makes with
+the commands above counts on that cluster only (``from_cluster_blocks``),
+at the page line that makes it.
+
 A script may make an object only under a condition (an environment variable
 set); the object still counts, since the procedure is how the cluster gets
 it. Values that are only known when the script runs (``$CLUSTER``) stay as
@@ -225,3 +230,22 @@ def read(root: Path) -> Procedures:
         st = os.stat(root / rel)
         stamp.append((rel, st.st_mtime_ns, st.st_size))
     return _read(root, tuple(stamp))
+
+
+def from_cluster_blocks(blocks) -> dict[str, list[Made]]:
+    """What the pages' ``cluster NAME`` blocks make, by the cluster they run
+    on (``NAME``), each at the page line (and tree line) of its command."""
+    from harness.model import Mode
+
+    out: dict[str, list[Made]] = {}
+    for block in blocks:
+        if block.mode is not Mode.CLUSTER or not block.options.get("cluster"):
+            continue
+        found, _calls = _commands(block.lines, block.page)
+        made = []
+        for item in found:
+            # _commands counts lines from 1 in the block's text: say where the page shows it.
+            where = block.location(item.where.line - 1).page
+            made.append(Made(item.group, item.kind, item.namespace, item.name, where, item.how))
+        out.setdefault(block.options["cluster"], []).extend(made)
+    return out

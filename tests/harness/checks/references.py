@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import coverage
-from harness.checks import cluster_inventory, flux_render, helm_charts, reference_table
+from harness.checks import cluster_inventory, flux_render, helm_charts, procedures, reference_table
 from harness.model import Context, Finding, Origin, Outcome
 
 CHECK = "references"
@@ -210,12 +210,14 @@ def _chart_referrers(inv: cluster_inventory.Inventory, charts: helm_charts.Chart
     return out
 
 
-def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender]) -> list[Finding]:
+def check_clusters(root: Path, renders: dict[str, flux_render.ClusterRender], blocks=()) -> list[Finding]:
     charts = {cluster: helm_charts.render(root, render) for cluster, render in renders.items()}
+    page_made = procedures.from_cluster_blocks(blocks)
     inventories = {}
     for cluster, render in renders.items():
         chart_objects = [(o.data, o.source) for o in charts[cluster].objects]
-        inventories[cluster] = cluster_inventory.build(root, render, chart_objects, charts[cluster].unknown)
+        inventories[cluster] = cluster_inventory.build(root, render, chart_objects, charts[cluster].unknown,
+                                                       page_made.get(cluster.removeprefix("clusters/")))
     # The same finding on several clusters is reported once, naming them.
     grouped: dict[tuple, list[str]] = defaultdict(list)
     totals: dict[str, Counter] = {}
@@ -256,4 +258,10 @@ def run(ctx: Context) -> list[Finding]:
     if not renders:
         return [Finding(CHECK, Outcome.FAILED, Origin("clusters", 1),
                         "no clusters/<name>/flux-system directory: nothing to check")]
-    return check_clusters(root, renders)
+    blocks = ctx.blocks
+    if ctx.only_page:
+        # What the other pages' cluster blocks make counts too.
+        from harness import extract
+
+        blocks = extract.collect(root)
+    return check_clusters(root, renders, blocks)
