@@ -16,7 +16,7 @@ import pytest
 
 from harness import apiserver, extract, tools
 from harness.checks import api_server, references
-from harness.model import Context, Outcome
+from harness.model import PROJECT_ROOT, Context, Outcome
 from harness.report import Report
 
 from mutations import fixture
@@ -344,6 +344,17 @@ def test_a_flux_system_that_does_not_build_with_the_real_components(tree):
 
 # A chart that installs CRDs: cert-manager from its sources (versions.yaml
 # `charts:`), with the ClusterIssuer a later layer applies.
+# The chart version the project's tree pins: its sources are the ones the
+# offline tier fetched.
+CERT_MANAGER_CHART = "oci://quay.io/jetstack/charts/cert-manager"
+
+
+def _tree_pin() -> str:
+    from toolchain.inputs import chart_pin
+
+    return chart_pin(CERT_MANAGER_CHART, PROJECT_ROOT)
+
+
 CERT_MANAGER = """\
 apiVersion: source.toolkit.fluxcd.io/v1
 kind: OCIRepository
@@ -354,7 +365,7 @@ spec:
   interval: 12h0m0s
   url: oci://quay.io/jetstack/charts/cert-manager
   ref:
-    tag: v1.21.2
+    tag: {version}
 ---
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
@@ -387,9 +398,10 @@ def chart_tree(tree: Path) -> Path:
 
     helm = tools.find("helm")
     sources = helm_charts.chart_sources(tree).get("oci://quay.io/jetstack/charts/cert-manager")
-    if helm is None or sources is None or helm_charts.module_dir(sources.module, "v1.21.2") is None:
+    if helm is None or sources is None or helm_charts.module_dir(sources.module, _tree_pin()) is None:
         pytest.skip("needs helm and cert-manager's sources in the Go module cache (`nox -s docs-test` fetches them)")
-    fixture.write(tree, CHART_FILES)
+    fixture.write(tree, {**CHART_FILES, "platform/controllers/cert-manager.yaml":
+                         CERT_MANAGER.replace("{version}", _tree_pin())})
     fixture.edit(tree, LAYERS, "  path: ./platform/apps\n", "  path: ./platform/apps" + CHARTS_LAYERS)
     return tree
 
