@@ -172,7 +172,8 @@ class TierEnvironment:
         self.provider.wire_endpoints(made, endpoints, self.runner, self.tool("kubectl"))
         # While bootstrap waits for the first reconciliation, a Flux object
         # that fails for good ends it (it would wait out its own timeout).
-        watch = status.FluxWatch(made, self.runner, self.tool("kubectl"), locator=self.locator, failed=self.failed)
+        watch = status.FluxWatch(made, self.runner, self.tool("kubectl"), locator=self.locator, failed=self.failed,
+                                 pending=status.before_sync(tree.committed_sync_urls(self.root)))
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
                                    watch=watch.check if self.live else None)
         mark_time(f"{target} bootstrapped")

@@ -119,6 +119,17 @@ def host_args(name: str, args: list[str], ports: Addresses, storage: Path) -> li
     return out
 
 
+# A host controller that tries to reach a host off the machine (the tree's
+# placeholder git URL, which bootstrap applies before it writes its own
+# sync manifests; an alert Provider's API) goes through a proxy on a closed
+# loopback port and fails at once: no packet, not even a DNS query, leaves
+# the machine. Everything the tier serves is on loopback, never proxied.
+DEAD_PROXY = "http://127.0.0.1:1"
+NO_EGRESS = {name: value for key, value in (("https_proxy", DEAD_PROXY), ("http_proxy", DEAD_PROXY),
+                                            ("no_proxy", "127.0.0.1,localhost,::1"))
+             for name in (key, key.upper())}
+
+
 def start_all(binaries: dict[str, str], kubectl: str, kubeconfig: str, work: Path, logs: Path,
               ports: Addresses, present: list[str]) -> list[processes.HostProcess]:
     """Start every controller of ``present`` (those bootstrap installed)."""
@@ -139,6 +150,7 @@ def start_all(binaries: dict[str, str], kubectl: str, kubeconfig: str, work: Pat
             "TMPDIR": str(tmp),
             "TUF_ROOT": str(work / "sigstore"),
             "GOGC": GOGC,
+            **NO_EGRESS,
         }
         if name == "source-controller":
             (work / "storage").mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ def start(binary: str, kubectl: str, kubeconfig: str, work: Path, logs: Path, po
         "HOME": str(work),
         "TMPDIR": str(tmp),
         "GOGC": flux_host.GOGC,
+        **flux_host.NO_EGRESS,
     }
     process = processes.start(NAME, argv, logs / f"{NAME}.log", env, cwd=work)
     health = next(a.split("=", 1)[1] for a in argv if a.startswith("--health-addr="))

@@ -117,3 +117,19 @@ def receivers(root: Path, target: str) -> list[Receiver]:
                     tuple((r.get("kind", ""), r.get("name", "")) for r in spec.get("resources") or ()),
                 ))
     return found
+
+
+def committed_sync_urls(root: Path) -> frozenset[str]:
+    """The URLs the tree's ``clusters/*/flux-system/gotk-sync.yaml`` commit
+    for the flux-system GitRepository: on a fresh cluster bootstrap applies
+    flux-system/ as committed (to install the controllers) before it writes
+    and applies its own sync manifests, so for a while the source points
+    there."""
+    urls = set()
+    for path in sorted(Path(root).glob("clusters/*/flux-system/gotk-sync.yaml")):
+        for doc in _documents(path.read_text(encoding="utf-8")):
+            if isinstance(doc, dict) and doc.get("kind") == "GitRepository":
+                url = (doc.get("spec") or {}).get("url")
+                if url:
+                    urls.add(str(url))
+    return frozenset(urls)
