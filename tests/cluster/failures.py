@@ -229,6 +229,21 @@ def failed_condition(item: dict) -> dict:
     return ready if ready.get("status") == "False" else {}
 
 
+def stale(item: dict) -> bool:
+    """Whether the object's status speaks of an older spec: its generation
+    moved past the one the controller last observed (bootstrap replaced the
+    committed flux-system source with its own URL, a pin moved). A failure
+    reported then is the old spec's, not this one's."""
+    generation = (item.get("metadata") or {}).get("generation")
+    observed = (item.get("status") or {}).get("observedGeneration")
+    if observed is None:
+        observed = condition(item, "Ready").get("observedGeneration")
+    try:
+        return generation is not None and observed is not None and int(observed) < int(generation)
+    except (TypeError, ValueError):
+        return False
+
+
 def judge(item: dict, events: dict | None = None, tracker: Tracker | None = None) -> Failure | None:
     """The failure of one Flux object that waiting cannot heal, or None
     (Ready, or still on its way, or failing in a way a retry may still
@@ -238,6 +253,8 @@ def judge(item: dict, events: dict | None = None, tracker: Tracker | None = None
     status = item.get("status") or {}
     if condition(item, "Ready").get("status") == "True":
         return None
+    if stale(item):
+        return None  # the controller has not yet looked at the object as it is now
     revision = str(status.get("lastAttemptedRevision") or (status.get("artifact") or {}).get("revision") or "")
     stalled = condition(item, "Stalled")
     failed = failed_condition(item)

@@ -8,6 +8,7 @@ source-controller, fluxcd/pkg's ssa and meta.History)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -287,3 +288,31 @@ def test_the_session_makes_only_the_clusters_the_selected_tests_need() -> None:
         ["staging", "production", "sandbox"]
     assert set(tier.needed_clusters([Item((tier.PAGE_CLUSTERS,))])) == {"development", "staging", "production",
                                                                         "sandbox"}
+
+
+def test_a_failure_of_an_older_spec_does_not_end_the_wait() -> None:
+    """Bootstrap replaces the committed flux-system source (the tree's
+    placeholder URL) with its own: until the controller looks again, the
+    status still carries the old URL's failures, however many."""
+    counts = failures.warning_counts([event("OCIRepository", "podinfo", "podinfo", "OCIArtifactPullFailed",
+                                            "failed to determine artifact digest: ... MANIFEST_UNKNOWN", 5)])
+    changed = json.loads(json.dumps(SOURCE_FAILING))
+    changed["metadata"]["generation"] = 3
+    changed["status"]["observedGeneration"] = 2
+    assert failures.judge(changed, counts, failures.Tracker()) is None
+    changed["status"]["observedGeneration"] = 3
+    assert failures.judge(changed, counts, failures.Tracker()) is not None
+
+
+def test_bootstraps_committed_source_is_not_judged_while_bootstrap_runs(tmp_path) -> None:
+    from cluster import status, tree
+
+    (tmp_path / "clusters/x/flux-system").mkdir(parents=True)
+    (tmp_path / "clusters/x/flux-system/gotk-sync.yaml").write_text(
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n"
+        "  namespace: flux-system\nspec:\n  url: https://github.com/example-org/x\n", encoding="utf-8")
+    pending = status.before_sync(tree.committed_sync_urls(tmp_path))
+    source = {"kind": "GitRepository", "metadata": {"name": "flux-system", "namespace": "flux-system"},
+              "spec": {"url": "https://github.com/example-org/x"}}
+    assert pending(source)
+    assert not pending({**source, "spec": {"url": "http://127.0.0.1:8080/x.git"}})
