@@ -127,7 +127,7 @@ def committed_sync_urls(root: Path) -> frozenset[str]:
     there."""
     urls = set()
     for path in sorted(Path(root).glob("clusters/*/flux-system/gotk-sync.yaml")):
-        for doc in _documents(path.read_text(encoding="utf-8")):
+        for doc, _line in _documents(path.read_text(encoding="utf-8")):
             if isinstance(doc, dict) and doc.get("kind") == "GitRepository":
                 url = (doc.get("spec") or {}).get("url")
                 if url:
