@@ -25,17 +25,17 @@ from ..runner import Recorder
 FLUX_NAMESPACE = "flux-system"
 # One flux bootstrap per branch at a time: each pushes to its branch, and
 # clusters made side by side would race for it; one that loses anyway
-# bootstraps again (rerunning bootstrap is safe). A bootstrap may let go of
-# the lock once its first push is done (``PUSHED``): flux bootstrap itself
-# clones afresh and commits again when its second push (the sync manifests)
-# finds the branch moved (flux2's pkg/bootstrap, ReconcileSyncConfig), and
-# what follows only applies and waits.
+# bootstraps again (rerunning bootstrap is safe). A bootstrap lets go of the
+# lock once its last push, the sync manifests', is done (``PUSHED``): what
+# follows only applies and waits. (Letting go after the first push was tried:
+# flux bootstrap does clone afresh and commit again when the branch moved,
+# but three clusters pushing at once made it give up after its own retries.)
 _BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
-# What flux bootstrap prints once its component manifests are pushed (or
-# found up to date): the first line of installing them, or the line after.
-PUSHED = ("installing components in", "reconciled components")
+# What flux bootstrap prints once its sync manifests are pushed (or found up
+# to date): the first line of applying them, or the line after.
+PUSHED = ("applying sync manifests", "reconciled sync configuration", "sync manifests are up to date")
 
 
 def bootstrap_lock(branch: str) -> threading.Lock:
