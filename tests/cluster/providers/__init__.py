@@ -25,17 +25,18 @@ from ..runner import Recorder
 FLUX_NAMESPACE = "flux-system"
 # One flux bootstrap per branch at a time: each pushes to its branch, and
 # clusters made side by side would race for it; one that loses anyway
-# bootstraps again (rerunning bootstrap is safe). A bootstrap lets go of the
-# lock once its last push, the sync manifests', is done (``PUSHED``): what
-# follows only applies and waits. (Letting go after the first push was tried:
-# flux bootstrap does clone afresh and commit again when the branch moved,
-# but three clusters pushing at once made it give up after its own retries.)
+# bootstraps again (rerunning bootstrap is safe). A bootstrap holds the lock
+# until it has finished (``PUSHED``): after its last push it waits until its
+# GitRepository holds exactly the commit it pushed, and a commit another
+# cluster pushes on top before its source fetched makes it wait out its
+# whole timeout (seen: staging waiting for its sync commit while its source
+# held production's). Letting go after the component push also made three
+# clusters' pushes collide until flux bootstrap gave up.
 _BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
-# What flux bootstrap prints once its sync manifests are pushed (or found up
-# to date): the first line of applying them, or the line after.
-PUSHED = ("applying sync manifests", "reconciled sync configuration", "sync manifests are up to date")
+# What flux bootstrap prints when it is done.
+PUSHED = ("all components are healthy",)
 
 
 def bootstrap_lock(branch: str) -> threading.Lock:
