@@ -21,6 +21,9 @@ ALL_CLUSTERS = (*LONG_LIVED, SANDBOX)
 PRIVATE_FORK = "private-fork"
 OPERATOR = "operator"
 PROOF_CLUSTERS = (PRIVATE_FORK, OPERATOR)
+# The create/<name>.yaml a proof's cluster is made from: that of the cluster
+# directory it bootstraps.
+CONFIG_OF = {PRIVATE_FORK: "development", OPERATOR: "staging"}
 
 REGISTRY_CONTAINER = f"{PREFIX}{INFIX}registry"
 REGISTRY_PORT_IN_NETWORK = 5000

@@ -172,7 +172,9 @@ class KindProvider(Provider):
     # -- clusters ------------------------------------------------------------
 
     def config_file(self, target: str) -> Path:
-        return self.root / "create" / f"{target}.yaml"
+        """create/<target>.yaml (a proof's own cluster: that of the cluster
+        directory it bootstraps, ``names.CONFIG_OF``)."""
+        return self.root / "create" / f"{names.CONFIG_OF.get(target, target)}.yaml"
 
     def kubeconfig(self, target: str) -> str:
         return f"{self.work}/{names.cluster_name(target)}.kubeconfig"
@@ -198,7 +200,8 @@ class KindProvider(Provider):
         return Step(
             [self.kind, "create", "cluster", f"--name={names.cluster_name(target)}",
              f"--kubeconfig={self.kubeconfig(target)}", f"--config={self.tier_config_path(target)}"],
-            note=f"{target}: kind cluster from create/{target}.yaml (the tier's node image, no default CNI)",
+            note=f"{target}: kind cluster from create/{names.CONFIG_OF.get(target, target)}.yaml (the tier's node "
+                 "image, no default CNI)",
             env=self.docker_env(), timeout=900,
         )
 
