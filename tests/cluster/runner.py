@@ -64,9 +64,11 @@ class LiveRunner(Recorder):
 
     live = True
 
-    def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None):
+    def __init__(self, guard: ContextGuard, kubectl: str, echo: Callable[[str], None] | None = None,
+                 watch_every: float = WATCH_EVERY):
         super().__init__(guard)
         self.kubectl = kubectl
+        self.watch_every = watch_every  # seconds between calls of a step's while_waiting
         # (start, end, what) of every step, monotonic seconds: where a run's time goes.
         self.timings: list[tuple[float, float, str]] = []
         self.started_at: dict[int, float] = {}
@@ -124,7 +126,7 @@ class LiveRunner(Recorder):
         try:
             while True:
                 try:
-                    out, err = proc.communicate(input=given, timeout=WATCH_EVERY)
+                    out, err = proc.communicate(input=given, timeout=self.watch_every)
                     return subprocess.CompletedProcess(step.argv, proc.returncode, out, err)
                 except subprocess.TimeoutExpired:
                     given = None  # communicate sent it already
@@ -179,8 +181,8 @@ class LiveRunner(Recorder):
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                code = process.proc.wait(timeout=left if while_waiting is None else min(left or WATCH_EVERY,
-                                                                                           WATCH_EVERY))
+                code = process.proc.wait(timeout=left if while_waiting is None else min(left or self.watch_every,
+                                                                                           self.watch_every))
                 break
             except subprocess.TimeoutExpired as err:
                 if deadline is not None and time.monotonic() >= deadline:

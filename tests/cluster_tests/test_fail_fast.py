@@ -226,7 +226,7 @@ def test_the_wait_knows_the_objects_the_tree_gives_the_cluster() -> None:
 
 
 def test_a_long_step_is_stopped_by_its_watcher(tmp_path) -> None:
-    runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None)
+    runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None, watch_every=0.2)
     calls = []
 
     def watcher():
@@ -237,6 +237,7 @@ def test_a_long_step_is_stopped_by_its_watcher(tmp_path) -> None:
     with pytest.raises(status.FluxFailed):
         runner.run(Step([sys.executable, "-c", "import time; time.sleep(60)"], timeout=120), while_waiting=watcher)
     assert time.monotonic() - started < 15 and calls
+    runner.watch_every = 10.0  # longer than the next step takes
     proc = runner.run(Step([sys.executable, "-c", "print('done')"], timeout=30), while_waiting=watcher)
     assert proc.stdout == "done\n" and len(calls) == 1, "a quick step finishes before its watcher is asked"
     with pytest.raises(StepFailed, match="exit 3"):

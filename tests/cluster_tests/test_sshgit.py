@@ -22,9 +22,12 @@ def git(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> s
                           env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})})
 
 
-@pytest.fixture
-def snapshot(tmp_path: Path):
-    root = tmp_path / "tree"
+# One snapshot and one fork for the module: each sshd start costs a few
+# tenths of a second. The tests only read from the fork, push to it once, or
+# put back what they change.
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("snapshot") / "tree"
     root.mkdir()
     git("init", "--quiet", "--initial-branch=main", cwd=root)
     (root / "README.md").write_text("the fork\n")
@@ -32,9 +35,9 @@ def snapshot(tmp_path: Path):
         yield server
 
 
-@pytest.fixture
-def fork(snapshot, tmp_path: Path):
-    server = sshgit.serve(str(snapshot.repo_dir), tmp_path / "ssh")
+@pytest.fixture(scope="module")
+def fork(snapshot, tmp_path_factory):
+    server = sshgit.serve(str(snapshot.repo_dir), tmp_path_factory.mktemp("fork") / "ssh")
     try:
         yield server
     finally:
@@ -72,9 +75,13 @@ def test_the_deploy_key_gets_no_shell_and_no_other_repository(fork, tmp_path: Pa
 
 
 def test_a_host_key_other_than_the_servers_is_refused(fork, tmp_path: Path) -> None:
+    kept = fork.known_hosts.read_text()
     fork.known_hosts.write_text(f"[{fork.host}]:{fork.port} ssh-ed25519 "
                                 "AAAAC3NzaC1lZDI1NTE5AAAAIO4MpxbsgQB+9pacejnkHV9YRTdyUR9T9V++EAWvYn20\n")
-    proc = git("ls-remote", fork.url, cwd=tmp_path, env=fork.git_env(), check=False)
+    try:
+        proc = git("ls-remote", fork.url, cwd=tmp_path, env=fork.git_env(), check=False)
+    finally:
+        fork.known_hosts.write_text(kept)
     assert proc.returncode != 0 and "HOST IDENTIFICATION HAS CHANGED" in proc.stderr, proc.stderr
 
 
