@@ -230,16 +230,18 @@ def failed_condition(item: dict) -> dict:
 
 
 def stale(item: dict) -> bool:
-    """Whether the object's status speaks of an older spec: its generation
-    moved past the one the controller last observed (bootstrap replaced the
-    committed flux-system source with its own URL, a pin moved). A failure
-    reported then is the old spec's, not this one's."""
+    """Whether the object's failure speaks of an older spec: its generation
+    moved past the one the failing condition was observed for (bootstrap
+    replaced the committed flux-system source with its own URL, a pin
+    moved). A failure reported then is the old spec's, not this one's. The
+    condition's own ``observedGeneration`` counts: Flux leaves the status's
+    at -1 until a reconciliation succeeds."""
     generation = (item.get("metadata") or {}).get("generation")
-    observed = (item.get("status") or {}).get("observedGeneration")
+    observed = failed_condition(item).get("observedGeneration")
     if observed is None:
         observed = condition(item, "Ready").get("observedGeneration")
     try:
-        return generation is not None and observed is not None and int(observed) < int(generation)
+        return generation is not None and observed is not None and 0 <= int(observed) < int(generation)
     except (TypeError, ValueError):
         return False
 

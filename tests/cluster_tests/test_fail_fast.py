@@ -299,9 +299,12 @@ def test_a_failure_of_an_older_spec_does_not_end_the_wait() -> None:
                                             "failed to determine artifact digest: ... MANIFEST_UNKNOWN", 5)])
     changed = json.loads(json.dumps(SOURCE_FAILING))
     changed["metadata"]["generation"] = 3
-    changed["status"]["observedGeneration"] = 2
+    for item in changed["status"]["conditions"]:
+        item["observedGeneration"] = 2
     assert failures.judge(changed, counts, failures.Tracker()) is None
-    changed["status"]["observedGeneration"] = 3
+    for item in changed["status"]["conditions"]:
+        item["observedGeneration"] = 3
+    changed["status"]["observedGeneration"] = -1  # Flux's until a reconciliation succeeds
     assert failures.judge(changed, counts, failures.Tracker()) is not None
 
 
