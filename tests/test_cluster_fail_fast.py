@@ -50,14 +50,14 @@ CASES = {
     # platform-baseline layer fails, and the Namespace is named at its line.
     "a manifest the API server rejects": Broken(
         "platform/baseline/namespaces.yaml", "gitops.example.org/workload-policy: enforced",
-        'gitops.example.org/workload-policy: "not a label value!"', "bootstraps and development",
+        'gitops.example.org/workload-policy: "not a label value!"', "bootstraps_and_every_object and development",
         (r"platform/baseline/namespaces\.yaml:\d+: Namespace podinfo is rejected by the API server, applied by "
          r"Kustomization flux-system/platform-baseline",
          r"Namespace/podinfo dry-run failed \(Invalid\)")),
     # A chart version the tier's mirror cannot serve: the setup stops before
     # any Flux object waits for it, and says which line pins it.
     "a chart version that cannot be served": Broken(
-        "apps/production/kustomization.yaml", 'value: {tag: "6.9.2"}', 'value: {tag: "6.9.99"}', "bootstraps",
+        "apps/production/kustomization.yaml", 'value: {tag: "6.9.2"}', 'value: {tag: "6.9.99"}', "bootstraps_and_every_object",
         (r"docs/[\w/.-]+\.md:\d+ \(apps/production/kustomization\.yaml:\d+\): the tree pins "
          r"oci://ghcr\.io/stefanprodan/charts/podinfo to 6\.9\.99",),
         not_run=2, from_flux=False),

@@ -195,7 +195,9 @@ def proof(env: TierEnvironment, label: str, test: str):
             pytest.skip(reason)
         mark_reported(err, test)
         note = collect_artifacts(env, label)
-        pytest.fail(f"{first_cause(err)}" + (f"\n{note}" if note else ""), pytrace=False)
+        # Said once: without ``from None`` pytest prints the error it replaces
+        # above it ("During handling of the above exception, ...").
+        raise pytest.fail.Exception(f"{first_cause(err)}" + (f"\n{note}" if note else ""), pytrace=False) from None
 
 
 class Unavailable:
