@@ -46,7 +46,7 @@ def tier_session(request: pytest.FixtureRequest):
     env = TierEnvironment(PROJECT_ROOT, provider, found, live=True,
                           keep=bool(config.getoption("--keep-cluster", default=False)))
     tier.LIVE_RUN.update(provider=provider, real=getattr(env.provider, "real", tier.REAL), simulated=env.provider.simulated,
-                         clusters=env.made)
+                         clusters=env.made, notes=getattr(env.provider, "notes", []))
     # The clusters the selected tests need are made side by side, ahead of
     # the first test that needs each (which waits for, and reports on, it).
     needed = tier.needed_clusters(request.session.items)

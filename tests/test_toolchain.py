@@ -103,6 +103,53 @@ def test_served_instead_must_name_what_flux_really_bundles(tmp_path, monkeypatch
         components.bundled("v2.9.5", pins.served_instead(tmp_path))
 
 
+def test_the_flux_operators_controllers_are_read_from_its_data(tmp_path, monkeypatch):
+    # Its data folder as config/data holds it: the newest Flux of the minor
+    # wins, and each image's tag and digest are read.
+    data = tmp_path / "data"
+    for version in ("v2.9.4", "v2.9.10", "v2.10.0"):
+        (data / "flux-images" / version).mkdir(parents=True)
+        (data / "flux-images" / version / "upstream-alpine.yaml").write_text(textwrap.dedent(f"""\
+            images:
+              - name: ghcr.io/fluxcd/source-controller
+                newTag: v1.9.{version.rsplit('.', 1)[1]}
+                digest: sha256:{version[-1] * 64}
+            """))
+    assert components.operator_flux(data, "2.9") == "v2.9.10"
+    assert components.operator_images(data, "v2.9.10") == {"source-controller": ("v1.9.10", "sha256:" + "0" * 64)}
+    with pytest.raises(gomod.BuildError, match="holds no Flux 2.8.x"):
+        components.operator_flux(data, "2.8")
+
+
+def test_an_operator_controller_served_instead_must_name_what_the_operator_installs(tmp_path, monkeypatch):
+    monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "versions.yaml").write_text(textwrap.dedent("""\
+        flux:
+          version: "2.9.5"
+        tools:
+          flux-operator: {build: flux-operator, module: example.org/operator, version: v0.1.0}
+          operator-helm-controller:
+            build: flux-controller
+            module: github.com/fluxcd/helm-controller
+            installed_by: flux-operator
+            served_instead: {installed: v1.6.2, built: v1.6.4, why: test}
+        """))
+    memo = tmp_path / "cache" / "tools" / ".components" / "flux-operator-v0.1.0-flux-2.9.json"
+    memo.parent.mkdir(parents=True)
+    memo.write_text(json.dumps({"helm-controller": "v1.6.3"}))
+    pins.tools.cache_clear()
+    pins.versions.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="says flux-operator installs v1.6.2, but it installs v1.6.3"):
+            pins.tools(tmp_path)
+        memo.write_text(json.dumps({"helm-controller": "v1.6.2"}))
+        tool = pins.tools(tmp_path)["operator-helm-controller"]
+        assert (tool.version, tool.binaries, tool.image) == ("v1.6.4", ("helm-controller",), False)
+    finally:
+        pins.tools.cache_clear()
+        pins.versions.cache_clear()
+
+
 def test_a_cache_entry_counts_only_once_its_record_and_binaries_exist(tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path))
     tool = recipes.Tool("thing", "go-install", "example.org/thing", "v1.0.0", ("example.org/thing",), ("thing",),

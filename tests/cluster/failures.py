@@ -48,7 +48,9 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-FLUX_GROUPS = ("toolkit.fluxcd.io",)
+# Flux's API groups, and the Flux Operator's (its FluxInstance reports with
+# the same conditions: Stalled=True when a retry cannot help).
+FLUX_GROUPS = ("toolkit.fluxcd.io", "fluxcd.controlplane.io")
 SOURCE_KINDS = ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket")
 # A dry-run rejection that no retry changes: the manifests themselves are refused.
 REJECTED = ("Invalid", "BadRequest", "RequestEntityTooLarge", "UnsupportedMediaType")

@@ -29,6 +29,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line("real: " + ran["real"])
         if ran["simulated"]:
             terminalreporter.write_line("simulated: " + ran["simulated"])
+        for note in ran.get("notes") or []:
+            terminalreporter.write_line("note: " + note)
     if not config.getoption("--plan"):
         return
     terminalreporter.section("cluster tier plan")

@@ -37,6 +37,9 @@ KINDS = "kustomizations.kustomize.toolkit.fluxcd.io,helmreleases.helm.toolkit.fl
 # sources they stand on (judged, not waited for).
 WATCHED = KINDS + (",gitrepositories.source.toolkit.fluxcd.io,ocirepositories.source.toolkit.fluxcd.io,"
                    "helmrepositories.source.toolkit.fluxcd.io,helmcharts.source.toolkit.fluxcd.io")
+# What a poll reads while the Flux Operator installs Flux (the Flux kinds do
+# not exist yet): its FluxInstance, judged like a Flux object.
+OPERATOR_KINDS = "fluxinstances.fluxcd.controlplane.io"
 READY_KINDS = ("Kustomization", "HelmRelease")
 POLL = 2.0  # seconds between polls
 # A file to append what each poll saw failing to (see FluxWatch.log); unset: none.
@@ -127,19 +130,20 @@ class FluxWatch:
 
     def __init__(self, cluster: Cluster, runner: Recorder, kubectl: str, locator=None,
                  expected: frozenset = frozenset(), failed: dict | None = None, interval: float = POLL,
-                 pending=None):
+                 pending=None, kinds: str = WATCHED):
         self.cluster, self.runner, self.kubectl = cluster, runner, kubectl
         # pending(item): an object not to judge yet (bootstrap's committed
         # flux-system source, which bootstrap is about to replace).
         self.pending = pending
+        self.kinds = kinds  # what a poll reads (kubectl get KINDS)
         self.locator, self.expected, self.interval = locator, expected, interval
         self.failed = failed if failed is not None else {}  # target -> FluxFailed, shared by a run
         self.tracker = failures.Tracker()
         self.started = time.monotonic()
         self.last_error = ""
 
-    def step(self, kinds: str = WATCHED) -> Step:
-        return Step([self.kubectl, *kube_args(self.cluster), "get", kinds, "--all-namespaces", "-o", "json"],
+    def step(self) -> Step:
+        return Step([self.kubectl, *kube_args(self.cluster), "get", self.kinds, "--all-namespaces", "-o", "json"],
                     note=f"{self.cluster.target}: poll the Flux objects until every Kustomization and HelmRelease "
                          "is Ready, or one fails for good",
                     timeout=60)

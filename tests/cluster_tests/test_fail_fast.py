@@ -151,6 +151,16 @@ def test_judge_all_reads_only_flux_objects_and_needs_events_only_when_failing() 
                                                     cond("Ready", "False", "DependencyNotReady", "waiting"))]})
 
 
+def test_the_flux_operators_stalled_instance_ends_the_wait() -> None:
+    # What the operator wrote when its image lacked /etc/os-release: a
+    # preflight failure it will not retry (Stalled, BuildFailed).
+    message = "failed to read /etc/os-release: open /etc/os-release: no such file or directory"
+    instance = obj("fluxcd.controlplane.io/v1", "FluxInstance", "flux-system", "flux",
+                   cond("Stalled", "True", "BuildFailed", message), cond("Ready", "False", "BuildFailed", message))
+    found = failures.judge_all({"items": [instance]})
+    assert [(f.obj.kind, f.rule, f.message) for f in found] == [("FluxInstance", "stalled", message)]
+
+
 # -- where, and what the message says ---------------------------------------------
 
 

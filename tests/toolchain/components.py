@@ -72,3 +72,46 @@ def bundled(version: str, instead: dict[str, dict]) -> dict[str, Component]:
             )
         out[name] = Component(name, shipped, str(override.get("built", shipped)), str(override.get("why", "")))
     return out
+
+
+OPERATOR_IMAGES = re.compile(r"name:\s*\S*/(?P<name>[\w-]+)\s*\n\s*newTag:\s*(?P<tag>\S+)\s*\n\s*digest:\s*(?P<digest>\S+)")
+
+
+def operator_flux(data: Path, minor: str) -> str:
+    """The newest Flux version of ``minor`` (``2.9``) the Flux Operator's
+    data folder (its ``config/data``, its image's ``/data``) carries: what a
+    FluxInstance asking for ``2.9.x`` installs."""
+    found = []
+    for folder in (data / "flux-images").glob(f"v{minor}.*"):
+        parts = folder.name[1:].split(".")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            found.append((tuple(int(p) for p in parts), folder.name))
+    if not found:
+        raise gomod.BuildError(f"the Flux Operator's {data}/flux-images holds no Flux {minor}.x")
+    return max(found)[1]
+
+
+def operator_images(data: Path, flux: str) -> dict[str, tuple[str, str]]:
+    """component -> (tag, digest) the Flux Operator installs for Flux
+    ``flux`` (``v2.9.4``), from its upstream image list."""
+    text = (data / "flux-images" / flux / "upstream-alpine.yaml").read_text(encoding="utf-8")
+    return {m["name"]: (m["tag"], m["digest"]) for m in OPERATOR_IMAGES.finditer(text)}
+
+
+def installed_by_operator(module: str, version: str, minor: str) -> dict[str, str]:
+    """component -> version the Flux Operator ``module@version`` installs for
+    the newest Flux of ``minor`` it carries, read from its module's
+    ``config/data`` and remembered in the tool cache like ``bundled``."""
+    memo = cache.tools_root() / ".components" / f"flux-operator-{version}-flux-{minor}.json"
+    try:
+        return json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    data = gomod.download(module, version) / "config" / "data"
+    flux = operator_flux(data, minor)
+    versions = {name: tag for name, (tag, _digest) in operator_images(data, flux).items()}
+    if not versions:
+        raise gomod.BuildError(f"{module}@{version}: config/data/flux-images/{flux} lists no image")
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps(versions, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return versions

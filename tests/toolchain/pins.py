@@ -66,8 +66,22 @@ def tools(root: Path = PROJECT_ROOT) -> dict[str, Tool]:
         spec = dict(spec)
         build = spec.pop("build", "go-install")
         version = spec.pop("version", None)
+        installed_by = spec.pop("installed_by", None)
         if build == "flux-cli":
             version = flux_version(root)
+        elif build == "flux-controller" and installed_by and not version:
+            # The version the Flux Operator (the tool named) installs for the
+            # newest Flux of flux.version's minor it carries.
+            try:
+                version = operator_installs(root, installed_by)[component_of(spec["module"])]
+            except (BuildError, KeyError) as error:
+                version, spec["note"] = "unresolved", f"version unknown: {error}"
+            instead = spec.get("served_instead") or {}
+            if instead and version != "unresolved":
+                if str(instead.get("installed")) != version:
+                    raise ValueError(f"versions.yaml tools.{name}.served_instead says {installed_by} installs "
+                                     f"{instead.get('installed')}, but it installs {version}: update or remove it")
+                version = str(instead["built"])
         elif build == "flux-controller" and not version:
             # The version this Flux bundles (its manifests/bases), or the one
             # flux.served_instead builds in its place.
@@ -156,11 +170,31 @@ def prebuilt_archive(name: str) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
+def component_of(module: str) -> str:
+    """The Flux component a controller module is (``github.com/fluxcd/source-watcher/v2``
+    -> ``source-watcher``)."""
+    parts = module.rstrip("/").split("/")
+    if len(parts) > 1 and parts[-1][:1] == "v" and parts[-1][1:].isdigit():
+        parts.pop()
+    return parts[-1]
+
+
+def operator_installs(root: Path, operator: str) -> dict[str, str]:
+    """component -> version the Flux Operator pinned as tools.<operator>
+    installs for a FluxInstance of flux.version's minor."""
+    spec = (versions(root).get("tools") or {})[operator]
+    minor = ".".join(flux_version(root)[1:].split(".")[:2])
+    return flux_components.installed_by_operator(spec["module"], str(spec["version"]), minor)
+
+
 def _default_binaries(name: str, build: str, packages: tuple[str, ...]) -> list[str]:
     """What ``go build`` names each package's binary: its last path element,
-    less a major-version suffix (``.../kustomize/v5`` -> ``kustomize``)."""
-    if build in ("flux-cli", "flux-controller"):
-        return ["flux" if build == "flux-cli" else name]
+    less a major-version suffix (``.../kustomize/v5`` -> ``kustomize``); a
+    Flux controller's is its component's name."""
+    if build == "flux-cli":
+        return ["flux"]
+    if build == "flux-controller":
+        return [component_of(packages[0])]
     out = []
     for package in packages:
         parts = package.rstrip("/").split("/")

@@ -60,7 +60,10 @@ SIMULATED = (
     "is a static CNI configuration per node (ptp, host-local, routes between the nodes) instead of kindnetd; the "
     "node image is built here at the Kubernetes version the module proxy serves (see the testing page), not "
     "the digest-pinned kindest/node image of create/*.yaml; cert-manager's programs come from the prebuilt "
-    "folder (their images are made here, their binaries are not built here)"
+    "folder (their images are made here, their binaries are not built here); the Flux Operator asks for its "
+    "controllers by the digests of Flux's published images, which builds from source cannot have: the tier "
+    "names its builds by those digests in the nodes of the operator's cluster, and the operator's image names its "
+    "base (the tier's Debian static base) distroless in /etc/os-release, which the operator's preflight asks for"
 )
 
 
@@ -276,6 +279,53 @@ class KindProvider(Provider):
         runner.run(Step([self.kind, "load", "image-archive", images_tar, f"--name={cluster.name}"],
                         env=self.docker_env(), note=f"{cluster.target}: the workload images, built from source, "
                                                     "into every node", timeout=900))
+
+    # -- the Flux Operator -------------------------------------------------------
+
+    def by_digest(self) -> dict:
+        """From the kind-images record: ``images`` (``name:tag`` -> the digest
+        the Flux Operator asks for it by) and ``instead`` (tags holding
+        another version, with why)."""
+        from toolchain import cache, pins
+
+        record = cache.record(pins.tools(self.root)["kind-images"]) or {}
+        return record.get("by_digest") or {}
+
+    def operator_problem(self) -> str | None:
+        try:
+            self.images()
+        except FileNotFoundError as error:
+            return str(error)
+        if not self.by_digest().get("images"):
+            return ("the kind-images record lists no Flux controllers of the Flux Operator: rebuild it "
+                    "(`nox -s tools -- --tier kind`)")
+        return None
+
+    def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
+        """The operator runs from its image (built here: its program and, in
+        ``/data``, the Flux manifests it installs from), and the controllers it
+        installs run as pods. It asks for them by tag and digest, as its data
+        lists the published images; images built from source cannot have
+        those digests, so each node's containerd gets the built image under
+        the digest name too (``ctr images tag``), which a pulled image could
+        never need. The report says so."""
+        wanted = self.by_digest() if runner.live else {"images": {"$IMAGE:$TAG": "$DIGEST"}}
+        for name, digest in sorted(wanted.get("images", {}).items()):
+            alias = f"{name.rsplit(':', 1)[0]}@{digest}"
+            for node in (self.nodes(cluster) if runner.live else ["$NODE"]):
+                runner.run(Step([self.docker, "exec", node, "ctr", "--namespace=k8s.io", "images", "tag", "--force",
+                                 name, alias], env=self.docker_env(), timeout=60,
+                                note=f"{cluster.target}: {node}: the Flux Operator asks for {name}@{digest[:19]}...; "
+                                     "the tier's build (another digest) answers to that name"))
+        if runner.live:
+            note = (f"{cluster.target}: the Flux Operator pins its controllers by digest; the tier names its "
+                    f"builds by those digests ({', '.join(sorted(wanted.get('images', {})))})")
+            extra = wanted.get("instead") or []
+            self.notes.append(note + ("; " + "; ".join(extra) if extra else ""))
+        runner.run(Step([self.kubectl, *kube_args(cluster), "--namespace", "flux-system", "rollout", "status",
+                         "deployment/flux-operator", "--timeout=300s"],
+                        note=f"{cluster.target}: the Flux Operator's pod runs (its image, built here)",
+                        context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=330))
 
     def workload_containers(self, cluster: Cluster, kept_namespaces) -> list[str]:
         out = []

@@ -11,9 +11,13 @@ release key, and the ``flux-system`` secret the FluxInstance's ``pullSecret``
 names), then the operator's ``install.yaml`` and the FluxInstance.
 
 The operator installs Flux from the manifests it carries (no distribution
-artifact is pulled; the FluxInstance names none): on kwok it runs on the host
-(``operator_host``), and the Flux controllers it installs start on the host
-as soon as their Deployments exist, exactly as after bootstrap. The proof
+artifact is pulled; the FluxInstance names none): on kind it runs as its
+pod, from its image built here, and the controllers it installs run as pods
+(the provider names the tier's builds by the digests the operator asks
+for); on kwok it runs on the host (``operator_host``), and the Flux
+controllers it installs start on the host as soon as their Deployments
+exist, exactly as after bootstrap. While the proof waits for the
+FluxInstance, a Stalled one ends the wait with the operator's message. The proof
 asserts that the FluxInstance is Ready, that the cluster holds the same
 Kustomizations and HelmReleases as the bootstrapped staging cluster, all
 Ready, with the platform layers on the same release, and that the
@@ -21,9 +25,11 @@ controllers run with the tree's lockdown flags. Then the cluster goes.
 
 What differs from bootstrap by design: the operator installs the newest Flux
 its manifests hold inside the FluxInstance's ``2.9.x`` (the pinned operator
-carries up to 2.9.4; bootstrap installs ``flux.version``), and on kwok the
-processes that run are the tier's controllers, built for ``flux.version``,
-with the arguments of the operator's Deployments.
+carries up to 2.9.4; bootstrap installs ``flux.version``); on kind the
+controllers are built at the versions it installs (but one, which
+versions.yaml ``operator-helm-controller`` says), and on kwok the processes
+that run are the tier's controllers, built for ``flux.version``, with the
+arguments of the operator's Deployments.
 """
 
 from __future__ import annotations
@@ -128,9 +134,13 @@ def run(env) -> None:
                         note=f"{TARGET}: the FluxInstance, as committed on {BRANCH}",
                         context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=60))
     env.provider.run_operator(cluster, env.runner, binary, data)
+    # A FluxInstance the operator gave up on (Stalled) ends the wait at once.
+    watch = status.FluxWatch(cluster, env.runner, kubectl, locator=getattr(env, "locator", None),
+                             failed=getattr(env, "failed", None), kinds=status.OPERATOR_KINDS)
     env.runner.run(Step([kubectl, *kube_args(cluster), "-n", FLUX_NAMESPACE, "wait",
                          "fluxinstances.fluxcd.controlplane.io/flux", "--for=condition=Ready", "--timeout=600s"],
-                        note=f"{TARGET}: the operator reports the FluxInstance Ready", timeout=660))
+                        note=f"{TARGET}: the operator reports the FluxInstance Ready", timeout=660),
+                   while_waiting=watch.check if env.live else None)
     ready = status.wait_all_ready(env, cluster, READY_BOUND)
     instance = status.get_json(cluster, env.runner, kubectl, "fluxinstances.fluxcd.controlplane.io/flux",
                                "-n", FLUX_NAMESPACE)

@@ -26,14 +26,17 @@ def build(tool: Tool, cwd: Path, out: Path, packages: list[str], log: Path) -> N
 
 def apply_refused_replaces(module_dir: Path, log: Path, settings: dict) -> list[str]:
     """Replace dependencies the proxy refuses (versions.yaml
-    ``flux.replace_refused``) where this module requires exactly that version."""
+    ``flux.replace_refused``) where this module requires exactly one of the
+    refused versions (``refused``: a version or a list of them)."""
     go_mod = (module_dir / "go.mod").read_text(encoding="utf-8")
     done = []
     for module, spec in ((settings.get("flux") or {}).get("replace_refused") or {}).items():
-        if re.search(rf"^\s*(require\s+)?{re.escape(module)}\s+{re.escape(str(spec['refused']))}\b", go_mod, re.M):
-            gomod.run([gomod.go(), "mod", "edit", f"-replace={module}={module}@{spec['with']}"], cwd=module_dir,
-                      what=f"replace {module}", log=log)
-            done.append(f"{module} {spec['refused']} -> {spec['with']}")
+        refused = spec["refused"] if isinstance(spec["refused"], list) else [spec["refused"]]
+        for version in map(str, refused):
+            if re.search(rf"^\s*(require\s+)?{re.escape(module)}\s+{re.escape(version)}\b", go_mod, re.M):
+                gomod.run([gomod.go(), "mod", "edit", f"-replace={module}={module}@{spec['with']}"], cwd=module_dir,
+                          what=f"replace {module}", log=log)
+                done.append(f"{module} {version} -> {spec['with']}")
     return done
 
 

@@ -5,6 +5,12 @@ tree file changes to point at them:
 - the Flux controllers, as the flux CLI's embedded install manifests name
   them (``flux install --export``); each from the controller the toolchain
   built, whose version must be the tag the manifest asks for;
+- the Flux Operator, as its ``install.yaml`` names it, with the Flux
+  manifests it installs from in ``/data`` (as its own image carries them),
+  and the controllers it installs, tagged as its data lists them (it asks
+  for them by digest too: a built image cannot have the digest of the
+  published one, so the tier names them by those digests inside each node
+  and says so; ``by_digest`` in the record lists them);
 - podinfo, as its chart's values name it (the chart the tree installs, from
   the module commit versions.yaml ``charts:`` names), with the module's
   ``ui/`` folder;
@@ -30,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from .. import gomod
+from .. import components, gomod
 from ..inputs import chart_pin, file_digest
 from ..recipes import Build, Tool
 from . import images
@@ -38,6 +44,21 @@ from . import images
 PREBUILT_ENV = "GITOPS_WHITEPAPER_PREBUILT"
 CLIENT = "gwp.local/tier-client:{key}"
 FLUX_IMAGE = re.compile(r"^\s*image:\s*(ghcr\.io/fluxcd/(?P<name>[\w-]+):(?P<tag>\S+))\s*$", re.M)
+OPERATOR_IMAGE = re.compile(r"^\s*image:\s*(\S+/flux-operator:(?P<tag>\S+))\s*$", re.M)
+# Where the operator's FluxInstance of the tree takes the controllers from
+# (create/flux-operator/flux-instance.yaml, spec.distribution.registry).
+OPERATOR_REGISTRY = "ghcr.io/fluxcd"
+# /etc/os-release of the Flux Operator's image (see operator_images).
+OS_RELEASE = """# The kind tier's static base: Debian {version}'s users, groups and CA
+# certificates, made in place of distroless/static, which the Flux
+# Operator's release image is built on and its preflight check asks for.
+PRETTY_NAME="Distroless"
+NAME="Debian GNU/Linux"
+ID="debian"
+VERSION_ID="{version}"
+VERSION="Debian GNU/Linux {version} ({suite})"
+"""
+DEBIAN_RELEASES = {"bookworm": "12", "trixie": "13"}
 REGISTRY_CONFIG = """version: 0.1
 log:
   level: warn
@@ -56,6 +77,8 @@ http:
 def build(tool: Tool, b: Build) -> dict:
     wanted: list[images.Image] = []
     wanted += flux_images(b)
+    operator, by_digest = operator_images(b, {image.name for image in wanted})
+    wanted += operator
     wanted.append(podinfo_image(b))
     wanted.append(registry_image(b))
     # The tier's own client pod (curl, CA certificates), which calls podinfo
@@ -75,9 +98,9 @@ def build(tool: Tool, b: Build) -> dict:
             images.build_image(eng, b, image)
         names = [n for image in wanted for n in (image.name, *image.also)] + loaded
         images.save(eng, b, names, b.out / "bin" / "images.tar")
-    return {"source": "the Flux controllers, podinfo and the registry from the toolchain's builds; "
-                      + "; ".join(f"{k}: {v}" for k, v in notes.items()),
-            "images": names}
+    return {"source": "the Flux controllers, the Flux Operator, podinfo and the registry from the toolchain's "
+                      "builds; " + "; ".join(f"{k}: {v}" for k, v in notes.items()),
+            "images": names, "by_digest": by_digest}
 
 
 def flux_images(b: Build) -> list[images.Image]:
@@ -101,6 +124,53 @@ def flux_images(b: Build) -> list[images.Image]:
     if not out:
         raise gomod.BuildError("flux install --export names no ghcr.io/fluxcd image")
     return out
+
+
+def operator_images(b: Build, made: set[str]) -> tuple[list[images.Image], dict]:
+    """The Flux Operator as its install.yaml names it, and the controllers
+    it installs for the newest Flux of flux.version's minor its data
+    carries, as ``OPERATOR_REGISTRY/<component>:<tag>`` (those ``made``
+    already, by bootstrap's controllers of the same version, are not made
+    twice). Returns the images, and ``images``: ``name:tag`` -> the digest
+    the operator pins it by, ``instead``: where a tag holds another version."""
+    folder = b.need("flux-operator").parent
+    notes: list[str] = []
+    install = (folder / "install.yaml").read_text(encoding="utf-8")
+    named = OPERATOR_IMAGE.search(install)
+    version = json.loads((folder / "tool.json").read_text(encoding="utf-8"))["version"]
+    if named is None or named["tag"] != version:
+        raise gomod.BuildError(f"the Flux Operator's install.yaml names {named[1] if named else 'no image'}, "
+                               f"but the toolchain built the operator {version}")
+    # Its release image is built on distroless (Debian's static base), and
+    # its preflight check refuses to install Flux unless /etc/os-release
+    # names that: the tier's static base is made from the same Debian release.
+    suite = b.settings["tools"]["debian-rootfs"]["suite"]
+    os_release = b.work / "operator-os-release"
+    os_release.write_text(OS_RELEASE.format(version=DEBIAN_RELEASES[suite], suite=suite), encoding="utf-8")
+    out = [images.Image(named[1], "static", {"/flux-operator": b.need("flux-operator", "flux-operator"),
+                                             "/data": folder / "data", "/etc/os-release": os_release},
+                        entrypoint=["/flux-operator"], workdir="/", user="65532:65532")]
+    minor = ".".join(str(b.settings["flux"]["version"]).lstrip("v").split(".")[:2])
+    flux = components.operator_flux(folder / "data", minor)
+    by_digest = {}
+    for component, (tag, digest) in components.operator_images(folder / "data", flux).items():
+        need = f"operator-{component}"
+        if need not in b.needs:
+            continue  # a component the tree's FluxInstance does not install
+        built = json.loads((b.need(need).parent / "tool.json").read_text(encoding="utf-8"))["version"]
+        instead = b.settings["tools"][need].get("served_instead") or {}
+        if built != tag and (str(instead.get("installed")) != tag or str(instead.get("built")) != built):
+            raise gomod.BuildError(f"the Flux Operator {version} installs {component} {tag} for Flux {flux}, but "
+                                   f"the toolchain built {need} {built}")
+        name = f"{OPERATOR_REGISTRY}/{component}:{tag}"
+        by_digest[name] = digest
+        if built != tag:
+            notes.append(f"{name} holds {component} {built} ({instead.get('why')})")
+        if name not in made:
+            program = f"/usr/local/bin/{component}"
+            out.append(images.Image(name, "static", {program: b.need(need, component)}, entrypoint=[program],
+                                    user="65534:65534"))
+    return out, {"images": by_digest, "instead": notes}
 
 
 def podinfo_image(b: Build) -> images.Image:
