@@ -53,6 +53,8 @@ def tier_session(request: pytest.FixtureRequest):
     env.prepare([t for t in needed if t in names.LONG_LIVED])
     if names.SANDBOX in needed:
         sandbox.prepare_ahead(env)
+    if env.provider.proofs_ahead and any(item.get_closest_marker("ahead") for item in request.session.items):
+        private_fork.start_ahead(env)
     try:
         yield env
     finally:
@@ -143,11 +145,14 @@ def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnviro
         receiver.run(tier_env)
 
 
-# Proofs on clusters of their own, made after the others are idle and deleted
-# as soon as they pass.
+# Proofs on clusters of their own, deleted as soon as they pass. Where
+# clusters are cheap (kwok), the private fork's runs in the background from
+# when the long-lived clusters are made; elsewhere (kind) both are made
+# after the others are idle.
+@pytest.mark.ahead(private_fork.KEY)
 def test_private_fork_bootstraps_over_ssh_with_a_deploy_key(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "private-fork", request.node.nodeid):
-        private_fork.run(tier_env)
+        private_fork.proof(tier_env)
 
 
 @pytest.mark.cluster("staging")

@@ -58,6 +58,7 @@ class TierEnvironment:
         self._once: dict[str, concurrent.futures.Future] = {}
         self._threads: list[threading.Thread] = []
         self._stops: list = []  # on_close
+        self._proofs: dict[str, concurrent.futures.Future] = {}  # ahead_proof
         if live:
             atexit.register(self.close)
             self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -114,6 +115,41 @@ class TierEnvironment:
         thread = threading.Thread(target=run, name=f"gwp-{key.replace(' ', '-')}", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def ahead_proof(self, key: str, run, after=()) -> None:
+        """Run the proof ``run()`` in the background, once the clusters
+        ``after`` are made (made or failed: a proof on a cluster of its own
+        does not need them, it only leaves them the machine while they are
+        made); ``proof_result(key, run)`` waits for it. Its error, an
+        assertion or a Flux failure, is kept as it is, for the test to report."""
+        if not self.live:
+            return
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if key in self._proofs:
+                return
+            self._proofs[key] = future
+
+        def target() -> None:
+            try:
+                for made in [self._once.get(f"cluster {t}") for t in after]:
+                    if made is not None:
+                        concurrent.futures.wait([made])
+                if self.closed:
+                    raise RuntimeError(f"{key}: not run, the cluster tier is being taken down")
+                future.set_result(run())
+            except BaseException as error:  # noqa: BLE001 - kept for the test, which raises it
+                future.set_exception(error)
+
+        thread = threading.Thread(target=target, name=f"gwp-proof-{key}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def proof_result(self, key: str, run):
+        """The result of the proof ``ahead_proof`` started (waiting for it),
+        or of ``run()`` now, when nothing started it."""
+        future = self._proofs.get(key)
+        return run() if future is None else future.result()
 
     def prepare(self, targets) -> None:
         """Make and bootstrap ``targets`` in the background (the git server,

@@ -130,6 +130,17 @@ def wait_pids_gone(pids: list[int], bound: float) -> list[int]:
     return alive
 
 
+def terminate_pids(pids: list[int], grace: float) -> None:
+    """SIGTERM to each of ``pids``, SIGKILL to those still running after
+    ``grace`` seconds; returns once none runs (or 10 s after the SIGKILL)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    left = wait_pids_gone(pids, grace)
+    kill_pids(left)
+    wait_pids_gone(left, 10)
+
+
 def kill_pids(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -330,3 +330,29 @@ def test_bootstraps_committed_source_is_not_judged_while_bootstrap_runs(tmp_path
               "spec": {"url": "https://github.com/example-org/x"}}
     assert pending(source)
     assert not pending({**source, "spec": {"url": "http://127.0.0.1:8080/x.git"}})
+
+
+def test_a_proof_run_ahead_waits_for_the_clusters_and_keeps_its_own_error() -> None:
+    import concurrent.futures
+    import threading
+    from types import SimpleNamespace
+
+    from cluster.environment import TierEnvironment
+
+    made = concurrent.futures.Future()
+    env = SimpleNamespace(live=True, closed=False, _lock=threading.Lock(), _proofs={}, _threads=[],
+                          _once={"cluster staging": made})
+    order = []
+
+    def proof():
+        order.append("proof")
+        raise AssertionError("the fork's sources read another URL")
+
+    TierEnvironment.ahead_proof(env, "fork", proof, after=("staging", "production"))
+    time.sleep(0.2)
+    assert order == [], "the proof started before the cluster it waits for was made"
+    made.set_result("staging")
+    with pytest.raises(AssertionError, match="another URL"):  # as raised, not wrapped as a setup failure
+        TierEnvironment.proof_result(env, "fork", lambda: order.append("again"))
+    assert order == ["proof"]
+    assert TierEnvironment.proof_result(env, "other", lambda: "ran now") == "ran now"

@@ -115,11 +115,15 @@ def test_sandbox_runs_the_trees_scripts_in_the_pages_order(plan_text: str) -> No
 
 
 def test_everything_is_removed_at_the_end(plan_text: str) -> None:
-    tail = commands(plan_text)[-(len(names.ALL_CLUSTERS) + 1):]
-    assert sorted(tail[:-1]) == sorted(
-        f'/opt/kind delete cluster --name=gwp-{t} "--kubeconfig=$GWP_WORK/gwp-{t}.kubeconfig"'
-        for t in names.ALL_CLUSTERS)
+    # The sandbox and the proofs' own clusters go as soon as their proofs are
+    # done; the long-lived ones and the registry at the end.
+    delete = '/opt/kind delete cluster --name=gwp-{0} "--kubeconfig=$GWP_WORK/gwp-{0}.kubeconfig"'
+    listed = commands(plan_text)
+    tail = listed[-(len(names.LONG_LIVED) + 1):]
+    assert sorted(tail[:-1]) == sorted(delete.format(t) for t in names.LONG_LIVED)
     assert tail[-1] == "/opt/docker rm --force --volumes gwp-registry"
+    for early in (names.SANDBOX, *names.PROOF_CLUSTERS):
+        assert listed.count(delete.format(early)) == 1, f"the {early} cluster is not deleted once"
 
 
 def test_a_block_aimed_at_another_cluster_is_refused() -> None:

@@ -90,6 +90,9 @@ class Provider:
     simulated = ""
     # Whether pods really run (containers, probes, Services carrying traffic).
     runs_pods = False
+    # Whether clusters are cheap enough that the proofs on clusters of their
+    # own (``pytest.mark.ahead``) run in the background beside the others.
+    proofs_ahead = False
 
     def create(self, target: str, runner: Recorder) -> Cluster:
         raise NotImplementedError
@@ -171,11 +174,9 @@ class Provider:
 
     def operator_problem(self) -> str | None:
         """Why the Flux Operator cannot run on this provider's clusters (None:
-        it can). In a pod it runs from its image, which the tier neither
-        pulls nor builds."""
-        return (f"the Flux Operator runs from its image (ghcr.io/controlplaneio-fluxcd/flux-operator) on "
-                f"{self.name} clusters, and the tier neither pulls nor builds that image; the kwok provider runs "
-                "the operator built from source as a host process")
+        it can). A provider runs it its own way (kind from its image, kwok
+        as a host process); one that does not say how cannot."""
+        return f"the {self.name} provider does not run the Flux Operator"
 
     def run_operator(self, cluster: Cluster, runner: Recorder, binary: str, data: str) -> None:
         """Run the Flux Operator for its Deployment (``install.yaml`` applied

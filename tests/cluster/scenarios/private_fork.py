@@ -84,6 +84,20 @@ def reader_env(env, fork, cluster) -> dict[str, str]:
             **(fork.git_env() if fork else sshgit.git_env(folder / "deploy_ed25519", folder / "known_hosts"))}
 
 
+KEY = "private-fork"
+
+
+def start_ahead(env) -> None:
+    """Run the proof in the background once the long-lived clusters are
+    made (``Provider.proofs_ahead``); ``proof`` then waits for it."""
+    env.ahead_proof(KEY, lambda: run(env), after=names.LONG_LIVED)
+
+
+def proof(env) -> None:
+    """The proof: its result if ``start_ahead`` started it, or a run now."""
+    env.proof_result(KEY, lambda: run(env))
+
+
 def run(env) -> None:
     fork = start_fork(env)
     cluster = env.bare_cluster(TARGET)

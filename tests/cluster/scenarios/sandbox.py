@@ -160,3 +160,5 @@ def finish(env) -> None:
     git(env, clone, "add", "--all", "clusters")
     git(env, clone, "commit", "--quiet", "--message", f"development: return {SANDBOX_DIR}")
     git(env, clone, "push", "--quiet", "origin", BRANCH)
+    # Nothing after this proof uses the sandbox: its memory goes back to the run.
+    env.delete_cluster(names.SANDBOX)
