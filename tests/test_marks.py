@@ -72,7 +72,7 @@ def proof_failure(result: proof.Proof) -> str | None:
 
 
 def ci_script(tmp_path: Path, text: str) -> Path:
-    (tmp_path / ".ci").mkdir()
+    (tmp_path / ".ci").mkdir(parents=True)
     (tmp_path / ".ci" / "run").write_text(text, encoding="utf-8")
     selection.ci_providers.cache_clear()
     return tmp_path
@@ -91,6 +91,10 @@ def test_ci_providers_are_read_from_what_ci_runs(tmp_path):
                                "python3 -m nox -s e2e -- --cluster kwok tests/test_cluster.py\n"
                                "python3 -m nox -s e2e -- --cluster=kind tests/test_cluster.py\n")
     assert selection.ci_providers(root) == ("kwok", "kind")
+    # A command continued on the next line is read as the shell reads it.
+    root = ci_script(tmp_path / "continued", "python3 -m nox -s e2e -- \\\n  --cluster kind \\\n  tests/test_cluster.py\n"
+                               "python3 -m nox -s e2e -- --cluster kwok\n")
+    assert selection.ci_providers(root) == ("kind", "kwok")
     assert selection.providers_words(("kwok", "kind")) == "on kwok and kind in CI"
     assert selection.providers_words(()) == "by the cluster tier (not in CI)"
 

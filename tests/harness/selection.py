@@ -264,6 +264,24 @@ class CIError(ValueError):
 E2E = re.compile(r"\bnox\b.*(?:\s-s|--sessions?)\s+e2e\b")
 
 
+def shell_lines(text: str) -> list[tuple[int, str]]:
+    """(number of its first line, command line) of a shell script, with a
+    line that ends in a backslash joined to the next, as the shell reads it."""
+    out: list[tuple[int, str]] = []
+    pending, first = "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if not pending:
+            first = number
+        if line.endswith("\\") and not line.lstrip().startswith("#"):
+            pending += line[:-1]
+            continue
+        out.append((first, pending + line))
+        pending = ""
+    if pending:
+        out.append((first, pending))
+    return out
+
+
 @functools.lru_cache(maxsize=8)
 def ci_providers(root: Path) -> tuple[str, ...]:
     """The cluster providers the project's CI runs the cluster tier with: the
@@ -276,7 +294,7 @@ def ci_providers(root: Path) -> tuple[str, ...]:
     if not path.is_file():
         return ()
     found: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in shell_lines(path.read_text(encoding="utf-8")):
         if line.lstrip().startswith("#") or not E2E.search(line):
             continue
         try:
