@@ -192,6 +192,15 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
 
     from .. import status, tier
 
+    # The page's clone is made once every cluster its blocks run on is
+    # bootstrapped: bootstrap pushes its sync commit to the branch, and a
+    # clone made before that push is behind it (a block's `git push` is then
+    # rejected). A cluster that cannot be made is reported at its first block.
+    for target in dict.fromkeys(b.options.get("cluster") for b in blocks):
+        try:
+            block_cluster(env, target)
+        except Exception:  # noqa: BLE001 - raised again, and reported, when its block runs
+            pass
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
