@@ -212,7 +212,7 @@ class TierEnvironment:
                                  pending=status.before_sync(tree.committed_sync_urls(self.root)))
         self.provider.install_flux(made, endpoints, self.runner, self.tool("flux"), path, branch,
                                    watch=watch.check if self.live else None)
-        mark_time(f"{target} bootstrapped")
+        self.mark(f"{target} bootstrapped")
         return made
 
     def bare_cluster(self, target: str) -> Cluster:
@@ -329,6 +329,13 @@ class TierEnvironment:
         return os.pathsep.join(dict.fromkeys([*dirs, INHERITED_PATH]))
 
     # -- teardown ----------------------------------------------------------
+
+    def mark(self, event: str) -> None:
+        """Record a moment of the run among the step timings (``MARK``)."""
+        timings = getattr(self.runner, "timings", None)
+        if timings is not None:
+            now = time.monotonic()
+            timings.append((now, now, MARK + event))
 
     def write_timings(self) -> None:
         """Every step's start and end (seconds from the environment's start)
@@ -454,15 +461,9 @@ class SetupFailed(RuntimeError):
 TIMINGS = "GWP_CLUSTER_TIMINGS"  # a file to write every step's timing to (tests/bench/cluster.py)
 
 
-def mark_time(event: str) -> None:
-    """Append ``<unix time> <event>`` to the file $GWP_TIMELINE names (the
-    benchmark's record of when each cluster had Flux running)."""
-    path = os.environ.get("GWP_TIMELINE")
-    if path:
-        import time
-
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{time.time():.1f} {event}\n")
+# A moment of the run among the timings (a row that starts and ends at once):
+# ``mark: development bootstrapped``, when that cluster had Flux running.
+MARK = "mark: "
 
 
 def _sigterm_as_interrupt(signum, frame):

@@ -106,3 +106,22 @@ def test_docker_engine_problem_quotes_docker(tmp_path: Path) -> None:
     assert "Cannot connect to the Docker daemon at unix:///x.sock" in preflight.docker_engine_problem(str(fake))
     fake.write_text("#!/bin/sh\necho 27.3.1\n")
     assert preflight.docker_engine_problem(str(fake)) is None
+
+
+def test_marks_and_step_timings_go_to_one_file(tmp_path, monkeypatch) -> None:
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from cluster.environment import MARK, TIMINGS, TierEnvironment
+
+    started = time.monotonic()
+    env = SimpleNamespace(runner=SimpleNamespace(timings=[(started, started + 2, "staging: bootstrap")]),
+                          started=started)
+    TierEnvironment.mark(env, "staging bootstrapped")
+    monkeypatch.setenv(TIMINGS, str(tmp_path / "timings.json"))
+    TierEnvironment.write_timings(env)
+    rows = json.loads((tmp_path / "timings.json").read_text(encoding="utf-8"))
+    assert rows[0] == [0.0, 2.0, "staging: bootstrap"]
+    start, end, what = rows[1]
+    assert start == end and what == MARK + "staging bootstrapped"
