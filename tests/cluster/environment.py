@@ -117,11 +117,13 @@ class TierEnvironment:
         thread.start()
 
     def ahead_proof(self, key: str, run, after=()) -> None:
-        """Run the proof ``run()`` in the background, once the clusters
-        ``after`` are made (made or failed: a proof on a cluster of its own
-        does not need them, it only leaves them the machine while they are
-        made); ``proof_result(key, run)`` waits for it. Its error, an
-        assertion or a Flux failure, is kept as it is, for the test to report."""
+        """Run the proof ``run()`` in the background, once what ``after``
+        names is done: clusters (made or failed: a proof on a cluster of its
+        own needs them at most for a comparison, and leaves them the machine
+        while they are made) and proofs started this way before it (their
+        clusters go when they are done, so fewer run at once);
+        ``proof_result(key, run)`` waits for it. Its error, an assertion or
+        a Flux failure, is kept as it is, for the test to report."""
         if not self.live:
             return
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -132,7 +134,7 @@ class TierEnvironment:
 
         def target() -> None:
             try:
-                for made in [self._once.get(f"cluster {t}") for t in after]:
+                for made in [self._proofs.get(t) or self._once.get(f"cluster {t}") for t in after]:
                     if made is not None:
                         concurrent.futures.wait([made])
                 if self.closed:
@@ -144,6 +146,10 @@ class TierEnvironment:
         thread = threading.Thread(target=target, name=f"gwp-proof-{key}", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def proof_started(self, key: str) -> bool:
+        """Whether ``ahead_proof`` started the proof ``key``."""
+        return key in self._proofs
 
     def proof_result(self, key: str, run):
         """The result of the proof ``ahead_proof`` started (waiting for it),

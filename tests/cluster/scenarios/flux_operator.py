@@ -34,6 +34,7 @@ arguments of the operator's Deployments.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import yaml
@@ -41,7 +42,7 @@ import yaml
 from .. import names, status
 from ..plan import Step
 from ..providers import FLUX_NAMESPACE, Cluster, kube_args
-from . import READY_BOUND, git
+from . import READY_BOUND, flux_reconcile, git
 
 TARGET = names.OPERATOR
 DIRECTORY = "staging"
@@ -91,7 +92,35 @@ def operator_files(env) -> tuple[str, str, str]:
     return str(entry / "bin" / "flux-operator"), str(entry / "data"), str(entry / "install.yaml")
 
 
+KEY = "flux-operator"
+# How long the operator's cluster may take to catch up with staging after
+# running ahead (its branch brought up to main, its sources reconciled).
+CATCH_UP_BOUND = 180
+
+
+def start_ahead(env) -> None:
+    """Make the operator's cluster in the background once staging is made
+    and the private fork's proof is done (``Provider.proofs_ahead``);
+    ``proof`` catches it up with what changed on main since, then compares."""
+    from . import private_fork
+
+    env.ahead_proof(KEY, lambda: prepare(env), after=(DIRECTORY, private_fork.KEY))
+
+
+def proof(env) -> None:
+    """The proof: from what ``start_ahead`` made, or all of it now."""
+    ahead = env.proof_started(KEY)
+    finish(env, env.proof_result(KEY, lambda: prepare(env)), caught_up=not ahead)
+
+
 def run(env) -> None:
+    finish(env, prepare(env), caught_up=True)
+
+
+def prepare(env) -> tuple[Path, Cluster]:
+    """The switch on a work branch, a cluster with the operator, and the
+    FluxInstance Ready with every Kustomization and HelmRelease; returns
+    (the clone, the cluster)."""
     problem = env.provider.operator_problem()
     if problem:
         raise OperatorUnavailable(problem)
@@ -141,19 +170,51 @@ def run(env) -> None:
                          "fluxinstances.fluxcd.controlplane.io/flux", "--for=condition=Ready", "--timeout=600s"],
                         note=f"{TARGET}: the operator reports the FluxInstance Ready", timeout=660),
                    while_waiting=watch.check if env.live else None)
-    ready = status.wait_all_ready(env, cluster, READY_BOUND)
-    instance = status.get_json(cluster, env.runner, kubectl, "fluxinstances.fluxcd.controlplane.io/flux",
-                               "-n", FLUX_NAMESPACE)
-    deployments = status.get_json(cluster, env.runner, kubectl, "deployments", "-n", FLUX_NAMESPACE)
+    status.wait_all_ready(env, cluster, READY_BOUND)
+    return clone, cluster
+
+
+def catch_up(env, clone: Path, cluster: Cluster) -> None:
+    """After running ahead: main has moved on (the page blocks and the
+    promotion push and publish releases). The work branch takes main's
+    commits, and the operator's cluster reconciles its sources now rather
+    than at their intervals."""
+    git(env, clone, "pull", "--quiet", "--no-rebase", "--no-edit", "origin", names.DEFAULT_BRANCH,
+        note=f"bring {BRANCH} up to {names.DEFAULT_BRANCH}, which moved on while the operator's cluster was made")
+    git(env, clone, "push", "--quiet", "origin", BRANCH, note="push the work branch to the served snapshot")
+    flux_reconcile(env, cluster, "source", "oci", "platform", "--namespace", FLUX_NAMESPACE)
+    flux_reconcile(env, cluster, "kustomization", "flux-system", "--with-source", "--namespace", FLUX_NAMESPACE)
+
+
+def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
+    """Compare the operator's cluster with the bootstrapped staging cluster,
+    then delete it. After running ahead, it is first caught up, and the
+    comparison is repeated until both agree (or ``CATCH_UP_BOUND``)."""
+    clone, cluster = prepared
+    kubectl = env.tool("kubectl")
+    if not caught_up:
+        catch_up(env, clone, cluster)
     staging = env.cluster(DIRECTORY)
-    bootstrapped = status.wait_all_ready(env, staging, READY_BOUND)
-    layers = {c.target: applied(env, c) for c in (cluster, staging)}
-    if env.live:
+    deadline = time.monotonic() + (0 if caught_up else CATCH_UP_BOUND)
+    while True:
+        ready = status.wait_all_ready(env, cluster, READY_BOUND)
+        bootstrapped = status.wait_all_ready(env, staging, READY_BOUND)
+        instance = status.get_json(cluster, env.runner, kubectl, "fluxinstances.fluxcd.controlplane.io/flux",
+                                   "-n", FLUX_NAMESPACE)
+        deployments = status.get_json(cluster, env.runner, kubectl, "deployments", "-n", FLUX_NAMESPACE)
+        layers = {c.target: applied(env, c) for c in (cluster, staging)}
+        if not env.live:
+            break
         problems = compare(ready, bootstrapped, layers[TARGET], layers[DIRECTORY], deployments)
-        assert not problems, (
-            f"{TARGET} (Flux by the Flux Operator from {INSTANCE}, FluxInstance "
-            f"{instance.get('status', {}).get('lastAppliedRevision', '?')}) differs from the bootstrapped "
-            f"{DIRECTORY} cluster:\n  " + "\n  ".join(problems))
+        if not problems:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{TARGET} (Flux by the Flux Operator from {INSTANCE}, FluxInstance "
+                f"{instance.get('status', {}).get('lastAppliedRevision', '?')}) differs from the bootstrapped "
+                f"{DIRECTORY} cluster" + ("" if caught_up else f" {CATCH_UP_BOUND}s after it was caught up")
+                + ":\n  " + "\n  ".join(problems))
+        time.sleep(5)
     env.delete_cluster(TARGET)
 
 
