@@ -88,6 +88,15 @@ def test_bundled_components_are_read_from_flux2s_bases(tmp_path):
         "github.com/fluxcd/source-controller"
 
 
+def components_memo(tmp_path: Path, name: str, versions: dict[str, str]) -> Path:
+    """What components.bundled or installed_by_operator remembered in the
+    tool cache under ``tmp_path / "cache"`` (so no module is downloaded)."""
+    memo = tmp_path / "cache" / "tools" / ".components" / name
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps(versions))
+    return memo
+
+
 def test_served_instead_must_name_what_flux_really_bundles(tmp_path, monkeypatch):
     monkeypatch.setenv("GITOPS_WHITEPAPER_CACHE", str(tmp_path / "cache"))
     (tmp_path / "versions.yaml").write_text(textwrap.dedent("""\
@@ -96,9 +105,7 @@ def test_served_instead_must_name_what_flux_really_bundles(tmp_path, monkeypatch
           served_instead:
             notification-controller: {bundled: v1.9.0, built: v1.8.0, why: test}
         """))
-    memo = tmp_path / "cache" / "tools" / ".components" / "flux-v2.9.5.json"
-    memo.parent.mkdir(parents=True)
-    memo.write_text(json.dumps({"notification-controller": "v1.9.4"}))
+    components_memo(tmp_path, "flux-v2.9.5.json", {"notification-controller": "v1.9.4"})
     with pytest.raises(gomod.BuildError, match="says Flux bundles v1.9.0, but flux v2.9.5 bundles v1.9.4"):
         components.bundled("v2.9.5", pins.served_instead(tmp_path))
 
@@ -134,9 +141,7 @@ def test_an_operator_controller_served_instead_must_name_what_the_operator_insta
             installed_by: flux-operator
             served_instead: {installed: v1.6.2, built: v1.6.4, why: test}
         """))
-    memo = tmp_path / "cache" / "tools" / ".components" / "flux-operator-v0.1.0-flux-2.9.json"
-    memo.parent.mkdir(parents=True)
-    memo.write_text(json.dumps({"helm-controller": "v1.6.3"}))
+    memo = components_memo(tmp_path, "flux-operator-v0.1.0-flux-2.9.json", {"helm-controller": "v1.6.3"})
     pins.tools.cache_clear()
     pins.versions.cache_clear()
     try:

@@ -92,9 +92,9 @@ def build_plan(root: Path = PROJECT_ROOT, provider: str = "kind", blocks: list |
     sandbox.finish(env)
     promotion.run(env)  # after the page blocks, which show a reader's releases only
     receiver.run(env)
-    private_fork.run(env)
+    private_fork.proof(env)
     if not env.provider.operator_problem():
-        flux_operator.run(env)
+        flux_operator.proof(env)
     env.close()
     return plan.render(env.runner.steps)
 

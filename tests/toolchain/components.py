@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from . import cache, gomod
 
 FLUX_MODULE = "github.com/fluxcd/flux2/v2"
@@ -74,7 +76,9 @@ def bundled(version: str, instead: dict[str, dict]) -> dict[str, Component]:
     return out
 
 
-OPERATOR_IMAGES = re.compile(r"name:\s*\S*/(?P<name>[\w-]+)\s*\n\s*newTag:\s*(?P<tag>\S+)\s*\n\s*digest:\s*(?P<digest>\S+)")
+def minor(version: str) -> str:
+    """The minor of a Flux version: ``v2.9.5`` -> ``2.9``."""
+    return ".".join(str(version).lstrip("v").split(".")[:2])
 
 
 def operator_flux(data: Path, minor: str) -> str:
@@ -94,8 +98,9 @@ def operator_flux(data: Path, minor: str) -> str:
 def operator_images(data: Path, flux: str) -> dict[str, tuple[str, str]]:
     """component -> (tag, digest) the Flux Operator installs for Flux
     ``flux`` (``v2.9.4``), from its upstream image list."""
-    text = (data / "flux-images" / flux / "upstream-alpine.yaml").read_text(encoding="utf-8")
-    return {m["name"]: (m["tag"], m["digest"]) for m in OPERATOR_IMAGES.finditer(text)}
+    listed = yaml.safe_load((data / "flux-images" / flux / "upstream-alpine.yaml").read_text(encoding="utf-8"))
+    return {image["name"].rsplit("/", 1)[-1]: (str(image["newTag"]), str(image.get("digest", "")))
+            for image in (listed or {}).get("images") or []}
 
 
 def installed_by_operator(module: str, version: str, minor: str) -> dict[str, str]:

@@ -183,8 +183,8 @@ def operator_installs(root: Path, operator: str) -> dict[str, str]:
     """component -> version the Flux Operator pinned as tools.<operator>
     installs for a FluxInstance of flux.version's minor."""
     spec = (versions(root).get("tools") or {})[operator]
-    minor = ".".join(flux_version(root)[1:].split(".")[:2])
-    return flux_components.installed_by_operator(spec["module"], str(spec["version"]), minor)
+    return flux_components.installed_by_operator(spec["module"], str(spec["version"]),
+                                                 flux_components.minor(flux_version(root)))
 
 
 def _default_binaries(name: str, build: str, packages: tuple[str, ...]) -> list[str]:

@@ -87,8 +87,9 @@ status:
 class KwokProvider(Provider):
     name = "kwok"
     simulated = SIMULATED
-    # A cluster is a few processes: the private fork's runs beside the page
-    # blocks instead of after them.
+    # A cluster is a few processes: the proofs on clusters of their own (the
+    # private fork's, then the Flux Operator's) run beside the page blocks
+    # instead of after them.
     proofs_ahead = True
 
     def __init__(self, tools: dict[str, str], work: str, root: str):

@@ -113,10 +113,6 @@ def proof(env) -> None:
     finish(env, env.proof_result(KEY, lambda: prepare(env)), caught_up=not ahead)
 
 
-def run(env) -> None:
-    finish(env, prepare(env), caught_up=True)
-
-
 def prepare(env) -> tuple[Path, Cluster]:
     """The switch on a work branch, a cluster with the operator, and the
     FluxInstance Ready with every Kustomization and HelmRelease; returns

@@ -150,8 +150,7 @@ def operator_images(b: Build, made: set[str]) -> tuple[list[images.Image], dict]
     out = [images.Image(named[1], "static", {"/flux-operator": b.need("flux-operator", "flux-operator"),
                                              "/data": folder / "data", "/etc/os-release": os_release},
                         entrypoint=["/flux-operator"], workdir="/", user="65532:65532")]
-    minor = ".".join(str(b.settings["flux"]["version"]).lstrip("v").split(".")[:2])
-    flux = components.operator_flux(folder / "data", minor)
+    flux = components.operator_flux(folder / "data", components.minor(b.settings["flux"]["version"]))
     by_digest = {}
     for component, (tag, digest) in components.operator_images(folder / "data", flux).items():
         need = f"operator-{component}"
