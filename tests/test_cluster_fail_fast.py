@@ -64,6 +64,25 @@ CASES = {
 }
 
 
+SUMMARY = re.compile(r"^=+ short test summary info =+$", re.MULTILINE)
+
+
+def report_body(output: str) -> str:
+    """The child's output up to pytest's short summary. The summary repeats
+    each failure's message: cut to one line on a terminal, whole where pytest
+    believes it runs in CI (``$CI`` or ``$BUILD_NUMBER`` set), so what the
+    tier reported is counted before it."""
+    found = SUMMARY.search(output)
+    return output[:found.start()] if found else output
+
+
+def test_report_body_ends_where_pytest_summary_begins() -> None:
+    output = ("E  platform/x.yaml:3: rejected\n=== short test summary info ===\n"
+              "FAILED t.py::a - Failed: one:\n  platform/x.yaml:3: rejected\n")
+    assert report_body(output).count("platform/x.yaml:3: rejected") == 1
+    assert report_body("no summary") == "no summary"
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_broken_tree_fails_fast_once_with_its_location(request, tmp_path: Path, case: str) -> None:
     provider = tier.requested_provider(request.config)
@@ -94,8 +113,9 @@ def test_a_broken_tree_fails_fast_once_with_its_location(request, tmp_path: Path
     print(f"{case}: the child ran {took:.0f}s\n{tail}")
     assert child.returncode == 1, f"the broken tree did not fail the tier (exit {child.returncode}):\n{tail}"
     assert "1 failed" in output, f"expected exactly one failed test:\n{tail}"
+    body = report_body(output)
     for pattern in broken.expect:
-        hits = re.findall(pattern, output)
+        hits = re.findall(pattern, body)
         assert len(hits) == 1, f"expected /{pattern}/ once, found it {len(hits)} times:\n{tail}"
     not_run = re.findall(r"SKIPPED \[\d+\] .*not run: .*\(reported by tests/test_cluster\.py::", output)
     counted = sum(int(n) for n in re.findall(r"SKIPPED \[(\d+)\] .*not run: ", output))
