@@ -24,6 +24,16 @@ nox.options.sessions = ["docs-test"]
 REQUIREMENTS = "requirements.txt"
 
 
+def run(session: nox.Session, *args, **kwargs):
+    """``session.run`` that lets the command finish after a Ctrl-C. nox
+    would terminate it 0.3 s after the interrupt and kill it 0.2 s later,
+    before the harness's teardown is done: clusters, control-plane processes,
+    the tier's dockerd and the offline tier's API server would be left
+    running. The command gets the Ctrl-C too (same process group) and ends
+    as soon as it has cleaned up."""
+    return session.run(*args, interrupt_timeout=None, **kwargs)
+
+
 def _install(session: nox.Session) -> None:
     session.install("-r", REQUIREMENTS)
     # Material 9.x prints an end-of-life banner on every build; the site's
@@ -36,7 +46,7 @@ def _install_mermaid(session: nox.Session) -> None:
     .tools/diagrams, unless it is there: the diagram check parses with it and
     the site serves it (hooks/mermaid.py). Without node or npm this prints
     why, and the site build then stops with the same advice."""
-    session.run("python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    run(session, "python", "-m", "harness.checks.diagrams", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
 
 
 @nox.session(name="docs")
@@ -44,7 +54,7 @@ def docs(session: nox.Session) -> None:
     """Build the site with --strict: a broken include, link or macro fails."""
     _install(session)
     _install_mermaid(session)
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
+    run(session, "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)
 
 
 @nox.session(name="docs-serve")
@@ -55,7 +65,7 @@ def docs_serve(session: nox.Session) -> None:
     # Pages include the tree and read versions.yaml: rebuild when they change too.
     watched = [arg for path in ("clusters", "platform", "apps", "create", "snippets", "versions.yaml")
                for arg in ("--watch", path)]
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *watched, *session.posargs)
+    run(session, "mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *watched, *session.posargs)
 
 
 # The offline run's pytest workers (pytest-xdist): two, the cores it is budgeted
@@ -84,13 +94,13 @@ def docs_test(session: nox.Session) -> None:
     # time takes minutes, then under a second). A tool that cannot be built
     # is listed here and its checks are skipped with the reason in the
     # report, never passed.
-    session.run("python", "-m", "toolchain", "--tier", "offline", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
+    run(session, "python", "-m", "toolchain", "--tier", "offline", env={"PYTHONPATH": "tests"}, success_codes=[0, 1])
     # The Flux JSON schemas of the pinned Flux, from the built CLI's CRDs.
-    session.run("python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
+    run(session, "python", "-m", "harness.flux_schemas", "--if-missing", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
     _fetch_chart_sources(session)
     _install_mermaid(session)
-    session.run("pytest", *DOCS_TEST_ARGS, *joined_page_option(session.posargs), env=OFFLINE_ENV)
+    run(session, "pytest", *DOCS_TEST_ARGS, *joined_page_option(session.posargs), env=OFFLINE_ENV)
 
 
 def _fetch_chart_sources(session: nox.Session) -> None:
@@ -98,7 +108,7 @@ def _fetch_chart_sources(session: nox.Session) -> None:
     into the Go module cache (the module proxy, once): the references check
     renders them with the pinned helm. Without them it lists the charts whose
     objects it does not know."""
-    session.run("python", "-m", "harness.checks.helm_charts", "--fetch", env={"PYTHONPATH": "tests"},
+    run(session, "python", "-m", "harness.checks.helm_charts", "--fetch", env={"PYTHONPATH": "tests"},
                 success_codes=[0, 1])
 
 
@@ -126,11 +136,11 @@ def bench(session: nox.Session) -> None:
     if "--cluster" in " ".join(session.posargs):
         provider, rest = cluster_option(session.posargs)
         provider = "kwok" if provider == "auto" else provider
-        session.run("python", "-m", "toolchain", "--tier", provider, env={"PYTHONPATH": "tests"})
-        session.run("python", "tests/bench/cluster.py", "--cluster", provider, *rest,
+        run(session, "python", "-m", "toolchain", "--tier", provider, env={"PYTHONPATH": "tests"})
+        run(session, "python", "tests/bench/cluster.py", "--cluster", provider, *rest,
                     env={"PYTHONDONTWRITEBYTECODE": "1"})
         return
-    session.run("python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST,
+    run(session, "python", "tests/bench/run.py", "--workers", DOCS_TEST_WORKERS, "--dist", DOCS_TEST_DIST,
                 *session.posargs, env=OFFLINE_ENV)
 
 
@@ -149,13 +159,13 @@ def e2e(session: nox.Session) -> None:
     provider, args = cluster_option(session.posargs)
     env = {"PYTHONPATH": "tests"}
     if provider == "auto":
-        provider = session.run("python", "-c", "from cluster import preflight; print(preflight.default_provider())",
+        provider = run(session, "python", "-c", "from cluster import preflight; print(preflight.default_provider())",
                                env=env, silent=True).strip()
-    session.run("python", "-m", "toolchain", "--tier", provider, env=env, success_codes=[0, 1])
-    session.run("python", "-m", "harness.flux_schemas", "--if-missing", env=env, success_codes=[0, 1])
+    run(session, "python", "-m", "toolchain", "--tier", provider, env=env, success_codes=[0, 1])
+    run(session, "python", "-m", "harness.flux_schemas", "--if-missing", env=env, success_codes=[0, 1])
     _fetch_chart_sources(session)
     _install_mermaid(session)
-    session.run("pytest", "-p", "cluster.plugin", f"--cluster={provider}", *args,
+    run(session, "pytest", "-p", "cluster.plugin", f"--cluster={provider}", *args,
                 env={"PYTHONDONTWRITEBYTECODE": "1"})
 
 
@@ -181,7 +191,7 @@ def cluster_clean(session: nox.Session) -> None:
     host processes, kind clusters and containers (names starting with gwp-).
     `-- --dry-run` only lists them."""
     _install(session)
-    session.run("python", "-m", "cluster.clean", *session.posargs, env={"PYTHONPATH": "tests"})
+    run(session, "python", "-m", "cluster.clean", *session.posargs, env={"PYTHONPATH": "tests"})
 
 
 # --- CLI tools ----------------------------------------------------------------
@@ -195,7 +205,7 @@ def tools(session: nox.Session) -> None:
     `-- --tier offline|kwok|kind` those a tier needs. Prints where each tool
     came from and how long it took."""
     _install(session)
-    session.run("python", "-m", "toolchain", *session.posargs, env={"PYTHONPATH": "tests"})
+    run(session, "python", "-m", "toolchain", *session.posargs, env={"PYTHONPATH": "tests"})
 
 
 # --- Flux schemas ---------------------------------------------------------------
@@ -209,7 +219,7 @@ def flux_schemas(session: nox.Session) -> None:
     PATH), or `-- --crds DIR` from a folder or file of CRDs; `-- --out DIR`
     writes elsewhere."""
     _install(session)
-    session.run("python", "-m", "harness.flux_schemas", *session.posargs, env={"PYTHONPATH": "tests"})
+    run(session, "python", "-m", "harness.flux_schemas", *session.posargs, env={"PYTHONPATH": "tests"})
 
 
 # --- diagrams in a browser ------------------------------------------------------
@@ -224,4 +234,4 @@ def docs_screenshots(session: nox.Session) -> None:
     or /usr/bin/chromium) and node; `-- --page docs/x.md` opens one page,
     `-- --width 390` is a phone."""
     _install(session)
-    session.run("python", "tests/screenshots/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    run(session, "python", "tests/screenshots/run.py", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})

@@ -1,8 +1,10 @@
 """An interrupted cluster tier leaves nothing behind.
 
-Runs the development bootstrap proof in a child pytest, sends it SIGINT (as
-Ctrl-C does) in the middle of the work, and then checks that nothing of that
-run is left:
+Runs the development bootstrap proof in a child pytest and ends it in the
+middle of the work, in each of two ways: SIGINT (as Ctrl-C does), and its
+terminal gone (the pipe it prints to closed, then SIGHUP, as when a terminal
+or an SSH session closes: the teardown can print nothing). Then it checks
+that nothing of that run is left:
 
 - kwok: once the cluster's control plane and at least one Flux controller
   run; then no process of that run is left and no port of the provider's
@@ -51,6 +53,7 @@ def names_of(pids: list[int]) -> list[str]:
 
 
 def child_run(provider: str, env: dict) -> subprocess.Popen:
+    _SEEN.clear()  # what the previous child printed
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "cluster.plugin", f"--cluster={provider}", "-p", "no:cacheprovider",
          "-q", "-s", "tests/test_cluster.py", "-k", "bootstraps and development"],
@@ -59,8 +62,13 @@ def child_run(provider: str, env: dict) -> subprocess.Popen:
     )
 
 
-def interrupt(child: subprocess.Popen, ready, what: str) -> str:
-    """Wait until ``ready()``, then SIGINT the child; returns its output."""
+# How a run is ended: (the name in the test's id, whether its console goes first, the signal).
+ENDINGS = {"ctrl-c": (False, signal.SIGINT), "terminal-closed": (True, signal.SIGHUP)}
+
+
+def interrupt(child: subprocess.Popen, ready, what: str, ending: str = "ctrl-c") -> str:
+    """Wait until ``ready()``, then end the child as ``ending`` says;
+    returns its output (what was read before, when its console went)."""
     try:
         deadline = time.monotonic() + BOUND
         while time.monotonic() < deadline and child.poll() is None:
@@ -69,7 +77,13 @@ def interrupt(child: subprocess.Popen, ready, what: str) -> str:
             time.sleep(0.5)
         else:
             pytest.fail(f"the child run never got as far as {what}:\n{child.communicate()[0][-3000:]}")
-        child.send_signal(signal.SIGINT)
+        console_goes, sig = ENDINGS[ending]
+        if console_goes:
+            child.stdout.close()
+            child.send_signal(sig)
+            child.wait(timeout=600)
+            return "".join(_SEEN) + f"\n(the child's output after its console closed is lost; it exited {child.returncode})"
+        child.send_signal(sig)
         return "".join(_SEEN) + child.communicate(timeout=600)[0]
     finally:
         if child.poll() is None:
@@ -77,7 +91,8 @@ def interrupt(child: subprocess.Popen, ready, what: str) -> str:
             child.wait()
 
 
-def test_sigint_midway_leaves_nothing_behind(request):
+@pytest.mark.parametrize("ending", list(ENDINGS))
+def test_a_run_ended_midway_leaves_nothing_behind(request, ending: str):
     provider = tier.requested_provider(request.config)
     if provider not in ("kwok", "kind"):
         pytest.skip(tier.NOT_REQUESTED)
@@ -87,12 +102,12 @@ def test_sigint_midway_leaves_nothing_behind(request):
     if not found.ok:
         pytest.skip(found.skip_reason())
     if provider == "kwok":
-        interrupted_kwok()
+        interrupted_kwok(ending)
     else:
-        interrupted_kind(found.tools["docker"])
+        interrupted_kind(found.tools["docker"], ending)
 
 
-def interrupted_kwok() -> None:
+def interrupted_kwok(ending: str) -> None:
     before = set(processes.processes_with_marker(MARKER))
     child = child_run("kwok", {"GWP_KWOK_BASE_PORT": str(CHILD_BASE_PORT)})
 
@@ -101,19 +116,19 @@ def interrupted_kwok() -> None:
         return "kube-apiserver" in running and any(n.endswith("-controller") or n.startswith("source-con")
                                                    for n in running)
 
-    output = interrupt(child, ready, "the Flux controllers")
+    output = interrupt(child, ready, "the Flux controllers", ending)
     left = ours_now(before)
     deadline = time.monotonic() + 30
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
         left = ours_now(before)
-    assert not left, f"processes left after SIGINT: {names_of(left)} ({left})\n{output[-2000:]}"
+    assert not left, f"processes left after {ending}: {names_of(left)} ({left})\n{output[-2000:]}"
     ports = range(CHILD_BASE_PORT, CHILD_BASE_PORT + PORTS_PER_CLUSTER * len(ORDER))
     bound = [p for p in ports if processes.port_is_bound(p)]
-    assert not bound, f"ports still bound after SIGINT: {bound}"
+    assert not bound, f"ports still bound after {ending}: {bound}"
 
 
-def interrupted_kind(docker: str) -> None:
+def interrupted_kind(docker: str, ending: str) -> None:
     import docker_engine
 
     engine_before = docker_engine.own_pid() is not None or docker_engine.answers(docker, None, timeout=10) is None
@@ -132,11 +147,11 @@ def interrupted_kind(docker: str) -> None:
         # The cluster's node runs and bootstrap has begun (the child echoes each command).
         return bool(containers()) and os.path.exists(f"/proc/{child.pid}") and _bootstrap_started(child)
 
-    output = interrupt(child, ready, "flux bootstrap on a running node")
+    output = interrupt(child, ready, "flux bootstrap on a running node", ending)
     left = containers()
     assert not left, f"containers of the interrupted run left: {left}\n{output[-2000:]}"
     if not engine_before:
-        assert docker_engine.own_pid() is None, f"the tier's dockerd still runs after SIGINT\n{output[-2000:]}"
+        assert docker_engine.own_pid() is None, f"the tier's dockerd still runs after {ending}\n{output[-2000:]}"
         assert not docker_engine.leftover_processes(), \
             f"processes of the tier's engine left: {docker_engine.leftover_processes()}"
         assert not docker_engine.leftover_mounts(), f"mounts left: {docker_engine.leftover_mounts()}"

@@ -18,6 +18,8 @@ prints
 - the peak resident memory of everything the tier started (goal: 4 GiB on
   kwok, 10 GiB on kind, where the tier's dockerd, its containerd and every
   process in the nodes count too), and which processes held the most then,
+- how busy the machine's cores were over the run (from /proc/stat: a tier
+  that keeps every core busy gains nothing from overlapping more of it),
 - where the time went: the longest steps of the run, each with when it
   started and ended (the tier writes every step's timing to the file
   $GWP_CLUSTER_TIMINGS names; steps of clusters made side by side overlap).
@@ -72,6 +74,14 @@ def processes() -> dict[int, tuple[int, int, str, str]]:
     return out
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) seconds of all cores since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
 def tier_processes(root_pid: int, table: dict, marks=(MARKER,)) -> dict[int, tuple[int, int, str, str]]:
     """The run's process tree, plus every process that names a work
     directory or the tier's Docker engine (and what runs under them)."""
@@ -117,7 +127,7 @@ def main(argv: list[str]) -> int:
                    *(["-k", args.select] if args.select else [])]
         print("+ " + " ".join(command), flush=True)
         timings = Path(tmp) / "timings.json"
-        started = time.monotonic()
+        started, cpu_before = time.monotonic(), cpu_times()
         child = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
                                                          "GWP_CLUSTER_TIMINGS": str(timings)})
         sys.path.insert(0, str(TESTS))
@@ -133,6 +143,7 @@ def main(argv: list[str]) -> int:
         sampler.stop.set()
         sampler.join()
         wall = time.monotonic() - started
+        cpu_after = cpu_times()
         cases = []
         if junit.exists():
             for case in ElementTree.parse(junit).getroot().iter("testcase"):
@@ -157,6 +168,10 @@ def main(argv: list[str]) -> int:
     for name, seconds, outcome in cases:
         print(f"{seconds:8.1f} s  {name} ({outcome})")
     print(f"{wall:8.1f} s  the whole tier (pytest process, start to exit)")
+    busy, total = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+    if total > 0:
+        print(f"{busy:8.1f} s  of CPU the machine used meanwhile (all processes): {busy / total:.0%} of its "
+              f"{os.cpu_count()} cores busy on average")
     gib = sampler.peak / 2**30
     goal = GOAL_GIB.get(args.cluster, 4.0)
     print(f"{gib:8.2f} GiB peak resident memory of everything the tier started (goal: at most {goal:.0f} GiB)")

@@ -4,8 +4,9 @@
 has bootstrapped from the harness's git server, creating it (and, the first
 time, the git server, the registry and the first platform release) if needed.
 ``close()`` deletes all of it unless ``keep`` is set; it runs from the pytest
-fixture's teardown, at interpreter exit and on SIGTERM, so success, failure and
-Ctrl-C all clean up.
+fixture's teardown, at interpreter exit and on SIGTERM or SIGHUP (a closed
+terminal), so success, failure, Ctrl-C and a run ended from outside all clean
+up.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class TierEnvironment:
         self._proofs: dict[str, concurrent.futures.Future] = {}  # ahead_proof
         if live:
             atexit.register(self.close)
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+            self._previous = {sig: signal.signal(sig, _ended_as_interrupt) for sig in ENDING_SIGNALS}
 
     @property
     def live(self) -> bool:
@@ -365,9 +366,8 @@ class TierEnvironment:
         # behind: interrupts wait until it is done.
         previous = {}
         if self.live and threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-        if signal.SIGTERM in previous:
-            previous[signal.SIGTERM] = getattr(self, "_previous_sigterm", previous[signal.SIGTERM])
+            previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *ENDING_SIGNALS)}
+            previous.update(getattr(self, "_previous", {}))
         try:
             return self._close()
         finally:
@@ -472,6 +472,12 @@ TIMINGS = "GWP_CLUSTER_TIMINGS"  # a file to write every step's timing to (tests
 MARK = "mark: "
 
 
-def _sigterm_as_interrupt(signum, frame):
-    """A terminated run unwinds like Ctrl-C, so fixtures' teardown runs."""
+# Signals that end a run from outside: a run terminated (SIGTERM: nox after
+# a Ctrl-C, CI's timeout) or whose terminal closed (SIGHUP) unwinds like
+# Ctrl-C, so the fixtures' teardown runs.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _ended_as_interrupt(signum, frame):
+    """A run ended from outside unwinds like Ctrl-C, so fixtures' teardown runs."""
     raise KeyboardInterrupt(f"signal {signum}")

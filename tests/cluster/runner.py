@@ -22,6 +22,17 @@ from .plan import INHERITED_PATH, Step
 WATCH_EVERY = 3.0
 
 
+def to_console(line: str) -> None:
+    """Print ``line`` to stderr, and go on when it cannot be printed: after
+    a Ctrl-C or a closed terminal the console may be gone (a closed pipe, a
+    hung-up terminal), and the teardown that echoes its commands must still
+    take everything down."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # EPIPE, EIO; ValueError: stderr already closed
+        pass
+
+
 class StepFailed(RuntimeError):
     def __init__(self, step: Step, proc: subprocess.CompletedProcess | None, detail: str = ""):
         self.step, self.proc = step, proc
@@ -72,7 +83,7 @@ class LiveRunner(Recorder):
         # (start, end, what) of every step, monotonic seconds: where a run's time goes.
         self.timings: list[tuple[float, float, str]] = []
         self.started_at: dict[int, float] = {}
-        self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._echo = echo or to_console
 
     def echo(self, line: str) -> None:
         self._echo(line)

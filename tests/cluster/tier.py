@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 
 from harness.model import PROJECT_ROOT
 
 from . import artifacts, names, plan, preflight
 from .environment import TierEnvironment
+from .runner import to_console
 from .scenarios import bootstrap, doc_blocks, flux_operator, private_fork, promotion, receiver, sandbox
 
 ENV_PROVIDER = "DOCS_TEST_CLUSTER"  # same as --cluster, for runs without the plugin
@@ -121,7 +121,7 @@ def collect_artifacts(env: TierEnvironment, label: str) -> str:
                              host_logs=env.provider.controller_logs)
     note = (f"cluster artifacts (flux get all -A, events, controller logs): {dest}\n"
             "rerun with --keep-cluster to inspect the clusters themselves")
-    print(note, file=sys.stderr)
+    to_console(note)
     return note
 
 
