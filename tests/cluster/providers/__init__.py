@@ -25,18 +25,22 @@ from ..runner import Recorder
 FLUX_NAMESPACE = "flux-system"
 # One flux bootstrap per branch at a time: each pushes to its branch, and
 # clusters made side by side would race for it; one that loses anyway
-# bootstraps again (rerunning bootstrap is safe). A bootstrap holds the lock
-# until it has finished (``PUSHED``): after its last push it waits until its
-# GitRepository holds exactly the commit it pushed, and a commit another
-# cluster pushes on top before its source fetched makes it wait out its
-# whole timeout (seen: staging waiting for its sync commit while its source
-# held production's). Letting go after the component push also made three
-# clusters' pushes collide until flux bootstrap gave up.
+# bootstraps again (rerunning bootstrap is safe). After its last push, flux
+# bootstrap waits until its GitRepository holds exactly the commit it pushed
+# (then its Kustomization): a commit another cluster pushes on top before
+# that source fetched makes it wait out its whole timeout (seen: staging
+# waiting for its sync commit while its source held production's). So a
+# bootstrap's turn lasts until it reports its GitRepository reconciled
+# (``TURN_ENDS``; its Kustomization attempts that revision at once, and its
+# source fetches again only after its interval); where a provider cannot
+# read bootstrap's progress, until it has finished. Letting go after the
+# component push made three clusters' pushes collide until flux bootstrap
+# gave up.
 _BOOTSTRAP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 BOOTSTRAP_ATTEMPTS = 3
-# What flux bootstrap prints when it is done.
-PUSHED = ("all components are healthy",)
+# What flux bootstrap prints once its source holds its commit, and when it is done.
+TURN_ENDS = ("GitRepository reconciled successfully", "all components are healthy")
 
 
 def bootstrap_lock(branch: str) -> threading.Lock:

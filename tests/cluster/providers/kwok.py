@@ -32,7 +32,7 @@ from pathlib import Path
 from .. import flux_host, names, processes
 from ..plan import Step
 from ..runner import Recorder
-from . import (BOOTSTRAP_ATTEMPTS, PUSHED, Cluster, Endpoints, Provider, bootstrap_lock, kube_args,
+from . import (BOOTSTRAP_ATTEMPTS, TURN_ENDS, Cluster, Endpoints, Provider, bootstrap_lock, kube_args,
                 pushed_concurrently)
 
 # Every cluster owns PORTS_PER_CLUSTER consecutive ports from BASE_PORT + its
@@ -268,8 +268,8 @@ class KwokProvider(Provider):
         if not runner.live:
             self.install_flux_with(cluster, runner, step)
             return
-        # The branch is locked until this bootstrap has pushed; the waiting
-        # that follows overlaps the next cluster's bootstrap.
+        # The branch is this bootstrap's until its source holds its commit;
+        # the waiting that follows overlaps the next cluster's bootstrap.
         lock = bootstrap_lock(branch)
         lock.acquire()
         held = [True]
@@ -296,22 +296,22 @@ class KwokProvider(Provider):
             return
         self._bootstrap(cluster, runner, step)
 
-    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, pushed=None) -> None:
+    def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, turn_over=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
 
-            def has_pushed() -> None:
-                if pushed is not None and any(marker in bootstrap.tail(60) for marker in PUSHED):
-                    pushed()
+            def turn_ended() -> None:
+                if turn_over is not None and any(marker in bootstrap.tail(60) for marker in TURN_ENDS):
+                    turn_over()
 
             def waiting() -> None:
-                has_pushed()
+                turn_ended()
                 if watch is not None:
                     watch()
 
             try:
                 if cluster.target not in self.controllers:
-                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900, has_pushed)
+                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900, turn_ended)
                 runner.finish(bootstrap, step, while_waiting=waiting)
                 return
             except Exception:

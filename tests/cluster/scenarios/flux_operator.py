@@ -99,18 +99,22 @@ CATCH_UP_BOUND = 180
 
 
 def start_ahead(env) -> None:
-    """Make the operator's cluster in the background once staging is made
-    and the private fork's proof is done (``Provider.proofs_ahead``);
-    ``proof`` catches it up with what changed on main since, then compares."""
+    """The whole proof in the background, once staging is made and the
+    private fork's proof is done (``Provider.proofs_ahead``): the operator's
+    cluster is made, caught up with what changed on main meanwhile, and
+    compared with staging until both agree; then it goes, and its memory
+    with it."""
     from . import private_fork
 
-    env.ahead_proof(KEY, lambda: prepare(env), after=(DIRECTORY, private_fork.KEY))
+    env.ahead_proof(KEY, lambda: finish(env, prepare(env), caught_up=False), after=(DIRECTORY, private_fork.KEY))
 
 
 def proof(env) -> None:
-    """The proof: from what ``start_ahead`` made, or all of it now."""
-    ahead = env.proof_started(KEY)
-    finish(env, env.proof_result(KEY, lambda: prepare(env)), caught_up=not ahead)
+    """The proof: the result of what ``start_ahead`` runs, or all of it now."""
+    if env.proof_started(KEY):
+        env.proof_result(KEY, lambda: None)
+        return
+    finish(env, prepare(env), caught_up=True)
 
 
 def prepare(env) -> tuple[Path, Cluster]:
@@ -185,7 +189,9 @@ def catch_up(env, clone: Path, cluster: Cluster) -> None:
 def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
     """Compare the operator's cluster with the bootstrapped staging cluster,
     then delete it. After running ahead, it is first caught up, and the
-    comparison is repeated until both agree (or ``CATCH_UP_BOUND``)."""
+    comparison is repeated until both agree (or ``CATCH_UP_BOUND``): the
+    page blocks and the promotion may be changing staging meanwhile, and the
+    proof holds once both clusters stand on the same commit and release."""
     clone, cluster = prepared
     kubectl = env.tool("kubectl")
     if not caught_up:
@@ -211,6 +217,8 @@ def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
                 f"{DIRECTORY} cluster" + ("" if caught_up else f" {CATCH_UP_BOUND}s after it was caught up")
                 + ":\n  " + "\n  ".join(problems))
         time.sleep(5)
+        if not caught_up:
+            catch_up(env, clone, cluster)  # main, or the releases, may have moved again meanwhile
     env.delete_cluster(TARGET)
 
 

@@ -74,7 +74,12 @@ def move_pin(env, production, old: str, new: str) -> None:
     git(env, clone, "commit", "--all", "--quiet", "--message", f"production: pin platform {new}",
         note=f"commit the pin {new}")
     git(env, clone, "push", "--quiet", "origin", "HEAD", note="push to the served snapshot (never the working tree)")
-    flux_reconcile(env, production, "kustomization", "flux-system", "--with-source")
+    # Fetch the commit now rather than at the source's interval; Flux does
+    # the rest on its own (the root Kustomization applies the new pin as
+    # soon as its source holds it), which the waits that follow watch.
+    # Reconciling the root itself would also wait out its health check of
+    # the platform source, polled every 5 s, for nothing the proof reads.
+    flux_reconcile(env, production, "source", "git", "flux-system")
 
 
 def run(env) -> None:
