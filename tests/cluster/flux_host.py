@@ -13,10 +13,11 @@ path a folder of the run, ``$(RUNTIME_NAMESPACE)`` its value. Leader
 election is left off: each controller runs as one process, and
 controller-runtime can find the namespace of its lease only inside a pod.
 
-One flag is added: ``--requeue-dependency=5s`` for kustomize- and
+One flag is added: ``--requeue-dependency=1s`` for kustomize- and
 helm-controller, which retry an object whose ``dependsOn`` is not ready yet
-every 5 s instead of every 30 s. It changes when a dependent is retried, not
-what is applied.
+every second instead of every 30 s. It changes when a dependent is retried,
+not what is applied (a cluster's chain of layers, from its source Ready to
+apps Ready, took 36 s with 5 s and 24 s with 1 s).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from . import processes
 
 # Added to the Deployments' arguments (see above).
 EXTRA_ARGS = {
-    "kustomize-controller": ["--requeue-dependency=5s"],
-    "helm-controller": ["--requeue-dependency=5s"],
+    "kustomize-controller": ["--requeue-dependency=1s"],
+    "helm-controller": ["--requeue-dependency=1s"],
 }
 # Go's garbage collector runs at half the default heap growth in every
 # process of a kwok cluster, these controllers and its control plane

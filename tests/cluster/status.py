@@ -41,7 +41,7 @@ WATCHED = KINDS + (",gitrepositories.source.toolkit.fluxcd.io,ocirepositories.so
 # not exist yet): its FluxInstance, judged like a Flux object.
 OPERATOR_KINDS = "fluxinstances.fluxcd.controlplane.io"
 READY_KINDS = ("Kustomization", "HelmRelease")
-POLL = 2.0  # seconds between polls
+POLL = 1.0  # seconds between polls
 # A file to append what each poll saw failing to (see FluxWatch.log); unset: none.
 WATCH_LOG = os.environ.get("GWP_FLUX_WATCH_LOG", "")
 SETTLE = 3  # without the tree's list of objects: polls the Ready set must stay the same

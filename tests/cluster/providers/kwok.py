@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -272,12 +273,13 @@ class KwokProvider(Provider):
         # the waiting that follows overlaps the next cluster's bootstrap.
         lock = bootstrap_lock(branch)
         lock.acquire()
-        held = [True]
+        held, once = [True], threading.Lock()
 
-        def release() -> None:
-            if held[0]:
-                held[0] = False
-                lock.release()
+        def release() -> None:  # from this thread or the one that reads bootstrap's log
+            with once:
+                if held[0]:
+                    held[0] = False
+                    lock.release()
 
         try:
             self._bootstrap(cluster, runner, step, watch, release)
@@ -298,21 +300,19 @@ class KwokProvider(Provider):
 
     def _bootstrap(self, cluster: Cluster, runner: Recorder, step: Step, watch=None, turn_over=None) -> None:
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
-            bootstrap = runner.start(step, self.logs(cluster.target) / "flux-bootstrap.log")
-
-            def turn_ended() -> None:
-                if turn_over is not None and any(marker in bootstrap.tail(60) for marker in TURN_ENDS):
-                    turn_over()
-
-            def waiting() -> None:
-                turn_ended()
-                if watch is not None:
-                    watch()
-
+            log = self.logs(cluster.target) / "flux-bootstrap.log"
+            earlier = log.stat().st_size if log.exists() else 0  # an attempt before this one (appended)
+            bootstrap = runner.start(step, log)
+            reading = threading.Event()
+            if turn_over is not None:
+                # bootstrap's log, read often: the next cluster's turn starts
+                # as soon as this one's ends
+                threading.Thread(target=_until_turn_ends, args=(log, earlier, reading, turn_over), daemon=True,
+                                 name=f"{cluster.target}-turn").start()
             try:
                 if cluster.target not in self.controllers:
-                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900, turn_ended)
-                runner.finish(bootstrap, step, while_waiting=waiting)
+                    self.start_controllers(cluster, bootstrap, runner, step.timeout or 900)
+                runner.finish(bootstrap, step, while_waiting=watch)
                 return
             except Exception:
                 bootstrap.stop()
@@ -325,6 +325,8 @@ class KwokProvider(Provider):
             except BaseException:
                 bootstrap.stop()
                 raise
+            finally:
+                reading.set()
 
     def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float,
                           meanwhile=lambda: None) -> None:
@@ -449,6 +451,25 @@ class KwokProvider(Provider):
 def kube_context(target: str) -> str:
     """The context kwokctl writes for a cluster: ``kwok-gwp-staging``."""
     return f"kwok-{names.cluster_name(target)}"
+
+
+# How often a bootstrap's log is read for the end of its turn (``TURN_ENDS``).
+TURN_READ_EVERY = 0.5
+
+
+def _until_turn_ends(log: Path, offset: int, stop: threading.Event, turn_over) -> None:
+    """Call ``turn_over`` once this attempt's part of bootstrap's log shows
+    the end of its turn; give up when ``stop`` is set (bootstrap ended)."""
+    while not stop.wait(TURN_READ_EVERY):
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                text = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        if any(marker in text for marker in TURN_ENDS):
+            turn_over()
+            return
 
 
 def _all_established(listing: str) -> bool:

@@ -177,6 +177,36 @@ def install_release_key(env, home: Path) -> None:
         shutil.copytree(Path(env.release_key()).parent, home / "platform-release-key", dirs_exist_ok=True)
 
 
+def made_for(env, blocks) -> list[Cluster]:
+    """The clusters ``blocks`` run on, made (or found made); a cluster that
+    cannot be made is left out, and reported at its first block."""
+    made = []
+    for target in dict.fromkeys(b.options.get("cluster") for b in blocks):
+        try:
+            made.append(block_cluster(env, target))
+        except Exception:  # noqa: BLE001 - raised again, and reported, when its block runs
+            pass
+    return made
+
+
+def fetch_now(env, clusters: list[Cluster]) -> None:
+    """Each cluster's root source fetches its branch now, side by side. The
+    clusters were bootstrapped one after another, and each bootstrap pushed
+    a commit: a cluster bootstrapped early holds an older commit until its
+    source's interval comes round, and a block that runs flux bootstrap
+    again on it waits for that (up to a minute). A reader's cluster is
+    bootstrapped by the block itself."""
+    from . import flux_reconcile, side_by_side
+
+    def fetch(cluster: Cluster) -> None:
+        try:
+            flux_reconcile(env, cluster, "source", "git", "flux-system")
+        except Exception:  # noqa: BLE001 - a source that cannot fetch fails the block that needs it, at its line
+            pass
+
+    side_by_side(*(lambda c=c: fetch(c) for c in clusters), at_once=env.live)
+
+
 def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     and per transcript shown after one. After a block that failed or could
@@ -196,11 +226,7 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
     # bootstrapped: bootstrap pushes its sync commit to the branch, and a
     # clone made before that push is behind it (a block's `git push` is then
     # rejected). A cluster that cannot be made is reported at its first block.
-    for target in dict.fromkeys(b.options.get("cluster") for b in blocks):
-        try:
-            block_cluster(env, target)
-        except Exception:  # noqa: BLE001 - raised again, and reported, when its block runs
-            pass
+    made_for(env, blocks)
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
@@ -300,6 +326,7 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
 def run(env, blocks, test: str = "") -> list:
     """Run every cluster block, page by page; returns the findings."""
     findings: list = []
+    fetch_now(env, made_for(env, blocks))
     for page, page_blocks in by_page(blocks).items():
         findings.extend(run_page(env, page, page_blocks, blocks, test))
     return findings

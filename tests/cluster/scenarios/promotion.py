@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .. import status, tree
 from ..plan import Step
-from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, workloads
+from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, side_by_side, workloads
 
 # A release above the walkthrough's: its blocks (proof 4) run first, on
 # clusters in the state a reader's are in (staging on 1.0.0, then 1.1.0),
@@ -95,22 +95,34 @@ def run(env) -> None:
     staging_pods = workloads.pods(env, staging, *workloads.CERT_MANAGER)
     production_pods = workloads.pods(env, production, *workloads.CERT_MANAGER)
     env.release(NEXT, change=lambda clone: workloads.annotate_release(clone, NEXT))
-    flux_reconcile(env, staging, "source", "oci", staging_source.name, "-n", staging_source.namespace)
-    flux_reconcile(env, production, "source", "oci", production_source.name, "-n", production_source.namespace)
-    wait_revision(env, staging, staging_source, NEXT)
-    expect_applied(env, staging, staging_source, NEXT)
-    workloads.wait_replaced(env, staging, staging_pods, NEXT)
-    wait_revision(env, production, production_source, pin)  # still the pinned release
-    expect_applied(env, production, production_source, pin)
-    workloads.unchanged(env, production, production_pods)
+    side_by_side(lambda: flux_reconcile(env, staging, "source", "oci", staging_source.name,
+                                        "-n", staging_source.namespace),
+                 lambda: flux_reconcile(env, production, "source", "oci", production_source.name,
+                                        "-n", production_source.namespace), at_once=env.live)
 
-    move_pin(env, production, pin, NEXT)
-    wait_revision(env, production, production_source, NEXT)
-    expect_applied(env, production, production_source, NEXT)
-    workloads.wait_replaced(env, production, production_pods, NEXT)
-    released_pods = workloads.pods(env, production, *workloads.CERT_MANAGER)
+    def staging_follows() -> None:
+        wait_revision(env, staging, staging_source, NEXT)
+        expect_applied(env, staging, staging_source, NEXT)
+        workloads.wait_replaced(env, staging, staging_pods, NEXT)
 
-    move_pin(env, production, NEXT, pin)  # roll back
-    wait_revision(env, production, production_source, pin)
-    expect_applied(env, production, production_source, pin)
-    workloads.wait_replaced(env, production, released_pods, None)
+    def production_follows_its_pin() -> None:
+        # Both sources have fetched since the release: production's still
+        # holds its pin, whatever staging does meanwhile.
+        wait_revision(env, production, production_source, pin)
+        expect_applied(env, production, production_source, pin)
+        workloads.unchanged(env, production, production_pods)
+
+        move_pin(env, production, pin, NEXT)
+        wait_revision(env, production, production_source, NEXT)
+        expect_applied(env, production, production_source, NEXT)
+        workloads.wait_replaced(env, production, production_pods, NEXT)
+        released_pods = workloads.pods(env, production, *workloads.CERT_MANAGER)
+
+        move_pin(env, production, NEXT, pin)  # roll back
+        wait_revision(env, production, production_source, pin)
+        expect_applied(env, production, production_source, pin)
+        workloads.wait_replaced(env, production, released_pods, None)
+
+    # The two clusters are independent from here: staging's wait for the
+    # release overlaps production's pin moves.
+    side_by_side(staging_follows, production_follows_its_pin, at_once=env.live)
