@@ -108,7 +108,7 @@ def run(env) -> None:
         body, headers = push_delivery(secrets.token_hex(32))
         refused = post(f"{base}{path}", body, headers)
         assert refused == 400, f"{where}: a delivery signed with another key was answered {refused}, not 400"
-        time.sleep(2)
+        time.sleep(status.POLL)
         assert requested(env, cluster, receiver) == before, (
             f"{where}: a delivery signed with another key asked a source to reconcile")
         body, headers = push_delivery(token)
@@ -137,7 +137,7 @@ def wait_handled(env, cluster, receiver, before, where: str) -> None:
         now = requested(env, cluster, receiver)
         if all(asked and asked != before[key][0] and handled == asked for key, (asked, handled) in now.items()):
             return
-        time.sleep(2)
+        time.sleep(status.POLL)
     late = [f"{kind}/{name}: requestedAt {asked or 'none'} (was {before[(kind, name)][0] or 'none'}), "
             f"lastHandledReconcileAt {handled or 'none'}" for (kind, name), (asked, handled) in now.items()]
     raise AssertionError(f"{where}: within {BOUND}s of the signed delivery not every source was asked to "
