@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+import yamlload
 
 from harness.model import PROJECT_ROOT
 from test_snippet_scripts import tool
@@ -49,7 +49,7 @@ def cluster_vars(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProce
 def test_applies_the_namespace_and_the_configmap(tmp_path: Path) -> None:
     proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, PLATFORM_OCI_INSECURE="true")
     assert proc.returncode == 0, proc.stderr
-    namespace, configmap = yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8"))
+    namespace, configmap = yamlload.load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8"))
     assert namespace == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}
     assert configmap["metadata"] == {"name": "cluster-vars", "namespace": "flux-system"}
     assert configmap["data"] == {"cluster_name": "staging", "platform_git_url": GIT_URL,
@@ -62,7 +62,7 @@ def test_chart_mirrors_default_to_the_upstream_registries(tmp_path: Path) -> Non
     proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, OCI_MIRROR_QUAY_IO="oci://mirror.example.test:5000",
                         OCI_MIRROR_INSECURE="true")
     assert proc.returncode == 0, proc.stderr
-    data = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]["data"]
+    data = list(yamlload.load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]["data"]
     assert data["oci_mirror_quay_io"] == "oci://mirror.example.test:5000"
     assert data["oci_mirror_insecure"] == "true"
     assert data["oci_mirror_ghcr_io"] == "oci://ghcr.io"
@@ -82,7 +82,7 @@ def test_the_variables_are_the_ones_the_tree_uses(tmp_path: Path) -> None:
     proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, OCI_MIRROR_QUAY_IO="oci://m.test",
                         OCI_MIRROR_GHCR_IO="oci://m.test", OCI_MIRROR_INSECURE="false")
     assert proc.returncode == 0, proc.stderr
-    configmap = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]
+    configmap = list(yamlload.load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[1]
     tree = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "clusters").rglob("*.yaml"))
     for name in configmap["data"]:
         assert "${" + name + ":=" in tree, f"clusters/ never uses the variable {name} that {SCRIPT} sets"
@@ -96,7 +96,7 @@ def test_the_release_key_becomes_the_secret_the_platform_source_verifies_with(tm
     key.write_text(PUBLIC_KEY, encoding="utf-8")
     proc = cluster_vars(tmp_path, "staging", "--context", CONTEXT, PLATFORM_RELEASE_KEY=str(key))
     assert proc.returncode == 0, proc.stderr
-    secret = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
+    secret = list(yamlload.load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
     assert secret["kind"] == "Secret" and secret["metadata"] == {"name": "platform-release-key",
                                                                  "namespace": "flux-system"}
     assert base64.b64decode(secret["data"]["cosign.pub"]).decode() == PUBLIC_KEY
@@ -108,7 +108,7 @@ def test_the_slack_bot_token_becomes_the_secret_the_alerts_provider_reads(tmp_pa
     token = "xoxb-0000-throwaway"
     proc = cluster_vars(tmp_path, "production", "--context", CONTEXT, SLACK_BOT_TOKEN=token)
     assert proc.returncode == 0, proc.stderr
-    secret = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
+    secret = list(yamlload.load_all((tmp_path / "applied.yaml").read_text(encoding="utf-8")))[2]
     assert secret["kind"] == "Secret" and secret["metadata"] == {"name": "alerts-slack", "namespace": "flux-system"}
     assert base64.b64decode(secret["data"]["token"]).decode() == token
     assert token not in proc.stdout + proc.stderr, "the bot token is a credential: never printed"

@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import yamlload
+
 from harness import flux_schemas, tools
 from harness.checks import schemas
 from harness.model import PROJECT_ROOT, Context, Outcome
@@ -297,7 +299,7 @@ def test_a_crd_given_twice_is_an_error_naming_both_places(tmp_path):
 
 
 def test_a_field_the_crd_does_not_define_fails_validation(tmp_path):
-    crd = yaml.safe_load(WIDGET_CRD)
+    crd = yamlload.load(WIDGET_CRD)
     for label, source in (("with", crd), ("without", copy.deepcopy(crd))):
         if label == "without":
             del source["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["timeout"]
@@ -314,7 +316,7 @@ def test_a_field_the_crd_does_not_define_fails_validation(tmp_path):
 @needs_flux
 def test_a_field_the_flux_crd_does_not_define_fails_validation(tmp_path, flux_crds):
     path = flux_crds / "kustomizations.kustomize.toolkit.fluxcd.io.yaml"
-    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    crd = yamlload.load(path.read_text(encoding="utf-8"))
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "timeout" in spec["properties"], f"{path}: the mutation target spec.timeout is gone"
     del spec["properties"]["timeout"]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness.checks import tree_policy
 from harness.model import Outcome
 
@@ -38,7 +40,7 @@ def test_a_release_with_the_settings_passes(tmp_path: Path) -> None:
 
 
 def test_a_release_that_drops_them_fails_at_its_values(tmp_path: Path) -> None:
-    release = yaml.safe_load(yaml.safe_dump(RELEASE))
+    release = yamlload.load(yaml.safe_dump(RELEASE))
     del release["spec"]["values"]["securityContext"]
     release["spec"]["values"]["resources"]["requests"].pop("memory")
     write(tmp_path, release)

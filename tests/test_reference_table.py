@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import yamlload
+
 from harness import flux_schemas
 from harness.checks import cluster_inventory, helm_charts, procedures, reference_table
 from harness.model import PROJECT_ROOT
@@ -80,7 +82,7 @@ def test_every_table_entry_is_well_formed():
 def test_kubernetes_builtins_are_the_default_rbac_policy():
     builtins = cluster_inventory._builtins()
     source = builtins["source"]
-    pins = yaml.safe_load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))
+    pins = yamlload.load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))
     version = pins["tools"]["kubernetes"]["version"]
     module = helm_charts.module_dir(source["module"], version)
     if module is None:
@@ -89,7 +91,7 @@ def test_kubernetes_builtins_are_the_default_rbac_policy():
     expected = set()
     for name in source["files"]:
         text = (module / source["testdata"] / name).read_text(encoding="utf-8")
-        for item in yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["items"]:
+        for item in yaml.load(text, Loader=yamlload.Loader)["items"]:
             expected.add((item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"]))
     listed = {(r["kind"], r.get("namespace"), r["name"]) for r in builtins["roles"]}
     assert listed == expected, (f"kubernetes-builtins.yaml roles differ from {source['module']}@{version}: "

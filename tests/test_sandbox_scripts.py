@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+import yamlload
 
 from harness import tools
 from harness.model import PROJECT_ROOT
@@ -146,7 +146,7 @@ def said(name: str, proc: subprocess.CompletedProcess) -> str:
 
 
 def sync_objects(path: Path) -> dict[str, dict]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc}
+    return {doc["kind"]: doc for doc in yamlload.load_all(path.read_text(encoding="utf-8")) if doc}
 
 
 def git_switch(root: Path, branch: str) -> None:
@@ -176,7 +176,7 @@ def test_clone_builds_at_once(repo: Path) -> None:
                            timeout=120)
     assert built.returncode == 0, (
         f"kustomize build of the directory {CLONE} made (clusters/sandbox-a) failed: {built.stderr.strip()}")
-    paths = [doc["spec"]["path"] for doc in yaml.safe_load_all(built.stdout)
+    paths = [doc["spec"]["path"] for doc in yamlload.load_all(built.stdout)
              if doc and doc["kind"] == "Kustomization" and doc["metadata"]["name"] == "flux-system"]
     assert paths == ["./clusters/sandbox-a"], f"the clone's flux-system Kustomization reconciles {paths}"
 
@@ -254,7 +254,7 @@ def test_clone_leaves_the_alerts_out(repo: Path, source: str) -> None:
     assert proc.returncode == 0, said(CLONE, proc)
     sandbox = repo / "clusters/sandbox-perf"
     assert not (sandbox / "alerts.yaml").exists(), f"{CLONE}: a sandbox of {source} must not alert {source}'s channel"
-    listed = yaml.safe_load((sandbox / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
+    listed = yamlload.load((sandbox / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
     assert listed == ["flux-system", "platform.yaml", "apps.yaml"], f"{CLONE} left the sandbox listing {listed}"
     assert (repo / "clusters" / source / "alerts.yaml").is_file(), f"{CLONE} removed {source}'s own alerts.yaml"
 
@@ -266,6 +266,6 @@ def test_return_keeps_the_target_alerts(repo: Path) -> None:
     assert proc.returncode == 0, said(RETURN, proc)
     staging = repo / "clusters/staging"
     assert (staging / "alerts.yaml").read_text(encoding="utf-8") == before, f"{RETURN} dropped staging's alerts.yaml"
-    listed = yaml.safe_load((staging / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
+    listed = yamlload.load((staging / "kustomization.yaml").read_text(encoding="utf-8"))["resources"]
     assert listed == ["flux-system", "platform.yaml", "apps.yaml", "alerts.yaml"], (
         f"{RETURN} left clusters/staging listing {listed}\n" + said(RETURN, proc))

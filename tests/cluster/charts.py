@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+import yamlload
 
 from harness.checks import yaml_docs
 from harness.model import PROJECT_ROOT
@@ -71,7 +71,7 @@ class ChartBuild:
 
 @functools.lru_cache(maxsize=None)
 def builds(root: Path = PROJECT_ROOT) -> dict[str, ChartBuild]:
-    data = yaml.safe_load((Path(root) / "versions.yaml").read_text(encoding="utf-8")) or {}
+    data = yamlload.load((Path(root) / "versions.yaml").read_text(encoding="utf-8")) or {}
     out = {}
     for upstream, spec in (data.get("charts") or {}).items():
         out[upstream] = ChartBuild(upstream, spec["module"], spec.get("module_version"), spec["path"])
@@ -110,13 +110,13 @@ def sources(root: Path) -> list[ChartSource]:
                                       match["path"], (ref,), (f"{rel}:{ref_line}",))
     for overlay in sorted(root.glob("apps/*/kustomization.yaml")):
         text = overlay.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) or {}
+        data = yamlload.load(text) or {}
         rel = str(overlay.relative_to(root))
         for patch in data.get("patches") or []:
             target = patch.get("target") or {}
             if target.get("kind") != "OCIRepository" or target.get("name") not in found:
                 continue
-            for op in yaml.safe_load(patch.get("patch") or "[]") or []:
+            for op in yamlload.load(patch.get("patch") or "[]") or []:
                 if isinstance(op, dict) and op.get("path") == "/spec/ref":
                     source = found[target["name"]]
                     where = f"{rel}:{_value_line(text, op['value'])}"
@@ -142,7 +142,7 @@ def _value_line(text: str, value) -> int:
 def chart_version(chart_dir: Path, build: ChartBuild, tag: str | None) -> str:
     """The chart's own version, or the release tag for sources whose
     Chart.yaml holds a placeholder (v0.0.0) that the release fills in."""
-    declared = str((yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8")) or {}).get("version", ""))
+    declared = str((yamlload.load((chart_dir / "Chart.yaml").read_text(encoding="utf-8")) or {}).get("version", ""))
     if declared.lstrip("v") not in ("0.0.0", ""):
         return declared
     if not build.module_version and tag:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 SOURCE_KINDS = {"OCIRepository", "GitRepository"}
 
 
@@ -52,7 +54,7 @@ def _documents(text: str):
         end = re.search(r"^---", chunk, re.M)
         chunk = chunk[: end.start()] if end else chunk
         try:
-            doc = yaml.safe_load(chunk)
+            doc = yamlload.load(chunk)
         except yaml.YAMLError:
             continue
         kind_at = re.search(r"^kind:", chunk, re.M)

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+import yamlload
 
 from cluster.scenarios import flux_operator
 from cluster.status import ObjectState
@@ -34,7 +34,7 @@ def test_the_switch_puts_the_flux_instance_in_place_of_the_gotk_files(clone: Pat
     assert not any((clone / "clusters/staging/flux-system" / name).exists() for name in flux_operator.GOTK_FILES)
     built = subprocess.run([kustomize, "build", str(clone / "clusters/staging")], check=True, capture_output=True,
                            text=True).stdout
-    docs = [d for d in yaml.safe_load_all(built) if d]
+    docs = [d for d in yamlload.load_all(built) if d]
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
     assert ("FluxInstance", "flux") in kinds
     assert ("GitRepository", "flux-system") not in kinds, "bootstrap's sync objects are still applied"

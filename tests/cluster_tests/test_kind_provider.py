@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+import yamlload
 
 import docker_engine
 from cluster import egress, names
@@ -35,7 +35,7 @@ def tree(tmp_path: Path) -> Path:
 
 def test_the_tier_config_changes_only_what_it_must(tree: Path, tmp_path: Path) -> None:
     provider = KindProvider({}, str(tmp_path), str(tree))
-    config = yaml.safe_load(provider.tier_config("staging", "gwp.local/kind-node:k1"))
+    config = yamlload.load(provider.tier_config("staging", "gwp.local/kind-node:k1"))
     assert config["name"] == names.cluster_name("staging")
     assert [n["image"] for n in config["nodes"]] == ["gwp.local/kind-node:k1"] * 2
     assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker"], "the tree's shape is kept"
@@ -48,7 +48,7 @@ def test_the_tier_config_changes_only_what_it_must(tree: Path, tmp_path: Path) -
 def test_every_tree_config_becomes_a_tier_config(tmp_path: Path) -> None:
     provider = KindProvider({}, str(tmp_path), str(PROJECT_ROOT))
     for target in names.ALL_CLUSTERS:
-        config = yaml.safe_load(provider.tier_config(target, "gwp.local/kind-node:k1"))
+        config = yamlload.load(provider.tier_config(target, "gwp.local/kind-node:k1"))
         assert all(n["image"] == "gwp.local/kind-node:k1" for n in config["nodes"]), target
 
 

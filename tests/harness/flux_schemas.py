@@ -34,6 +34,8 @@ from typing import Any, Iterable
 
 import yaml
 
+import yamlload
+
 from harness import tools
 from harness.model import PROJECT_ROOT
 
@@ -57,7 +59,7 @@ class SchemaError(Exception):
 def pinned_version(root: Path = PROJECT_ROOT) -> str:
     """versions.yaml ``flux.version`` (without a leading ``v``)."""
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        data = yamlload.load(handle) or {}
     version = str((data.get("flux") or {}).get("version") or "").lstrip("v")
     if not version:
         raise SchemaError(f"{Path(root) / 'versions.yaml'}: no flux.version; pin the Flux version there")
@@ -154,7 +156,7 @@ def crd_schemas(crd: dict, where: str) -> dict[str, dict]:
 
 def crds_in(text: str, source: str) -> Iterable[tuple[dict, str]]:
     """The CustomResourceDefinitions in a YAML stream, each with source:line."""
-    loader = yaml.SafeLoader(text)
+    loader = yamlload.Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import yaml
+import yamlload
 
 NO_SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "no-schema.yaml"
 
@@ -19,7 +19,7 @@ NO_SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "no-schema.yaml"
 @functools.lru_cache(maxsize=None)
 def _listed(path: str = str(NO_SCHEMA_FILE)) -> dict[tuple[str, str], str]:
     with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        data = yamlload.load(handle) or {}
     listed = {}
     for entry in data.get("kinds") or []:
         listed[(entry["apiVersion"], entry["kind"])] = str(entry["reason"]).strip()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+import yamlload
 
 from harness import tools
 from harness.checks import workflows
@@ -19,7 +19,7 @@ needs_actionlint = pytest.mark.skipif(tools.find(workflows.TOOL) is None,
                                       reason=tools.missing_reason(workflows.TOOL))
 
 NAME = ".github/workflows/release.yaml"
-VERSIONS = yaml.safe_load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))
+VERSIONS = yamlload.load((PROJECT_ROOT / "versions.yaml").read_text(encoding="utf-8"))
 FLUX = VERSIONS["flux"]["version"]
 COSIGN = VERSIONS["tools"]["cosign"]["version"]
 WORKFLOW = f"""\

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+import yamlload
 
 from . import cache, gomod
 
@@ -98,7 +98,7 @@ def operator_flux(data: Path, minor: str) -> str:
 def operator_images(data: Path, flux: str) -> dict[str, tuple[str, str]]:
     """component -> (tag, digest) the Flux Operator installs for Flux
     ``flux`` (``v2.9.4``), from its upstream image list."""
-    listed = yaml.safe_load((data / "flux-images" / flux / "upstream-alpine.yaml").read_text(encoding="utf-8"))
+    listed = yamlload.load((data / "flux-images" / flux / "upstream-alpine.yaml").read_text(encoding="utf-8"))
     return {image["name"].rsplit("/", 1)[-1]: (str(image["newTag"]), str(image.get("digest", "")))
             for image in (listed or {}).get("images") or []}
 

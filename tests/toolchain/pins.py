@@ -14,7 +14,7 @@ import functools
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
+import yamlload
 
 from . import components as flux_components
 from .gomod import BuildError
@@ -38,7 +38,7 @@ TIERS = ("offline", "kind", "kwok")
 def versions(root: Path = PROJECT_ROOT) -> dict:
     # libyaml when present: every tree a test makes reads this file again.
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        return yamlload.load(handle) or {}
 
 
 def flux_version(root: Path = PROJECT_ROOT) -> str:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from .. import egress, names
 from ..plan import GATEWAY, Step
 from ..runner import Recorder
@@ -187,7 +189,7 @@ class KindProvider(Provider):
 
     def tier_config(self, target: str, node_image: str) -> str:
         """create/<target>.yaml with what the tier changes (module docstring)."""
-        config = yaml.safe_load(self.config_file(target).read_text(encoding="utf-8")) or {}
+        config = yamlload.load(self.config_file(target).read_text(encoding="utf-8")) or {}
         config["name"] = names.cluster_name(target)
         for node in config.get("nodes") or [{"role": "control-plane"}]:
             node["image"] = node_image

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from .. import names, status
 from ..plan import Step
 from ..providers import FLUX_NAMESPACE, Cluster, kube_args
@@ -62,7 +64,7 @@ def switch_to_operator(clone: Path, url: str, branch: str, directory: str = DIRE
     """Move ``clusters/<directory>`` from bootstrap to the operator in a
     clone: the FluxInstance in place of the gotk files, its sync on ``url``
     and ``branch``. Returns the FluxInstance file written."""
-    instance = yaml.safe_load((clone / INSTANCE).read_text(encoding="utf-8"))
+    instance = yamlload.load((clone / INSTANCE).read_text(encoding="utf-8"))
     sync = instance["spec"]["sync"]
     sync["url"], sync["ref"] = url, f"refs/heads/{branch}"
     if sync.get("path") != f"clusters/{directory}":

@@ -30,13 +30,15 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness.checks import flux_bootstrap, flux_render, procedures, reference_table
 from harness.model import Origin
 
 BUILTINS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "kubernetes-builtins.yaml"
 KUBERNETES = "Kubernetes itself"
 BOOTSTRAP = "bootstrap"  # flux_render's ``by`` for the objects of flux-system/
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)

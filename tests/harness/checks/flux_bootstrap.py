@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness import build_cache, tools
 from harness.checks import cli_help, kustomize_build, procedures, yaml_docs
 from harness.model import Origin
@@ -46,7 +48,7 @@ COMPONENTS = "gotk-components.yaml"
 INSTALL_FLAGS = ("components", "components-extra", "cluster-domain", "image-pull-secret", "log-level",
                  "network-policy", "registry", "toleration-keys", "watch-all-namespaces", "namespace")
 DEFAULT = re.compile(r'^\s+(?:-\w, )?--(?P<flag>[\w-]+) \w+ .*\(default "(?P<value>[^"]*)"\)\s*$', re.M)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)

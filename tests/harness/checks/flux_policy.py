@@ -38,12 +38,14 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness.checks import flux_render, go_duration, yaml_docs
 from harness.model import Finding, Origin, Outcome
 
 HELM_DEFAULT_TIMEOUT = 300.0
 WHOLE_VARIABLE = re.compile(r"^\$\{([_A-Za-z][_A-Za-z0-9]*)(?:(:?[=-])(.*))?\}$", re.DOTALL)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 def _at(tree_file: yaml_docs.TreeFile, doc: yaml_docs.Doc, path: list) -> Origin:

@@ -42,6 +42,8 @@ from typing import Any, Callable
 
 import yaml
 
+import yamlload
+
 from harness import build_cache, tools
 from harness.checks import flux_render, yaml_docs
 from harness.checks.cluster_inventory import Source
@@ -53,7 +55,7 @@ HELM_GROUP = "helm.toolkit.fluxcd.io"
 NOT_THE_RELEASES_FAULT = ("missing in charts/ directory", "not in the Go module cache", "did not finish")
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
 TIMEOUT = 120
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 @dataclass

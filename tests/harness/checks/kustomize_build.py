@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness import build_cache, coverage, scratch, tools
 from harness.checks import flux_substitute, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
@@ -32,7 +34,7 @@ from harness.model import Context, Finding, Origin, Outcome
 CHECK = "kustomize-build"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 TIMEOUT = 60
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)

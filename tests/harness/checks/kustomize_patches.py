@@ -35,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness import tools
 from harness.checks import flux_bootstrap, flux_render, kustomize_build, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
@@ -116,7 +118,7 @@ def _selections(root: Path, _stamp: tuple, kustomize: str) -> dict[str, Selectio
         patches = targeted_patches(root, directory)
         kfile = patches[0].kfile
         # the file as written (the tree index holds it after substitution)
-        marked = _marked(yaml.safe_load(tree[kfile].raw), patches, number)
+        marked = _marked(yamlload.load(tree[kfile].raw), patches, number)
         overrides = {kfile: yaml.safe_dump(marked, sort_keys=False)}
         placeholder = os.path.join(directory, flux_bootstrap.COMPONENTS)
         if directory in bootstrapped and components is not None and (root / placeholder).is_file():

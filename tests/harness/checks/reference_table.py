@@ -18,9 +18,11 @@ from typing import Any, Iterator
 
 import yaml
 
+import yamlload
+
 TABLE_FILE = Path(__file__).resolve().parents[1] / "schemas" / "references.yaml"
 EACH = "[]"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate.utils as kv_utils
 import referencing
-import yaml
+import yamlload
 
 from harness.checks import yaml_docs
 from harness.flux_schemas import missing_reason as flux_schemas_missing
@@ -64,7 +64,7 @@ def kubernetes_version(root: Path = PROJECT_ROOT) -> str:
     """The schema set to use: versions.yaml kubernetes.minimum, or the newest
     minor the package ships that is not newer."""
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        wanted = str((yaml.safe_load(handle) or {}).get("kubernetes", {}).get("minimum", ""))
+        wanted = str((yamlload.load(handle) or {}).get("kubernetes", {}).get("minimum", ""))
 
     def minor(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version.split(".")[:2])

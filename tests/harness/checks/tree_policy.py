@@ -39,6 +39,8 @@ from pathlib import Path
 
 import yaml
 
+import yamlload
+
 from harness.checks import flux_policy, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
 
@@ -60,7 +62,7 @@ PLACEHOLDER = "FILLED-IN-BY-TREE"
 @functools.lru_cache(maxsize=4)
 def _versions(root: Path) -> dict:
     with open(root / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.safe_load(handle) or {}
+        return yamlload.load(handle) or {}
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,7 +70,7 @@ def _allowed_secrets(path: str = str(ALLOWED_SECRETS_FILE)) -> dict[str, str]:
     if not os.path.exists(path):
         return {}
     with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+        data = yamlload.load(handle) or {}
     return {str(e["path"]): str(e["reason"]).strip() for e in data.get("files") or []}
 
 
@@ -239,7 +241,7 @@ def _patched_prune(root: Path) -> list[Finding]:
             if not isinstance(text, str) or "prune" not in text:
                 continue
             try:
-                patch = yaml.safe_load(text)
+                patch = yamlload.load(text)
             except yaml.YAMLError:
                 continue  # kustomize-build reports it
             values = []

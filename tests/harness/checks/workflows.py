@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import yaml
+import yamlload
 
 from harness import build_cache, scratch, selection, tools
 from harness.checks import shellcheck as shellcheck_check
@@ -125,7 +125,7 @@ def actionlint(binary: str, texts: dict[str, str]) -> dict[str, list[dict]]:
 
 def _pinned(path: tuple[str, ...]) -> str:
     with open(PROJECT_ROOT / "versions.yaml", encoding="utf-8") as handle:
-        value = yaml.safe_load(handle)
+        value = yamlload.load(handle)
     for key in path:
         value = (value or {}).get(key)
     return str(value or "")

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+import yamlload
+
 from harness.checks import flux_substitute
 from harness.model import Block, Location, Origin
 
@@ -50,7 +52,7 @@ class LineList(list):
         self.lines: list[int] = []
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present
+class _Loader(yamlload.Loader):  # libyaml when present
     """SafeLoader that records lines and refuses duplicate keys (the API
     server's YAML decoder refuses them too)."""
 

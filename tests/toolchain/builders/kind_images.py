@@ -34,7 +34,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import yaml
+import yamlload
 
 from .. import components, gomod
 from ..inputs import chart_pin, file_digest
@@ -176,7 +176,7 @@ def podinfo_image(b: Build) -> images.Image:
     """podinfo as its chart asks for it (repository and tag from the chart's values)."""
     chart = next(spec for url, spec in (b.settings.get("charts") or {}).items() if url.endswith("/podinfo"))
     source = gomod.download(chart["module"], chart["module_version"])
-    values = yaml.safe_load((source / chart["path"] / "values.yaml").read_text(encoding="utf-8"))
+    values = yamlload.load((source / chart["path"] / "values.yaml").read_text(encoding="utf-8"))
     name = f"{values['image']['repository']}:{values['image']['tag']}"
     users = b.work / "podinfo-users"
     users.mkdir(exist_ok=True)
