@@ -92,6 +92,9 @@ class ClusterRender:
     issues: list[Issue] = field(default_factory=list)
     rendered: list[str] = field(default_factory=list)  # Kustomizations rendered, for the report
     variables: list[VariableUse] = field(default_factory=list)
+    # yaml_docs.by_ident of the tree, once per render: where each applied
+    # object comes from (looked up per object, it walked the tree each time)
+    index: dict | None = None
 
 
 def cluster_dirs(root: Path) -> list[str]:
@@ -118,7 +121,9 @@ def _docs_of_text(root: Path, text: str, near: str, by: str, render: ClusterRend
     for doc in docs:
         if not doc.is_object:
             continue
-        source = yaml_docs.source_of(root, doc.data, near)
+        if render.index is None:
+            render.index = yaml_docs.by_ident(root)
+        source = yaml_docs.source_of(root, doc.data, near, index=render.index)
         if source is not None:
             tree_file, source_doc = source
             applied.append(Applied(doc.data, tree_file.origin(source_doc.line), source_doc, tree_file.path, by))
