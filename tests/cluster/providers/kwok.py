@@ -44,9 +44,11 @@ BASE_PORT = int(os.environ.get("GWP_KWOK_BASE_PORT", "21000"))
 PORTS_PER_CLUSTER = 40
 ORDER = (*names.LONG_LIVED, names.SANDBOX, *names.PROOF_CLUSTERS)
 CREATE_BOUND = 300
-# Seconds a deleted cluster's control plane gets to exit on SIGTERM before
-# SIGKILL. Measured: kwok-controller and kube-controller-manager exit at
-# once; etcd, kube-apiserver and kube-scheduler were still running 5 s later.
+# Seconds a deleted cluster's control plane and Flux controllers get to exit
+# on SIGTERM before SIGKILL. Measured: kwok-controller and
+# kube-controller-manager exit at once; etcd, kube-apiserver and
+# kube-scheduler were still running 5 s later, and one Flux controller took
+# the 10 s it was given.
 DELETE_GRACE = 2
 
 READY_BOUND = 180
@@ -217,7 +219,9 @@ class KwokProvider(Provider):
                         context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=150))
 
     def delete(self, cluster: Cluster, runner: Recorder) -> None:
-        processes.stop_all(self.controllers.pop(cluster.target, []))
+        # The cluster is going: its controllers need no graceful shutdown
+        # either (one took 10 s to stop on SIGTERM, holding up the teardown).
+        processes.stop_all(self.controllers.pop(cluster.target, []), grace=DELETE_GRACE)
         pids = self.control_plane_pids(cluster.target)
         runner.run(Step([self.kwokctl, "delete", "cluster", f"--name={cluster.name}", "--kubeconfig="],
                         note=f"{cluster.target}: delete the kwok cluster", env=self.env(cluster.target),
@@ -430,7 +434,7 @@ class KwokProvider(Provider):
 
     def cleanup(self, runner: Recorder) -> None:
         for target in list(self.controllers):
-            processes.stop_all(self.controllers.pop(target))
+            processes.stop_all(self.controllers.pop(target), grace=DELETE_GRACE)
         self.stop_registry(runner)
         for target in ORDER:
             if Path(self.kwok_workdir(target)).is_dir():
