@@ -25,11 +25,12 @@ def flux_reconcile(env, cluster: Cluster, *what: str) -> None:
 
 def side_by_side(*calls, at_once: bool = True) -> list:
     """Run ``calls`` at once, each in a thread of its own (one after the
-    other when not ``at_once``: a plan lists its steps in a fixed order); returns their
-    results once all are done, or raises the first error (in the order of
-    ``calls``) once all are done. The threads are daemons, and this thread
-    waits in short slices: a Ctrl-C reaches it at once, and the tier's
-    teardown does not wait for a wait that the teardown makes pointless."""
+    other when not ``at_once``: a plan lists its steps in a fixed order).
+    Returns their results once all are done, or raises the first error (in
+    the order of ``calls``) once all are done. The threads are daemons, and
+    this thread waits in short slices: a Ctrl-C reaches it at once, and the
+    tier's teardown does not wait for a wait that the teardown makes
+    pointless."""
     if not at_once:
         return [call() for call in calls]
     results: list = [None] * len(calls)
