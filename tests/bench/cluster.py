@@ -51,7 +51,6 @@ ROOT = TESTS.parent
 GOAL_GIB = {"kwok": 4.0, "kind": 10.0}
 MARKER = "gwp-work-"
 POLL_NOTE = "poll the Flux objects"
-MARK = "mark: "  # cluster.environment.MARK: a moment among the tier's timings
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PSS_EVERY = 4  # proportional set sizes every 4th sample (2 s)
 
@@ -165,6 +164,7 @@ def main(argv: list[str]) -> int:
                                                          "GWP_CLUSTER_TIMINGS": str(timings)})
         sys.path.insert(0, str(TESTS))
         import docker_engine
+        from cluster.environment import MARK  # a moment among the tier's timings
 
         sampler = Sampler(child.pid, (MARKER, str(docker_engine.RUN_DIR)))
         sampler.start()

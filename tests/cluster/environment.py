@@ -148,10 +148,6 @@ class TierEnvironment:
         self._threads.append(thread)
         thread.start()
 
-    def proof_started(self, key: str) -> bool:
-        """Whether ``ahead_proof`` started the proof ``key``."""
-        return key in self._proofs
-
     def proof_result(self, key: str, run):
         """The result of the proof ``ahead_proof`` started (waiting for it),
         or of ``run()`` now, when nothing started it."""

@@ -357,7 +357,7 @@ def test_a_proof_run_ahead_waits_for_the_clusters_and_keeps_its_own_error() -> N
     assert order == ["proof"]
     assert TierEnvironment.proof_result(env, "other", lambda: "ran now") == "ran now"
     # A proof that names another one waits until that one is done.
-    assert TierEnvironment.proof_started(env, "fork") and not TierEnvironment.proof_started(env, "operator")
+    assert "fork" in env._proofs and "operator" not in env._proofs
     TierEnvironment.ahead_proof(env, "operator", lambda: order.append("operator") or "compared", after=("fork",))
     assert TierEnvironment.proof_result(env, "operator", lambda: None) == "compared"
     assert order == ["proof", "operator"]

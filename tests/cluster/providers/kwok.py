@@ -332,10 +332,8 @@ class KwokProvider(Provider):
             finally:
                 reading.set()
 
-    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float,
-                          meanwhile=lambda: None) -> None:
-        present = self.wait_for_controllers(cluster, bootstrap, bound, meanwhile)
-        meanwhile()
+    def start_controllers(self, cluster: Cluster, bootstrap, runner: Recorder, bound: float) -> None:
+        present = self.wait_for_controllers(cluster, bootstrap, bound)
         binaries = {name: self.tools[name] for name in flux_host.CONTROLLERS if name in self.tools}
         missing = [n for n in present if n not in binaries]
         if missing:
@@ -345,15 +343,12 @@ class KwokProvider(Provider):
             binaries, self.kubectl, cluster.kubeconfig, Path(self.home(cluster.target)) / "flux",
             self.logs(cluster.target), self.controller_ports(cluster.target), present)
 
-    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float,
-                             meanwhile=lambda: None) -> list[str]:
+    def wait_for_controllers(self, cluster: Cluster, bootstrap: processes.HostProcess, bound: float) -> list[str]:
         """Until bootstrap has applied the Flux CRDs (Established) and the
-        controllers' Deployments; returns the controllers it installed.
-        ``meanwhile`` is called on every look."""
+        controllers' Deployments; returns the controllers it installed."""
         deadline = time.monotonic() + bound
         crds = ["gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
         while time.monotonic() < deadline:
-            meanwhile()
             if not bootstrap.alive():
                 raise RuntimeError(f"{cluster.target}: {bootstrap.name} exited ({bootstrap.proc.returncode}) before "
                                    f"the controllers were installed:\n{bootstrap.tail(30)}")

@@ -222,11 +222,6 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
 
     from .. import status, tier
 
-    # The page's clone is made once every cluster its blocks run on is
-    # bootstrapped: bootstrap pushes its sync commit to the branch, and a
-    # clone made before that push is behind it (a block's `git push` is then
-    # rejected). A cluster that cannot be made is reported at its first block.
-    made_for(env, blocks)
     clone = env.checkout("page-" + page.replace("/", "-"))
     home = Path(env.work) / f"home-{page.replace('/', '-')}"
     if env.live:
@@ -324,7 +319,12 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
 
 
 def run(env, blocks, test: str = "") -> list:
-    """Run every cluster block, page by page; returns the findings."""
+    """Run every cluster block, page by page; returns the findings.
+
+    Every cluster a block runs on is bootstrapped before the first page's
+    clone is made: bootstrap pushes its sync commit to the branch, and a
+    clone made before that push is behind it (a block's `git push` is then
+    rejected)."""
     findings: list = []
     fetch_now(env, made_for(env, blocks))
     for page, page_blocks in by_page(blocks).items():

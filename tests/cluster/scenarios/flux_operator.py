@@ -108,15 +108,12 @@ def start_ahead(env) -> None:
     with it."""
     from . import private_fork
 
-    env.ahead_proof(KEY, lambda: finish(env, prepare(env), caught_up=False), after=(DIRECTORY, private_fork.KEY))
+    env.ahead_proof(KEY, lambda: finish(env, prepare(env), ran_ahead=True), after=(DIRECTORY, private_fork.KEY))
 
 
 def proof(env) -> None:
     """The proof: the result of what ``start_ahead`` runs, or all of it now."""
-    if env.proof_started(KEY):
-        env.proof_result(KEY, lambda: None)
-        return
-    finish(env, prepare(env), caught_up=True)
+    env.proof_result(KEY, lambda: finish(env, prepare(env), ran_ahead=False))
 
 
 def prepare(env) -> tuple[Path, Cluster]:
@@ -188,7 +185,7 @@ def catch_up(env, clone: Path, cluster: Cluster) -> None:
     flux_reconcile(env, cluster, "kustomization", "flux-system", "--with-source", "--namespace", FLUX_NAMESPACE)
 
 
-def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
+def finish(env, prepared: tuple[Path, Cluster], ran_ahead: bool) -> None:
     """Compare the operator's cluster with the bootstrapped staging cluster,
     then delete it. After running ahead, it is first caught up, and the
     comparison is repeated until both agree (or ``CATCH_UP_BOUND``): the
@@ -196,10 +193,10 @@ def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
     proof holds once both clusters stand on the same commit and release."""
     clone, cluster = prepared
     kubectl = env.tool("kubectl")
-    if not caught_up:
+    if ran_ahead:
         catch_up(env, clone, cluster)
     staging = env.cluster(DIRECTORY)
-    deadline = time.monotonic() + (0 if caught_up else CATCH_UP_BOUND)
+    deadline = time.monotonic() + (CATCH_UP_BOUND if ran_ahead else 0)
     while True:
         ready = status.wait_all_ready(env, cluster, READY_BOUND)
         bootstrapped = status.wait_all_ready(env, staging, READY_BOUND)
@@ -216,10 +213,10 @@ def finish(env, prepared: tuple[Path, Cluster], caught_up: bool) -> None:
             raise AssertionError(
                 f"{TARGET} (Flux by the Flux Operator from {INSTANCE}, FluxInstance "
                 f"{instance.get('status', {}).get('lastAppliedRevision', '?')}) differs from the bootstrapped "
-                f"{DIRECTORY} cluster" + ("" if caught_up else f" {CATCH_UP_BOUND}s after it was caught up")
+                f"{DIRECTORY} cluster" + (f" {CATCH_UP_BOUND}s after it was caught up" if ran_ahead else "")
                 + ":\n  " + "\n  ".join(problems))
         time.sleep(5)
-        if not caught_up:
+        if ran_ahead:
             catch_up(env, clone, cluster)  # main, or the releases, may have moved again meanwhile
     env.delete_cluster(TARGET)
 
