@@ -27,7 +27,7 @@ from .locate import Locator
 from .plan import GIT_PORT, INHERITED_PATH, WORK, Step
 from .preflight import Preflight
 from .providers import Cluster, Endpoints
-from .runner import LiveRunner, Recorder
+from .runner import TEARDOWN_THREADS, LiveRunner, Recorder
 
 
 class TierEnvironment:
@@ -383,6 +383,9 @@ class TierEnvironment:
     def _take_down(self) -> list[str]:
         kept: list[str] = []
         errors: list[BaseException] = []
+        if self.live:
+            # Work still going on in the background stops at its next step.
+            self.runner.close_to_others()
         for stop in reversed(self._stops):
             try:
                 stop()
@@ -409,7 +412,7 @@ class TierEnvironment:
         # raised at the end, after the temporary directory is gone.
         clusters = list(self.clusters.values())
         if clusters:
-            with ThreadPoolExecutor(max_workers=len(clusters)) as pool:
+            with ThreadPoolExecutor(max_workers=len(clusters), thread_name_prefix=TEARDOWN_THREADS) as pool:
                 for done in [pool.submit(delete, c) for c in clusters]:
                     if done.exception() is not None:
                         errors.append(done.exception())

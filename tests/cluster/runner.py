@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Callable
 
@@ -31,6 +32,17 @@ def to_console(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # EPIPE, EIO; ValueError: stderr already closed
         pass
+
+
+# Threads of the teardown (deleting clusters side by side) are named so.
+TEARDOWN_THREADS = "gwp-teardown"
+
+
+class TierClosing(RuntimeError):
+    """A step asked for by work still going on in the background (a cluster
+    being made ahead, a proof) once the tier is being taken down: refused,
+    so that work stops at its next step instead of making what the teardown
+    must then wait for and take down again."""
 
 
 class StepFailed(RuntimeError):
@@ -88,11 +100,27 @@ class LiveRunner(Recorder):
     def echo(self, line: str) -> None:
         self._echo(line)
 
+    def close_to_others(self) -> None:
+        """From now on only this thread (the teardown's) and the threads it
+        names ``TEARDOWN_THREADS`` run steps; every other thread's next step
+        raises ``TierClosing``."""
+        self._closing_thread = threading.get_ident()
+
+    _closing_thread: int | None = None
+
+    def refuse_after_close(self, step: Step) -> None:
+        owner = self._closing_thread
+        if owner is None or threading.get_ident() == owner \
+                or threading.current_thread().name.startswith(TEARDOWN_THREADS):
+            return
+        raise TierClosing(f"not run, the cluster tier is being taken down: {step.note or ' '.join(step.argv[:3])}")
+
     def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
             ) -> subprocess.CompletedProcess:
         """Run ``step``; ``while_waiting`` is called every ``WATCH_EVERY``
         seconds while it runs, and whatever it raises stops the step (a
         wait that a Flux failure made pointless)."""
+        self.refuse_after_close(step)
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)
@@ -150,6 +178,7 @@ class LiveRunner(Recorder):
                 proc.communicate()
 
     def call(self, step: Step, action: Callable[[], object]) -> None:
+        self.refuse_after_close(step)
         self.steps.append(step)
         self.echo("+ " + " ".join(step.argv))
         started = time.monotonic()
@@ -170,6 +199,7 @@ class LiveRunner(Recorder):
         waits for it with ``finish``. Guarded like ``run``."""
         from . import processes
 
+        self.refuse_after_close(step)
         if step.context:
             self.guard.check_argv(step.argv, step.context, step.kubeconfig)
             self.guard.check_live(self.kubectl, step.context)

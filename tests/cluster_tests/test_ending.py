@@ -47,3 +47,40 @@ def test_nox_lets_every_command_finish_after_ctrl_c() -> None:
     assert not direct, f"session.run outside run(): {direct}; use run(session, ...)"
     helper = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "run")
     assert "interrupt_timeout=None" in ast.unparse(helper)
+
+
+def test_background_work_stops_at_its_next_step_once_the_teardown_begins() -> None:
+    """A cluster still being made ahead (or a proof) when the run ends must
+    not go on making what the teardown then waits for and deletes again:
+    its next step is refused; the teardown's own steps, in its thread and
+    in the threads it names, still run."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cluster.guard import ContextGuard
+    from cluster.plan import Step
+
+    live = runner.LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None)
+    step = Step(["true"], note="a step")
+    outcome: list[object] = []
+
+    def background() -> None:
+        try:
+            live.run(step)
+            outcome.append("ran")
+        except runner.TierClosing as refused:
+            outcome.append(refused)
+
+    first = threading.Thread(target=background)
+    first.start()
+    first.join()
+    assert outcome == ["ran"], "before the teardown, every thread runs steps"
+
+    live.close_to_others()
+    later = threading.Thread(target=background, name="gwp-cluster-staging")
+    later.start()
+    later.join()
+    assert isinstance(outcome[-1], runner.TierClosing) and "being taken down: a step" in str(outcome[-1])
+    live.run(step)  # the teardown's own thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=runner.TEARDOWN_THREADS) as pool:
+        assert pool.submit(live.run, step).result().returncode == 0

@@ -16,7 +16,7 @@ import yamlload
 import docker_engine
 from cluster import egress, names
 from cluster.providers import get
-from cluster.providers.kind import KindProvider, cni_config, node_subnets, pick_ipv4
+from cluster.providers.kind import KindProvider, cni_config, node_subnets, pick_ipv4, schedulable
 from cluster.runner import LiveRunner, Recorder
 from cluster.guard import ContextGuard
 from harness.model import PROJECT_ROOT
@@ -101,6 +101,35 @@ def test_each_node_gets_its_own_subnet_and_routes_to_the_others() -> None:
         node_subnets({"items": [node("c", "172.18.0.4", None)]})
     config = json.loads(cni_config("10.244.1.0/24"))
     assert config["plugins"][0]["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
+
+
+def tainted(name: str, *taints: tuple[str, str]) -> dict:
+    return {"metadata": {"name": name}, "spec": {"taints": [{"key": k, "effect": e} for k, e in taints]}}
+
+
+def test_images_go_to_the_nodes_pods_can_run_on() -> None:
+    """The control plane of a cluster with workers keeps pods off; a node
+    not ready yet carries a taint that goes once it is ready."""
+    listing = {"items": [tainted("cp", ("node-role.kubernetes.io/control-plane", "NoSchedule")),
+                         tainted("w1", ("node.kubernetes.io/not-ready", "NoSchedule")),
+                         tainted("w2", ("example.org/slow", "PreferNoSchedule"))]}
+    assert schedulable(listing) == ["w1", "w2"]
+    alone = {"items": [tainted("cp", ("node-role.kubernetes.io/control-plane", "NoSchedule"))]}
+    assert schedulable(alone) == ["cp"], "a cluster whose every node is tainted still gets its images"
+
+
+def test_each_cluster_gets_the_images_it_can_run(tmp_path: Path, monkeypatch) -> None:
+    provider = KindProvider({}, str(tmp_path), str(PROJECT_ROOT))
+    groups = {"flux": ["flux:1", "shared:1"], "operator": ["op:1", "shared:1"], "charts": ["chart:1"],
+              "client": ["client:1"], "engine": ["registry:1"]}
+    monkeypatch.setattr(provider, "images", lambda: ("node.tar", "images.tar", {"groups": groups}))
+    assert provider.node_images("staging") == ["chart:1", "flux:1", "shared:1", "client:1"]
+    assert provider.node_images(names.SANDBOX) == ["chart:1", "flux:1", "shared:1"]
+    assert provider.node_images(names.OPERATOR) == ["chart:1", "op:1", "shared:1"]
+    assert all("registry:1" not in provider.node_images(t) for t in (*names.ALL_CLUSTERS, *names.PROOF_CLUSTERS))
+    monkeypatch.setattr(provider, "images", lambda: ("node.tar", "images.tar", {}))
+    with pytest.raises(RuntimeError, match="rebuild it"):
+        provider.node_images("staging")
 
 
 def test_the_guard_refuses_ranges_the_host_routes() -> None:

@@ -17,9 +17,11 @@ with real nodes and pods, on this machine alone.
   subnet and routes to the other nodes' subnets, written by the tier); and
   on a cgroup v1 host the kubelet's ``failCgroupV1: false``.
 - **The images**: every image the workloads run, built from source by the
-  toolchain (the ``kind-images`` recipe) and loaded into every node with
-  ``kind load image-archive``, under the names the manifests and charts ask
-  for; nothing is pulled.
+  toolchain (the ``kind-images`` recipe), under the names the manifests and
+  charts ask for; nothing is pulled. A cluster's nodes get the images that
+  cluster can run (``node_images``), and only the nodes a workload pod can
+  be scheduled on get them (``workload_nodes``: the control plane of a
+  cluster with workers is tainted, and nothing in the tree tolerates that).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class KindProvider(Provider):
     simulated = SIMULATED
     real = REAL
     runs_pods = True
+    proofs_ahead = True
 
     def __init__(self, tools: dict[str, str], work: str, root: str):
         self.kind = tools.get("kind", "kind")
@@ -98,6 +101,7 @@ class KindProvider(Provider):
         self.notes: list[str] = []
         self._setup_lock = threading.Lock()
         self._setup_done = False
+        self._workload_nodes: dict[str, list[str]] = {}
 
     # -- what the tier runs on ----------------------------------------------
 
@@ -107,9 +111,9 @@ class KindProvider(Provider):
             env.update(self.engine.env())
         return env
 
-    def images(self) -> tuple[str, str, list[str]]:
-        """(node image archive, workload images archive, the workload image
-        names) from the toolchain's cache."""
+    def images(self) -> tuple[str, str, dict]:
+        """(node image archive, workload images archive, the workload images'
+        build record) from the toolchain's cache."""
         from toolchain import cache, pins
 
         tools = pins.tools(self.root)
@@ -117,9 +121,29 @@ class KindProvider(Provider):
         for tool in (node, workloads):
             if cache.record(tool) is None:
                 raise FileNotFoundError(f"{tool.name} {tool.version} is not built: run `nox -s tools -- --tier kind`")
-        record = cache.record(workloads) or {}
         return (str(cache.binary(node, "node-image.tar")), str(cache.binary(workloads, "images.tar")),
-                list(record.get("images", [])))
+                cache.record(workloads) or {})
+
+    def node_images(self, target: str) -> list[str]:
+        """The workload images ``target``'s nodes get: the Flux Operator's
+        cluster the operator and the controllers it installs; every other
+        cluster bootstrap's controllers; all of them what the tree's charts
+        run; the long-lived ones the tier's client pod too (the podinfo and
+        egress checks). The registry runs in the engine, in no node."""
+        wanted = ["charts"]
+        wanted += ["operator"] if target == names.OPERATOR else ["flux"]
+        wanted += ["client"] if target in names.LONG_LIVED else []
+        groups = self.images()[2].get("groups") or {}
+        missing = [g for g in wanted if not groups.get(g)]
+        if missing:
+            raise RuntimeError(f"the kind-images record names no {', '.join(missing)} images: rebuild it "
+                               "(`nox -s tools -- --tier kind`)")
+        return list(dict.fromkeys(name for g in wanted for name in groups[g]))
+
+    def workload_nodes(self, cluster: Cluster) -> list[str]:
+        """The nodes a workload pod can be scheduled on (recorded by
+        ``wait_ready``; every node before that)."""
+        return self._workload_nodes.get(cluster.name) or self.nodes(cluster)
 
     def node_image(self) -> str:
         from toolchain import pins
@@ -135,7 +159,7 @@ class KindProvider(Provider):
             self._setup_done = True
 
     def _setup(self, runner: Recorder) -> None:
-        node_tar, images_tar, _names = self.images() if runner.live else ("$NODE_IMAGE_TAR", "$IMAGES_TAR", [])
+        node_tar, images_tar, _record = self.images() if runner.live else ("$NODE_IMAGE_TAR", "$IMAGES_TAR", {})
         if runner.live:
             import docker_engine
 
@@ -148,9 +172,12 @@ class KindProvider(Provider):
                             note="the node image the toolchain built (nox -s tools -- --tier kind)", timeout=900))
         from .. import registry
 
-        if not runner.live or self._missing_image(registry.image()):
+        # The engine's data root outlives a run: load the archive again only
+        # when one of its images is missing (a rebuild names the client anew).
+        if not runner.live or any(self._missing_image(name) for name in _record.get("images") or [registry.image()]):
             runner.run(Step([self.docker, "load", "--input", images_tar], env=self.docker_env(),
-                            note="the workload images, the registry's among them, into the engine", timeout=900))
+                            note="the workload images, the registry's among them, into the engine (the nodes take "
+                                 "theirs from there)", timeout=900))
         if not runner.live or self._network_missing():
             runner.run(Step([self.docker, "network", "create", "--driver=bridge", f"--label={LABEL}",
                              f"--opt=com.docker.network.bridge.name={egress.BRIDGE}",
@@ -242,11 +269,12 @@ class KindProvider(Provider):
     def wait_ready(self, cluster: Cluster, runner: Recorder) -> None:
         """Per node: the egress routes and the static CNI configuration with
         routes to the other nodes' pod subnets; then every node Ready, and the
-        workload images loaded into every node."""
+        cluster's workload images loaded into the nodes its pods can run on."""
         step = Step([self.kubectl, *kube_args(cluster), "get", "nodes", "-o", "json"],
                     note=f"{cluster.target}: the nodes, their addresses and pod subnets",
                     context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=120)
         nodes = {"$NODE": ("$NODE_IP", "$POD_CIDR")}
+        workers = ["$NODE"]
         if not runner.live:
             runner.run(step)
         else:
@@ -255,7 +283,9 @@ class KindProvider(Provider):
             while True:
                 proc = runner.run(step, check=False)
                 try:
-                    nodes = node_subnets(json.loads(proc.stdout))
+                    listing = json.loads(proc.stdout)
+                    nodes = node_subnets(listing)
+                    workers = schedulable(listing)
                     if len(nodes) == len(self.nodes(cluster)):
                         break
                     problem = f"{len(nodes)} of {len(self.nodes(cluster))} nodes registered"
@@ -277,10 +307,12 @@ class KindProvider(Provider):
         runner.run(Step([self.kubectl, *kube_args(cluster), "wait", "--for=condition=Ready", "nodes", "--all",
                          f"--timeout={READY_BOUND}s"], note=f"{cluster.target}: every node Ready",
                         context=cluster.context, kubeconfig=cluster.kubeconfig, timeout=READY_BOUND + 30))
-        images_tar = self.images()[1] if runner.live else "$IMAGES_TAR"
-        runner.run(Step([self.kind, "load", "image-archive", images_tar, f"--name={cluster.name}"],
-                        env=self.docker_env(), note=f"{cluster.target}: the workload images, built from source, "
-                                                    "into every node", timeout=900))
+        self._workload_nodes[cluster.name] = workers
+        wanted = self.node_images(cluster.target) if runner.live else ["$IMAGES"]
+        runner.run(Step([self.kind, "load", "docker-image", *wanted, f"--name={cluster.name}",
+                         f"--nodes={','.join(workers)}"],
+                        env=self.docker_env(), note=f"{cluster.target}: its workload images, built from source, into "
+                                                    "the nodes its pods can run on", timeout=900))
 
     # -- the Flux Operator -------------------------------------------------------
 
@@ -310,7 +342,7 @@ class KindProvider(Provider):
                                "(`nox -s tools -- --tier kind`)")
         for name, digest in sorted(wanted.get("images", {}).items()):
             alias = f"{name.rsplit(':', 1)[0]}@{digest}"
-            for node in (self.nodes(cluster) if runner.live else ["$NODE"]):
+            for node in (self.workload_nodes(cluster) if runner.live else ["$NODE"]):
                 runner.run(Step([self.docker, "exec", node, "ctr", "--namespace=k8s.io", "images", "tag", "--force",
                                  name, alias], env=self.docker_env(), timeout=60,
                                 note=f"{cluster.target}: {node}: the Flux Operator asks for {name}@{digest[:19]}...; "
@@ -444,6 +476,20 @@ def node_subnets(listing: dict) -> dict[str, tuple[str, str]]:
             raise RuntimeError(f"node {item['metadata']['name']} has no InternalIP or podCIDR yet: {item.get('spec')}")
         out[item["metadata"]["name"]] = (address, subnet)
     return out
+
+
+def schedulable(listing: dict) -> list[str]:
+    """The nodes without a taint that keeps pods off them for good
+    (NoSchedule, NoExecute): where the workloads' pods can run. The taints
+    Kubernetes sets for a node's passing conditions (``node.kubernetes.io/``:
+    not ready yet, under pressure) do not count; every node, if all are
+    tainted."""
+    items = listing.get("items", [])
+    free = sorted(item["metadata"]["name"] for item in items
+                  if not any(t.get("effect") in ("NoSchedule", "NoExecute")
+                             and not t.get("key", "").startswith("node.kubernetes.io/")
+                             for t in (item.get("spec") or {}).get("taints") or []))
+    return free or sorted(item["metadata"]["name"] for item in items)
 
 
 def cni_config(subnet: str) -> str:

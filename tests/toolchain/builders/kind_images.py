@@ -75,24 +75,23 @@ http:
 
 
 def build(tool: Tool, b: Build) -> dict:
-    wanted: list[images.Image] = []
-    wanted += flux_images(b)
-    operator, by_digest = operator_images(b, {image.name for image in wanted})
-    wanted += operator
-    wanted.append(podinfo_image(b))
-    wanted.append(registry_image(b))
+    flux = flux_images(b)
+    operator, by_digest = operator_images(b, {image.name for image in flux})
+    charts = [podinfo_image(b)]
+    registry = registry_image(b)
     # The tier's own client pod (curl, CA certificates), which calls podinfo
     # over its Service and TLS; no tree file names it.
-    wanted.append(images.Image(CLIENT.format(key=tool.version), "iptables", user="65532:65532"))
+    client = images.Image(CLIENT.format(key=tool.version), "iptables", user="65532:65532")
     notes = {}
     with images.engine() as eng:
         bases = images.import_bases(eng, b, b.need("debian-rootfs"), tool.version)
         loaded: list[str] = []
         for name, spec in (tool.extra.get("prebuilt") or {}).items():
             made, how = prebuilt_images(eng, b, name, spec)
-            wanted += made
+            charts += made
             loaded += how.get("loaded", [])
             notes[name] = how["source"]
+        wanted = [*flux, *operator, *charts, registry, client]
         for image in wanted:
             image.base = bases.get(image.base, image.base)
             images.build_image(eng, b, image)
@@ -100,7 +99,23 @@ def build(tool: Tool, b: Build) -> dict:
         images.save(eng, b, names, b.out / "bin" / "images.tar")
     return {"source": "the Flux controllers, the Flux Operator, podinfo and the registry from the toolchain's "
                       "builds; " + "; ".join(f"{k}: {v}" for k, v in notes.items()),
-            "images": names, "by_digest": by_digest}
+            "images": names, "by_digest": by_digest,
+            "groups": groups(flux, operator, by_digest, charts, loaded, registry, client)}
+
+
+def groups(flux, operator, by_digest, charts, loaded, registry, client) -> dict[str, list[str]]:
+    """Which images run where, so the tier loads into a cluster's nodes only
+    what that cluster can run: ``flux`` (bootstrap's controllers),
+    ``operator`` (the operator and every controller it installs, some of
+    them bootstrap's images too), ``charts`` (what the tree's charts run),
+    ``client`` (the tier's client pod), ``engine`` (the registry, which runs
+    in the tier's Docker engine, never in a node)."""
+    def named(made) -> list[str]:
+        return [n for image in made for n in (image.name, *image.also)]
+
+    return {"flux": named(flux),
+            "operator": sorted(set(named(operator)) | set(by_digest.get("images", {}))),
+            "charts": named(charts) + list(loaded), "client": named([client]), "engine": named([registry])}
 
 
 def flux_images(b: Build) -> list[images.Image]:
