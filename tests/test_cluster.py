@@ -149,11 +149,11 @@ def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnviro
         receiver.run(tier_env)
 
 
-# Proofs on clusters of their own, deleted as soon as they pass. Where
-# clusters are cheap (kwok), they run in the background, one after the
-# other, from when the long-lived clusters are made (the Flux Operator's is
-# caught up with main before it compares); elsewhere (kind) both are made
-# after the others are idle.
+# Proofs on clusters of their own, deleted as soon as they pass. On a
+# provider that runs them ahead (``Provider.proofs_ahead``: kwok and kind),
+# they run in the background, one after the other, from when the long-lived
+# clusters are made (the Flux Operator's is caught up with main before it
+# compares); elsewhere both are made after the others are idle.
 @pytest.mark.ahead(private_fork.KEY)
 def test_private_fork_bootstraps_over_ssh_with_a_deploy_key(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "private-fork", request.node.nodeid):
