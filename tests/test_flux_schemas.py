@@ -36,6 +36,9 @@ from harness.checks import schemas
 from harness.model import PROJECT_ROOT, Context, Outcome
 
 FLUX = tools.find("flux")
+# One worker runs the module: its CRD fixture (flux install --export, a file
+# per CRD) is made once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("flux-schemas")
 needs_flux = pytest.mark.skipif(FLUX is None, reason=tools.missing_reason("flux"))
 # What the pinned Flux serves (versions.yaml flux.api): one schema per kind
 # and version, the image automation kinds included.
@@ -64,7 +67,7 @@ def flux_crds(tmp_path_factory) -> Path:
     text = subprocess.run([FLUX, "install", "--export", f"--components-extra={flux_schemas.FLUX_EXTRA_COMPONENTS}"],
                           capture_output=True, text=True, check=True, timeout=60).stdout
     for crd, _ in flux_schemas.crds_in(text, "flux install --export"):
-        (out / f"{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd), encoding="utf-8")
+        (out / f"{crd['metadata']['name']}.yaml").write_text(yamlload.dump(crd), encoding="utf-8")
     return out
 
 # A self-made CRD in a Flux group, so the converter and the mutation are tested

@@ -14,7 +14,9 @@ import pytest
 
 from cluster import gitserver, names, processes, sshgit
 
-pytestmark = pytest.mark.skipif(bool(sshgit.missing_tools()), reason="; ".join(sshgit.missing_tools()))
+# One worker runs the module, so its one SSH server (below) starts once.
+pytestmark = [pytest.mark.skipif(bool(sshgit.missing_tools()), reason="; ".join(sshgit.missing_tools())),
+              pytest.mark.xdist_group("sshgit")]
 
 
 def git(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
