@@ -86,9 +86,9 @@ class KindProvider(Provider):
     simulated = SIMULATED
     real = REAL
     runs_pods = True
-    # The proofs' clusters (one node, then three) beside the four of the
-    # run: about 8.5 GiB at the peak, within the tier's 10 GiB, and about
-    # six minutes less than making them after the others are idle.
+    # The proofs' clusters (one node, then three), one at a time, beside the
+    # four of the run: about 8.5 GiB at the peak, within the tier's 10 GiB,
+    # and about six minutes less than making them after the others are idle.
     proofs_ahead = True
 
     def __init__(self, tools: dict[str, str], work: str, root: str):
