@@ -162,7 +162,7 @@ class KindProvider(Provider):
             self._setup_done = True
 
     def _setup(self, runner: Recorder) -> None:
-        node_tar, images_tar, _record = self.images() if runner.live else ("$NODE_IMAGE_TAR", "$IMAGES_TAR", {})
+        node_tar, images_tar, record = self.images() if runner.live else ("$NODE_IMAGE_TAR", "$IMAGES_TAR", {})
         if runner.live:
             import docker_engine
 
@@ -177,7 +177,7 @@ class KindProvider(Provider):
 
         # The engine's data root outlives a run: load the archive again only
         # when one of its images is missing (a rebuild names the client anew).
-        if not runner.live or any(self._missing_image(name) for name in _record.get("images") or [registry.image()]):
+        if not runner.live or any(self._missing_image(name) for name in record.get("images") or [registry.image()]):
             runner.run(Step([self.docker, "load", "--input", images_tar], env=self.docker_env(),
                             note="the workload images, the registry's among them, into the engine (the nodes take "
                                  "theirs from there)", timeout=900))
