@@ -23,6 +23,12 @@ once. The engine is started with
   one capability from the container's spec (``create``/``run``) and from a
   ``docker exec``'s process (``exec``), then runs runc.
 
+dockerd adds its chains and rules to the host's firewall (``DOCKER``,
+``DOCKER-USER``, ``DOCKER-ISOLATION-*`` and the jumps to them) and leaves
+them when it stops. The tier notes Docker's rules before it starts its own
+engine and, once that engine has stopped and no other dockerd runs, takes
+out those it added (``firewall_before``, ``remove_added_rules``).
+
 ``python -m docker_engine start|stop|status`` drives it by hand.
 """
 
@@ -31,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -49,6 +56,9 @@ DATA_ROOT_ENV = "GWP_DOCKER_DATA_ROOT"
 CAP_SYS_RESOURCE = 24
 START_BOUND = 60
 STOP_BOUND = 60
+# Docker's firewall rules as they were before the tier's engine started.
+FIREWALL_BEFORE = RUN_DIR / "firewall-before.json"
+FIREWALL_TABLES = ("filter", "nat")
 
 
 class EngineUnavailable(RuntimeError):
@@ -220,6 +230,8 @@ def start_own(docker: str, dockerd: str) -> Engine:
     config = RUN_DIR / "daemon.json"
     config.write_text(json.dumps(daemon_config(wrapper), indent=2) + "\n", encoding="utf-8")
     data_root().mkdir(parents=True, exist_ok=True)
+    if not FIREWALL_BEFORE.exists():  # kept from a run that died before it could stop its engine
+        FIREWALL_BEFORE.write_text(json.dumps(docker_rules()), encoding="utf-8")
     argv = [dockerd, f"--host={private_host()}", f"--data-root={data_root()}", f"--exec-root={EXEC_ROOT}",
             f"--pidfile={PID_FILE}", f"--config-file={config}"]
     with open(LOG, "ab") as log:
@@ -282,7 +294,56 @@ def stop_own() -> list[str]:
     for mount in leftover_mounts():
         subprocess.run(["umount", "-l", mount], capture_output=True)
         done.append(f"unmounted {mount}")
+    if FIREWALL_BEFORE.exists() and not any(_comm(p) == "dockerd" and _alive(p) for p in _pids()):
+        try:
+            before = json.loads(FIREWALL_BEFORE.read_text(encoding="utf-8"))
+        except ValueError:
+            before = None
+        if before is not None:
+            done += remove_added_rules(before)
+        FIREWALL_BEFORE.unlink(missing_ok=True)
     return done
+
+
+def docker_rules() -> dict[str, list[str]]:
+    """Docker's chains and rules in each table, as ``iptables -S`` prints
+    them (none where iptables is missing)."""
+    out: dict[str, list[str]] = {}
+    for table in FIREWALL_TABLES:
+        try:
+            proc = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            proc = None
+        out[table] = [line for line in proc.stdout.splitlines() if "DOCKER" in line] \
+            if proc is not None and proc.returncode == 0 else []
+    return out
+
+
+def removal_commands(before: dict[str, list[str]], now: dict[str, list[str]]) -> list[list[str]]:
+    """The iptables commands that take out what was added since ``before``:
+    the added rules (last first), then the added chains, emptied first."""
+    commands = []
+    for table, lines in now.items():
+        kept = set(before.get(table, []))
+        added = [line for line in lines if line not in kept]
+        rules = [shlex.split(line)[1:] for line in added if line.startswith("-A ")]
+        chains = [line.split()[1] for line in added if line.startswith("-N ")]
+        commands += [["iptables", "-t", table, "-D", *rule] for rule in reversed(rules)]
+        commands += [["iptables", "-t", table, "-F", chain] for chain in chains]
+        commands += [["iptables", "-t", table, "-X", chain] for chain in chains]
+    return commands
+
+
+def remove_added_rules(before: dict[str, list[str]]) -> list[str]:
+    done = []
+    for command in removal_commands(before, docker_rules()):
+        if subprocess.run(command, capture_output=True, timeout=30).returncode == 0:
+            done.append(" ".join(command[1:]))
+    return [f"removed Docker's firewall rules the tier's engine added ({len(done)} commands)"] if done else []
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
 def _alive(pid: int) -> bool:

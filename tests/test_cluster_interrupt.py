@@ -12,7 +12,8 @@ that nothing of that run is left:
 - kind: once the cluster's nodes run and flux bootstrap has started; then
   no container, network or kind cluster of the child is left, and, when the
   child started the tier's own dockerd (no engine ran before it, as in CI,
-  where this test runs first), no dockerd, containerd, shim or mount of it.
+  where this test runs first), no dockerd, containerd, shim or mount of it,
+  and Docker's firewall rules as they were before.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def interrupted_kind(docker: str, ending: str) -> None:
     import docker_engine
 
     engine_before = docker_engine.own_pid() is not None or docker_engine.answers(docker, None, timeout=10) is None
+    firewall_before = docker_engine.docker_rules()
     child = child_run("kind", {"GWP_RUN_INFIX": CHILD_INFIX})
     prefix = f"gwp-{CHILD_INFIX}"
 
@@ -158,6 +160,8 @@ def interrupted_kind(docker: str, ending: str) -> None:
         from cluster import egress
 
         assert not egress.leftovers(), f"the egress guard left {egress.leftovers()}"
+        assert docker_engine.docker_rules() == firewall_before, \
+            f"Docker's firewall rules differ from before the run: {docker_engine.docker_rules()}"
 
 
 _SEEN: list[str] = []

@@ -158,6 +158,27 @@ def test_the_bounding_set_decides_the_wrapper() -> None:
     assert config["dns"] == ["127.0.0.1"] and config["bridge"] == "none"
 
 
+def test_the_engine_takes_out_the_firewall_rules_it_added() -> None:
+    """dockerd leaves its chains and jumps behind when it stops: what was not
+    there before the tier's engine started goes, jumps before chains, a
+    chain emptied before it is deleted; what was there before stays."""
+    before = {"filter": ["-N DOCKER-USER", "-A DOCKER-USER -j RETURN"], "nat": []}
+    now = {"filter": ["-N DOCKER", "-N DOCKER-USER", "-A FORWARD -j DOCKER-USER", "-A FORWARD -o br-1 -j DOCKER",
+                      "-A DOCKER-USER -j RETURN"],
+           "nat": ["-N DOCKER", "-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"]}
+    assert docker_engine.removal_commands(before, now) == [
+        ["iptables", "-t", "filter", "-D", "FORWARD", "-o", "br-1", "-j", "DOCKER"],
+        ["iptables", "-t", "filter", "-D", "FORWARD", "-j", "DOCKER-USER"],
+        ["iptables", "-t", "filter", "-F", "DOCKER"],
+        ["iptables", "-t", "filter", "-X", "DOCKER"],
+        ["iptables", "-t", "nat", "-D", "OUTPUT", "!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL",
+         "-j", "DOCKER"],
+        ["iptables", "-t", "nat", "-F", "DOCKER"],
+        ["iptables", "-t", "nat", "-X", "DOCKER"],
+    ]
+    assert docker_engine.removal_commands(now, now) == []
+
+
 def test_the_wrapper_drops_sys_resource_and_runs_runc(tmp_path: Path) -> None:
     """The real wrapper script, against a stand-in runc that prints its args."""
     runc = tmp_path / "runc"
