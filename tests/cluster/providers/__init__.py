@@ -94,8 +94,9 @@ class Provider:
     simulated = ""
     # Whether pods really run (containers, probes, Services carrying traffic).
     runs_pods = False
-    # Whether clusters are cheap enough that the proofs on clusters of their
-    # own (``pytest.mark.ahead``) run in the background beside the others.
+    # Whether the proofs on clusters of their own (``pytest.mark.ahead``) run
+    # in the background beside the others: where the machine holds their
+    # clusters beside the run's (kwok, kind on the project's machine).
     proofs_ahead = False
 
     def create(self, target: str, runner: Recorder) -> Cluster:
