@@ -12,7 +12,8 @@ prints
 
 - the time until the three long-lived clusters are Ready (the three
   bootstrap proofs, which run first, from the start of the run),
-- each proof's time, and the time of the whole tier,
+- each proof's time, and the time of the whole tier (goal: 3 minutes on
+  kwok, 12 on kind),
 - the time until every cluster (the three long-lived ones and the sandbox)
   was bootstrapped with Flux running (goal on kind: 4 minutes),
 - the peak memory of everything the tier started (goal: 4 GiB on kwok, 10
@@ -48,7 +49,17 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-GOAL_GIB = {"kwok": 4.0, "kind": 10.0}
+# The tier's goals per provider (issues 15 and 16): seconds until every
+# cluster has Flux running, seconds for the whole tier, GiB at the peak.
+GOALS = {"kwok": {"tier": 180.0, "memory": 4.0},
+         "kind": {"bootstrapped": 240.0, "tier": 720.0, "memory": 10.0}}
+
+
+def against(value: float, goal: float | None, unit: str) -> str:
+    """``goal: 180 s, met`` / ``goal: 180 s, over by 11.7 s`` ('' without a goal)."""
+    if goal is None:
+        return ""
+    return f"; goal: {goal:g} {unit}, " + ("met" if value <= goal else f"over by {value - goal:.1f} {unit}")
 MARKER = "gwp-work-"
 POLL_NOTE = "poll the Flux objects"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -190,25 +201,26 @@ def main(argv: list[str]) -> int:
             Path(args.timings).write_text(timings.read_text(encoding="utf-8"), encoding="utf-8")
     print(f"\ncluster tier on {args.cluster} ({os.cpu_count()} cores, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")
+    goals = GOALS.get(args.cluster, {})
     bootstraps = [c for c in cases if c[0].startswith("test_cluster_bootstraps")]
     if len(bootstraps) == 3 and all(c[2] == "passed" for c in bootstraps):
         print(f"{sum(c[1] for c in bootstraps):8.1f} s  until development, staging and production are Ready")
     bootstrapped = [(at, what) for at, what in marks if what.endswith(" bootstrapped")]
     if bootstrapped:
-        print(f"{max(t for t, _ in bootstrapped):8.1f} s  until {len(bootstrapped)} clusters were bootstrapped with Flux "
-              f"running, from the tier's start ({', '.join(w.split()[0] for _, w in bootstrapped)}; goal on kind: "
-              "240 s)")
+        last = max(t for t, _ in bootstrapped)
+        print(f"{last:8.1f} s  until {len(bootstrapped)} clusters were bootstrapped with Flux running, from the "
+              f"tier's start ({', '.join(w.split()[0] for _, w in bootstrapped)}"
+              f"{against(last, goals.get('bootstrapped'), 's')})")
     for name, seconds, outcome in cases:
         print(f"{seconds:8.1f} s  {name} ({outcome})")
-    print(f"{wall:8.1f} s  the whole tier (pytest process, start to exit)")
+    print(f"{wall:8.1f} s  the whole tier (pytest process, start to exit{against(wall, goals.get('tier'), 's')})")
     busy, total = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
     if total > 0:
         print(f"{busy:8.1f} s  of CPU the machine used meanwhile (all processes): {busy / total:.0%} of its "
               f"{os.cpu_count()} cores busy on average")
     gib = sampler.peak / 2**30
-    goal = GOAL_GIB.get(args.cluster, 4.0)
     print(f"{gib:8.2f} GiB peak memory of everything the tier started, {sampler.peak_at:.0f} s into the run: "
-          f"proportional set sizes, each shared page once (goal: at most {goal:.0f} GiB)")
+          f"proportional set sizes, each shared page once{against(gib, goals.get('memory'), 'GiB')}")
     print(f"{sampler.peak_rss / 2**30:8.2f} GiB peak of the same as resident set sizes, each shared page once per "
           "process that maps it (the figure earlier benches printed)")
     for name, rss in sampler.at_peak.most_common(8):
