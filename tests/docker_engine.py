@@ -27,7 +27,7 @@ dockerd adds its chains and rules to the host's firewall (``DOCKER``,
 ``DOCKER-USER``, ``DOCKER-ISOLATION-*`` and the jumps to them) and leaves
 them when it stops. The tier notes Docker's rules before it starts its own
 engine and, once that engine has stopped and no other dockerd runs, takes
-out those it added (``firewall_before``, ``remove_added_rules``).
+out those it added (``FIREWALL_BEFORE``, ``remove_added_rules``).
 
 ``python -m docker_engine start|stop|status`` drives it by hand.
 """
