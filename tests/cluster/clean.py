@@ -124,8 +124,10 @@ def clean_kind(dry_run: bool) -> int:
         print(f"+ remove the egress guard's {what}")
     if not dry_run:
         egress.remove_leftovers()
-    if docker_engine.own_pid() or docker_engine.leftover_processes() or docker_engine.leftover_mounts():
-        print(f"+ stop the tier's dockerd ({docker_engine.SOCKET}) and unmount what it left")
+    if docker_engine.own_pid() or docker_engine.leftover_processes() or docker_engine.leftover_mounts() \
+            or docker_engine.FIREWALL_BEFORE.exists():
+        print(f"+ stop the tier's dockerd ({docker_engine.SOCKET}), unmount what it left, take out the firewall "
+              "rules it added")
         if not dry_run:
             for done in docker_engine.stop_own():
                 print(f"  {done}")
