@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 import yamlload
 
@@ -91,7 +90,7 @@ def test_kubernetes_builtins_are_the_default_rbac_policy():
     expected = set()
     for name in source["files"]:
         text = (module / source["testdata"] / name).read_text(encoding="utf-8")
-        for item in yaml.load(text, Loader=yamlload.Loader)["items"]:
+        for item in yamlload.load(text)["items"]:
             expected.add((item["kind"], item["metadata"].get("namespace"), item["metadata"]["name"]))
     listed = {(r["kind"], r.get("namespace"), r["name"]) for r in builtins["roles"]}
     assert listed == expected, (f"kubernetes-builtins.yaml roles differ from {source['module']}@{version}: "

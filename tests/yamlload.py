@@ -1,7 +1,8 @@
-"""YAML as the harness reads and writes it: with libyaml's parser and emitter where PyYAML was
-built with it (about ten times faster than its pure-Python parser; the
-offline tier reads the Flux CRDs, versions.yaml and the tree many times),
-else PyYAML's own. Safe loading either way: plain data, no Python objects."""
+"""YAML as the harness reads and writes it: with libyaml's parser and
+emitter where PyYAML was built with it (about ten times faster than its
+pure-Python parser; the offline tier reads the Flux CRDs, versions.yaml and
+the tree many times), else PyYAML's own. Safe loading either way: plain
+data, no Python objects."""
 
 from __future__ import annotations
 

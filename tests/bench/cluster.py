@@ -49,10 +49,15 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-# The tier's goals per provider (issues 15 and 16): seconds until every
+# The tier's goals per provider: seconds until every
 # cluster has Flux running, seconds for the whole tier, GiB at the peak.
 GOALS = {"kwok": {"tier": 180.0, "memory": 4.0},
          "kind": {"bootstrapped": 240.0, "tier": 720.0, "memory": 10.0}}
+
+MARKER = "gwp-work-"
+POLL_NOTE = "poll the Flux objects"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PSS_EVERY = 4  # proportional set sizes every 4th sample (2 s)
 
 
 def against(value: float, goal: float | None, unit: str) -> str:
@@ -60,10 +65,6 @@ def against(value: float, goal: float | None, unit: str) -> str:
     if goal is None:
         return ""
     return f"; goal: {goal:g} {unit}, " + ("met" if value <= goal else f"over by {value - goal:.1f} {unit}")
-MARKER = "gwp-work-"
-POLL_NOTE = "poll the Flux objects"
-PAGE = os.sysconf("SC_PAGE_SIZE")
-PSS_EVERY = 4  # proportional set sizes every 4th sample (2 s)
 
 
 def processes() -> dict[int, tuple[int, int, str, str]]:
@@ -223,8 +224,8 @@ def main(argv: list[str]) -> int:
           f"proportional set sizes, each shared page once{against(gib, goals.get('memory'), 'GiB')}")
     print(f"{sampler.peak_rss / 2**30:8.2f} GiB peak of the same as resident set sizes, each shared page once per "
           "process that maps it (the figure earlier benches printed)")
-    for name, rss in sampler.at_peak.most_common(8):
-        print(f"{rss / 2**20:12.0f} MiB  {name}")
+    for name, size in sampler.at_peak.most_common(8):
+        print(f"{size / 2**20:12.0f} MiB  {name}")
     print_steps(steps)
     return code
 

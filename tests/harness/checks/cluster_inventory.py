@@ -28,7 +28,6 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 import yamlload
 
@@ -38,7 +37,6 @@ from harness.model import Origin
 BUILTINS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "kubernetes-builtins.yaml"
 KUBERNETES = "Kubernetes itself"
 BOOTSTRAP = "bootstrap"  # flux_render's ``by`` for the objects of flux-system/
-_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ class Inventory:
 @functools.lru_cache(maxsize=2)
 def _builtins(path: str = str(BUILTINS_FILE)) -> dict:
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader) or {}
+        return yamlload.load(handle) or {}
 
 
 def _identity(data: dict) -> tuple[str, str, str | None, str] | None:

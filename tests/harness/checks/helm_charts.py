@@ -55,7 +55,6 @@ HELM_GROUP = "helm.toolkit.fluxcd.io"
 NOT_THE_RELEASES_FAULT = ("missing in charts/ directory", "not in the Go module cache", "did not finish")
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
 TIMEOUT = 120
-_Loader = yamlload.Loader
 
 
 @dataclass
@@ -111,7 +110,7 @@ class ChartSources:
 @functools.lru_cache(maxsize=4)
 def _versions(root: Path) -> dict:
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader) or {}
+        return yamlload.load(handle) or {}
 
 
 def chart_sources(root: Path) -> dict[str, ChartSources]:
@@ -191,7 +190,7 @@ def _values_from(release: flux_render.Applied, render: flux_render.ClusterRender
         if text is None:
             continue
         try:
-            value = yaml.load(str(text), Loader=_Loader)
+            value = yamlload.load(str(text))
         except yaml.YAMLError:
             continue
         if ref.get("targetPath"):
@@ -292,7 +291,7 @@ def _template(helm: str, plan: Plan) -> tuple[list[dict], str | None]:
             if line.startswith("# Source: "):
                 template = line[len("# Source: "):].strip()
         try:
-            data = yaml.load(document, Loader=_Loader)
+            data = yamlload.load(document)
         except yaml.YAMLError:
             continue
         if isinstance(data, dict) and data.get("kind"):

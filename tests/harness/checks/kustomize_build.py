@@ -34,7 +34,6 @@ from harness.model import Context, Finding, Origin, Outcome
 CHECK = "kustomize-build"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 TIMEOUT = 60
-_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def inputs(root: Path, directory: str, overrides: dict[str, str] | None = None) 
         if kfile is None:
             continue
         try:
-            data = yaml.load(found[kfile].decode("utf-8", "replace"), Loader=_Loader)
+            data = yamlload.load(found[kfile].decode("utf-8", "replace"))
         except yaml.YAMLError:
             data = None
         for key in BASE_KEYS:

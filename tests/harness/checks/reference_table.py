@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
 
 import yamlload
 
 TABLE_FILE = Path(__file__).resolve().parents[1] / "schemas" / "references.yaml"
 EACH = "[]"
-_Loader = yamlload.Loader
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,7 @@ def _field(raw: dict, prefix: tuple[str, ...] = (), controller: str | None = Non
 def load(path: str = str(TABLE_FILE)) -> Table:
     """The table (read once per process)."""
     with open(path, encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=_Loader) or {}
+        data = yamlload.load(handle) or {}
     pod_spec = data.get("pod_spec") or []
     kinds: dict[tuple[str, str], KindEntry] = {}
     for entry in data.get("kinds") or []:
