@@ -54,8 +54,13 @@ def tier_session(request: pytest.FixtureRequest):
     if names.SANDBOX in needed:
         sandbox.prepare_ahead(env)
     if env.provider.proofs_ahead:
-        ahead = {m.args[0] for item in request.session.items for m in item.iter_markers("ahead")}
-        starts = {private_fork.KEY: private_fork.start_ahead, flux_operator.KEY: flux_operator.start_ahead}
+        items = request.session.items
+        ahead = {m.args[0] for item in items for m in item.iter_markers("ahead")}
+        if not any(tier.PAGE_CLUSTERS in m.args for item in items for m in item.iter_markers("cluster")):
+            doc_blocks.done(env)  # no page blocks to wait for
+        starts = {private_fork.KEY: private_fork.start_ahead, flux_operator.KEY: flux_operator.start_ahead,
+                  sandbox.FOLLOWS: sandbox.start_ahead, sandbox.CLEANED: sandbox.finish_ahead,
+                  receiver.KEY: receiver.start_ahead, promotion.KEY: promotion.start_ahead}
         for key, start in starts.items():
             if key in ahead:
                 start(env)
@@ -111,42 +116,55 @@ def test_a_packet_headed_off_the_machine_is_dropped_and_counted(tier_env: TierEn
 # cluster the way the pages do (from a cloned directory on a work branch) and
 # proves it follows its branch; the pages' `cluster sandbox` blocks then run
 # on that cluster, their clean-down included; and the last test proves the
-# clean-down left nothing stuck in deletion and returns the change.
+# clean-down left nothing stuck in deletion and returns the change. Where
+# proofs run ahead, each half runs in the background: the first once the
+# sandbox is made (the pages' sandbox blocks wait for it), the second once
+# the page blocks are done with the sandbox.
 @pytest.mark.cluster(names.SANDBOX)
+@pytest.mark.ahead(sandbox.FOLLOWS)
 def test_sandbox_follows_its_work_branch(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "sandbox", request.node.nodeid):
-        sandbox.start(tier_env)
+        sandbox.follows(tier_env)
 
 
 @pytest.mark.cluster(tier.PAGE_CLUSTERS)
 def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report, request) -> None:
-    blocks = tier.cluster_blocks()
-    if not doc_blocks.by_page(blocks):
-        pytest.skip("no page has a <!-- test: cluster NAME --> block")
-    with tier.proof(tier_env, "cluster-blocks", request.node.nodeid):
-        findings = report.add(doc_blocks.run(tier_env, blocks, test=request.node.nodeid))
-        fail_on(findings)
+    try:
+        blocks = tier.cluster_blocks()
+        if not doc_blocks.by_page(blocks):
+            pytest.skip("no page has a <!-- test: cluster NAME --> block")
+        with tier.proof(tier_env, "cluster-blocks", request.node.nodeid):
+            findings = report.add(doc_blocks.run(tier_env, blocks, test=request.node.nodeid))
+            fail_on(findings)
+    finally:
+        doc_blocks.done(tier_env)  # the proofs waiting for the pages go on, whatever happened here
 
 
 @pytest.mark.cluster(names.SANDBOX)
+@pytest.mark.ahead(sandbox.CLEANED)
 def test_sandbox_clean_down_leaves_no_dangling_finalisers(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "sandbox-clean-down", request.node.nodeid):
-        sandbox.finish(tier_env)
+        sandbox.cleaned(tier_env)
 
 
 # After the page blocks, whose transcripts show clusters in the state a
-# reader's are in: only the walkthrough's own releases published.
+# reader's are in: only the walkthrough's own releases published. On a
+# provider that runs proofs ahead, it runs in the background from when the
+# page blocks are done with staging and production and with pushing.
 @pytest.mark.cluster("staging", "production")
+@pytest.mark.ahead(promotion.KEY)
 def test_promotion_staging_follows_range_production_follows_pin(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "promotion", request.node.nodeid):
-        promotion.run(tier_env)
+        promotion.proof(tier_env)
 
 
-# After the page blocks: the reconciliation page's block has made the token.
+# After the page blocks on development: the reconciliation page's block has
+# made the token (in the background, as the promotion, where proofs run ahead).
 @pytest.mark.cluster("development")
+@pytest.mark.ahead(receiver.KEY)
 def test_receiver_turns_a_signed_push_into_a_reconciliation(tier_env: TierEnvironment, request) -> None:
     with tier.proof(tier_env, "receiver", request.node.nodeid):
-        receiver.run(tier_env)
+        receiver.proof(tier_env)
 
 
 # Proofs on clusters of their own, deleted as soon as they pass. On a

@@ -60,6 +60,7 @@ class TierEnvironment:
         self._threads: list[threading.Thread] = []
         self._stops: list = []  # on_close
         self._proofs: dict[str, concurrent.futures.Future] = {}  # ahead_proof
+        self._stages: dict[str, concurrent.futures.Future] = {}  # stage, reach
         if live:
             atexit.register(self.close)
             self._previous = {sig: signal.signal(sig, _ended_as_interrupt) for sig in ENDING_SIGNALS}
@@ -117,14 +118,38 @@ class TierEnvironment:
         self._threads.append(thread)
         thread.start()
 
-    def ahead_proof(self, key: str, run, after=()) -> None:
+    def stage(self, key: str) -> concurrent.futures.Future:
+        """A point of the run that a proof run ahead may wait for (an item
+        of ``ahead_proof``'s ``after``), passed once ``reach(key)`` is
+        called: the page blocks are done with a cluster, for example."""
+        with self._lock:
+            return self._stages.setdefault(key, concurrent.futures.Future())
+
+    def reach(self, *keys: str) -> None:
+        """The run has passed these stages: what waits for them goes on."""
+        for key in keys:
+            future = self.stage(key)
+            with self._lock:
+                if not future.done():
+                    future.set_result(key)
+
+    def ahead_proof(self, key: str, run, after=(), yielding: bool = False) -> None:
         """Run the proof ``run()`` in the background, once what ``after``
         names is done: clusters (made or failed: a proof on a cluster of its
         own needs them at most for a comparison, and leaves them the machine
-        while they are made) and proofs started this way before it (their
-        clusters go when they are done, so fewer run at once);
-        ``proof_result(key, run)`` waits for it. Its error, an assertion or
-        a Flux failure, is kept as it is, for the test to report."""
+        while they are made), proofs started this way before it (their
+        clusters go when they are done, so fewer run at once) and stages of
+        the run (``stage``: a proof on the long-lived clusters waits until
+        the page blocks are done with them); ``proof_result(key, run)``
+        waits for it. Its error, an assertion or a Flux failure, is kept as
+        it is, for the test to report.
+
+        A ``yielding`` proof (one on clusters of its own, which nothing else
+        waits for) runs at a lower CPU priority (``YIELDING_NICE``), and so
+        does every process it starts: the cluster's control plane and
+        controllers, the commands it runs. On a busy machine the tests in
+        the foreground get the cores first; an idle core is still the
+        proof's."""
         if not self.live:
             return
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -134,8 +159,11 @@ class TierEnvironment:
             self._proofs[key] = future
 
         def target() -> None:
+            if yielding:
+                yield_cpu()
             try:
-                for made in [self._proofs.get(t) or self._once.get(f"cluster {t}") for t in after]:
+                for made in [t if isinstance(t, concurrent.futures.Future)
+                             else self._proofs.get(t) or self._once.get(f"cluster {t}") for t in after]:
                     if made is not None:
                         concurrent.futures.wait([made])
                 if self.closed:
@@ -147,6 +175,14 @@ class TierEnvironment:
         thread = threading.Thread(target=target, name=f"gwp-proof-{key}", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def proof_over(self, key: str) -> None:
+        """Wait until the proof ``ahead_proof`` started under ``key`` is
+        over, passed or failed (its test reports which); at once when none
+        was started."""
+        future = self._proofs.get(key)
+        if future is not None:
+            concurrent.futures.wait([future])
 
     def proof_result(self, key: str, run):
         """The result of the proof ``ahead_proof`` started (waiting for it),
@@ -384,8 +420,11 @@ class TierEnvironment:
         kept: list[str] = []
         errors: list[BaseException] = []
         if self.live:
-            # Work still going on in the background stops at its next step.
+            # Work still going on in the background stops at its next step,
+            # and a proof that waits for a stage the run never reached goes
+            # on to find the tier closed.
             self.runner.close_to_others()
+            self.reach(*list(self._stages))
         for stop in reversed(self._stops):
             try:
                 stop()
@@ -439,6 +478,22 @@ class TierEnvironment:
         if errors:
             raise errors[0]
         return kept
+
+
+# How much nicer than the tests a yielding proof's thread, and every process
+# it starts, runs.
+YIELDING_NICE = 10
+
+
+def yield_cpu() -> None:
+    """Lower this thread's CPU priority by ``YIELDING_NICE`` (to 19 at
+    most). On Linux a thread has a nice value of its own, and the processes
+    and threads it starts inherit it; elsewhere nothing changes."""
+    try:
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + YIELDING_NICE))
+    except (AttributeError, OSError):
+        pass
 
 
 # What a key of ``once`` makes, for the message of its failure.

@@ -28,6 +28,69 @@ DEFAULT_TIMEOUT = 600
 _CONTEXT_FLAG = re.compile(r"--context(?:=|\s+)([\w.@:/-]+)")
 _KIND_LIFECYCLE = re.compile(r"\bkind\s+(create|delete)\s+cluster\b")
 
+# What moves a branch or a tag of the served snapshot, in a block or in a
+# procedure it runs (read from the script itself).
+_PUSHES = re.compile(r"\bgit\b[^\n;&|]*\spush\b|\bflux\s+bootstrap\b")
+_PROCEDURE = re.compile(r"(?<![\w/.-])(?:\./)?(snippets/[\w.-]+\.sh)\b")
+
+# The stages of the page blocks' run that proofs run ahead wait for
+# (``TierEnvironment.stage``): a proof that changes a long-lived cluster
+# starts only once no block is left to run there, and one that pushes to the
+# served snapshot only once no block is left that pushes (a reader's clone
+# behind the branch could not push).
+DONE_PUSHING = "the page blocks are done pushing to the served snapshot"
+
+
+def done_with(target: str) -> str:
+    """The stage at which no page block is left to run on ``target``."""
+    return f"the page blocks are done with {target}"
+
+
+def stages() -> list[str]:
+    """Every stage of the page blocks' run."""
+    return [*(done_with(t) for t in names.ALL_CLUSTERS), DONE_PUSHING]
+
+
+def pushes(block, root: Path, seen: set[str] | None = None) -> bool:
+    """Whether the block (or a procedure of snippets/ it runs, or one that
+    runs) may push to the served snapshot: `git push`, `flux bootstrap`."""
+    return _pushes_in(block.text, root, set() if seen is None else seen)
+
+
+def _pushes_in(text: str, root: Path, seen: set[str]) -> bool:
+    if _PUSHES.search(text):
+        return True
+    for script in _PROCEDURE.findall(text):
+        if script in seen:
+            continue
+        seen.add(script)
+        path = root / script
+        if path.is_file() and _pushes_in(path.read_text(encoding="utf-8", errors="replace"), root, seen):
+            return True
+    return False
+
+
+def stage_points(blocks, root: Path) -> dict:
+    """(page, index) of a block -> the stages the run reaches once that
+    block is done; the key None holds those reached before the first
+    (nothing of the pages runs on that cluster, or pushes)."""
+    last: dict[str, tuple[str, int]] = {}
+    for page_blocks in by_page(blocks).values():
+        for block in page_blocks:
+            last[done_with(block.options.get("cluster", ""))] = (block.page, block.index)
+            if pushes(block, root):
+                last[DONE_PUSHING] = (block.page, block.index)
+    points: dict = {}
+    for key in stages():
+        points.setdefault(last.get(key), []).append(key)
+    return points
+
+
+def done(env) -> None:
+    """The page blocks are over (run, failed, or not run at all): every
+    proof that waits for them goes on."""
+    env.reach(*stages())
+
 
 def reader_context(target: str) -> str:
     """The context the pages use for a cluster (what kind names it)."""
@@ -145,7 +208,7 @@ def block_cluster(env, target: str) -> Cluster:
     if target == names.SANDBOX:
         from . import sandbox
 
-        return sandbox.prepare(env)[1]
+        return sandbox.for_pages(env)
     return env.cluster(target)
 
 
@@ -207,7 +270,15 @@ def fetch_now(env, clusters: list[Cluster]) -> None:
     side_by_side(*(lambda c=c: fetch(c) for c in clusters), at_once=env.live)
 
 
-def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
+def _paced(blocks, after):
+    """``blocks`` in order, calling ``after(block)`` once each is done with
+    (its turn of the loop ends, whatever it found)."""
+    for block in blocks:
+        yield block
+        after(block)
+
+
+def run_page(env, page: str, blocks, all_blocks=(), test: str = "", after=lambda block: None) -> list:
     """Run a page's cluster blocks in order; returns one finding per block
     and per transcript shown after one. After a block that failed or could
     not run, the page's later blocks are not run: they may rely on it.
@@ -238,7 +309,7 @@ def run_page(env, page: str, blocks, all_blocks=(), test: str = "") -> list:
         if shown is not None:
             findings.append(Finding("output", Outcome.SKIPPED, shown.location(0), f"not compared: {why}", shown))
 
-    for block in blocks:
+    for block in _paced(blocks, after):
         if stopped is not None:
             findings.append(Finding("cluster", Outcome.SKIPPED, block.location(0), f"not run: {stopped}", block))
             not_compared(block, "its block did not run")
@@ -324,9 +395,20 @@ def run(env, blocks, test: str = "") -> list:
     Every cluster a block runs on is bootstrapped before the first page's
     clone is made: bootstrap pushes its sync commit to the branch, and a
     clone made before that push is behind it (a block's `git push` is then
-    rejected)."""
+    rejected). As the blocks run, the run reaches the stages the proofs run
+    ahead wait for (``stage_points``); all of them at the end, however the
+    blocks ended."""
     findings: list = []
-    fetch_now(env, made_for(env, blocks))
-    for page, page_blocks in by_page(blocks).items():
-        findings.extend(run_page(env, page, page_blocks, blocks, test))
+    points = stage_points(blocks, Path(env.root))
+    env.reach(*points.get(None, []))
+
+    def after(block) -> None:
+        env.reach(*points.get((block.page, block.index), []))
+
+    try:
+        fetch_now(env, made_for(env, blocks))
+        for page, page_blocks in by_page(blocks).items():
+            findings.extend(run_page(env, page, page_blocks, blocks, test, after))
+    finally:
+        done(env)
     return findings

@@ -105,10 +105,11 @@ def start_ahead(env) -> None:
     private fork's proof is done (``Provider.proofs_ahead``): the operator's
     cluster is made, caught up with what changed on main meanwhile, and
     compared with staging until both agree; then it goes, and its memory
-    with it."""
+    with it. It yields the cores to the tests in the foreground."""
     from . import private_fork
 
-    env.ahead_proof(KEY, lambda: finish(env, prepare(env), ran_ahead=True), after=(DIRECTORY, private_fork.KEY))
+    env.ahead_proof(KEY, lambda: finish(env, prepare(env), ran_ahead=True), after=(DIRECTORY, private_fork.KEY),
+                    yielding=True)
 
 
 def proof(env) -> None:

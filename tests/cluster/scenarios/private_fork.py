@@ -89,8 +89,9 @@ KEY = "private-fork"
 
 def start_ahead(env) -> None:
     """Run the proof in the background once the long-lived clusters are
-    made (``Provider.proofs_ahead``); ``proof`` then waits for it."""
-    env.ahead_proof(KEY, lambda: run(env), after=names.LONG_LIVED)
+    made (``Provider.proofs_ahead``), yielding the cores to the tests in the
+    foreground; ``proof`` then waits for it."""
+    env.ahead_proof(KEY, lambda: run(env), after=names.LONG_LIVED, yielding=True)
 
 
 def proof(env) -> None:

@@ -6,12 +6,29 @@ from __future__ import annotations
 
 from .. import status, tree
 from ..plan import Step
-from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, side_by_side, workloads
+from . import READY_BOUND, RECONCILE_BOUND, doc_blocks, flux_reconcile, git, side_by_side, workloads
 
 # A release above the walkthrough's: its blocks (proof 4) run first, on
 # clusters in the state a reader's are in (staging on 1.0.0, then 1.1.0),
 # and a release is immutable.
 NEXT = "1.2.0"
+
+KEY = "promotion"
+
+
+def start_ahead(env) -> None:
+    """Run the proof in the background (``Provider.proofs_ahead``) as soon
+    as the page blocks are done with staging and production, and with
+    pushing to the served snapshot (the proof moves production's pin on the
+    branch): the pages' last blocks, on the sandbox, run meanwhile."""
+    env.ahead_proof(KEY, lambda: run(env), after=(env.stage(doc_blocks.done_with("staging")),
+                                                  env.stage(doc_blocks.done_with("production")),
+                                                  env.stage(doc_blocks.DONE_PUSHING)))
+
+
+def proof(env) -> None:
+    """The proof: its result if ``start_ahead`` started it, or a run now."""
+    env.proof_result(KEY, lambda: run(env))
 
 
 def revision(poll: status.Poll, source) -> str:

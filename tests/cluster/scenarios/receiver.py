@@ -32,6 +32,7 @@ import uuid
 from .. import status, tree
 from ..plan import Step
 from ..providers import kube_args
+from . import doc_blocks
 
 TARGET = "development"
 REQUESTED = "reconcile.fluxcd.io/requestedAt"
@@ -64,6 +65,21 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+KEY = "receiver"
+
+
+def start_ahead(env) -> None:
+    """Run the proof in the background (``Provider.proofs_ahead``) as soon
+    as the page blocks are done with development, whose reconciliation page
+    block makes the Receiver's token."""
+    env.ahead_proof(KEY, lambda: run(env), after=(env.stage(doc_blocks.done_with(TARGET)),))
+
+
+def proof(env) -> None:
+    """The proof: its result if ``start_ahead`` started it, or a run now."""
+    env.proof_result(KEY, lambda: run(env))
 
 
 def run(env) -> None:

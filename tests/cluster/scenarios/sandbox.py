@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import names, status
 from ..plan import Step
 from ..providers import kube_args
-from . import READY_BOUND, RECONCILE_BOUND, flux_reconcile, git, workloads
+from . import READY_BOUND, RECONCILE_BOUND, doc_blocks, flux_reconcile, git, workloads
 
 SANDBOX_DIR = "sandbox-a"
 # The walkthrough's branch (docs/example/kind.md, Create a sandbox): what its blocks print names it.
@@ -78,6 +78,44 @@ def prepare(env):
 def prepare_ahead(env) -> None:
     """Start making the sandbox cluster in the background."""
     env.ahead("sandbox", lambda: _prepare(env))
+
+
+# The proof's two halves, as proofs run ahead (``Provider.proofs_ahead``).
+FOLLOWS = "sandbox-follows"
+CLEANED = "sandbox-cleaned-down"
+
+
+def start_ahead(env) -> None:
+    """Prove in the background, as soon as the sandbox is made, that it
+    follows its work branch; the page blocks on the sandbox come after it
+    (``for_pages``)."""
+    env.ahead_proof(FOLLOWS, lambda: start(env))
+
+
+def finish_ahead(env) -> None:
+    """Check the clean-down and return the change in the background, once
+    the page blocks are done with the sandbox (their last one cleans it
+    down) and the first half is over."""
+    env.ahead_proof(CLEANED, lambda: finish(env), after=(FOLLOWS, env.stage(doc_blocks.done_with(names.SANDBOX))))
+
+
+def follows(env) -> None:
+    """The first half: its result if ``start_ahead`` started it, or a run now."""
+    env.proof_result(FOLLOWS, lambda: start(env))
+
+
+def cleaned(env) -> None:
+    """The second half: its result if ``finish_ahead`` started it, or a run now."""
+    env.proof_result(CLEANED, lambda: finish(env))
+
+
+def for_pages(env):
+    """The sandbox cluster for the page blocks: made, and done with the
+    first half of the proof when that runs ahead (in the reader's order, the
+    pages' blocks come after it)."""
+    made = prepare(env)[1]
+    env.proof_over(FOLLOWS)
+    return made
 
 
 def _prepare(env):
