@@ -129,15 +129,13 @@ def test_sandbox_follows_its_work_branch(tier_env: TierEnvironment, request) -> 
 
 @pytest.mark.cluster(tier.PAGE_CLUSTERS)
 def test_cluster_blocks_run_in_page_order(tier_env: TierEnvironment, report, request) -> None:
-    try:
+    with doc_blocks.then_done(tier_env):  # the proofs waiting for the pages go on, whatever happens here
         blocks = tier.cluster_blocks()
         if not doc_blocks.by_page(blocks):
             pytest.skip("no page has a <!-- test: cluster NAME --> block")
         with tier.proof(tier_env, "cluster-blocks", request.node.nodeid):
             findings = report.add(doc_blocks.run(tier_env, blocks, test=request.node.nodeid))
             fail_on(findings)
-    finally:
-        doc_blocks.done(tier_env)  # the proofs waiting for the pages go on, whatever happened here
 
 
 @pytest.mark.cluster(names.SANDBOX)

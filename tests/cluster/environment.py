@@ -420,11 +420,11 @@ class TierEnvironment:
         kept: list[str] = []
         errors: list[BaseException] = []
         if self.live:
-            # Work still going on in the background stops at its next step,
-            # and a proof that waits for a stage the run never reached goes
-            # on to find the tier closed.
+            # Work still going on in the background stops at its next step.
             self.runner.close_to_others()
-            self.reach(*list(self._stages))
+        # A proof that waits for a stage the run never reached goes on, to
+        # find the tier closed.
+        self.reach(*list(self._stages))
         for stop in reversed(self._stops):
             try:
                 stop()

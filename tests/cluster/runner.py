@@ -21,6 +21,9 @@ from .plan import INHERITED_PATH, Step
 
 # While a long step runs (flux bootstrap), how often its watcher looks.
 WATCH_EVERY = 3.0
+# While any step runs, how often its thread looks whether the tier is being
+# taken down (a step of work in the background then ends at once).
+CLOSING_EVERY = 0.5
 
 
 def to_console(line: str) -> None:
@@ -103,17 +106,19 @@ class LiveRunner(Recorder):
     def close_to_others(self) -> None:
         """From now on only this thread (the teardown's) and the threads it
         names ``TEARDOWN_THREADS`` run steps; every other thread's next step
-        raises ``TierClosing``."""
+        raises ``TierClosing``, and so does a step it is running: its
+        command is stopped within ``CLOSING_EVERY`` seconds."""
         self._closing_thread = threading.get_ident()
 
     _closing_thread: int | None = None
 
-    def refuse_after_close(self, step: Step) -> None:
+    def refuse_after_close(self, step: Step, running: bool = False) -> None:
         owner = self._closing_thread
         if owner is None or threading.get_ident() == owner \
                 or threading.current_thread().name.startswith(TEARDOWN_THREADS):
             return
-        raise TierClosing(f"not run, the cluster tier is being taken down: {step.note or ' '.join(step.argv[:3])}")
+        raise TierClosing(f"{'stopped' if running else 'not run'}, the cluster tier is being taken down: "
+                          f"{step.note or ' '.join(step.argv[:3])}")
 
     def run(self, step: Step, check: bool = True, while_waiting: Callable[[], None] | None = None
             ) -> subprocess.CompletedProcess:
@@ -138,40 +143,36 @@ class LiveRunner(Recorder):
         self.timings.append((started, time.monotonic(), step.note or " ".join(step.argv[:4])))
 
     def _run(self, step: Step, check: bool, while_waiting, env: dict) -> subprocess.CompletedProcess:
-        if while_waiting is not None:
-            proc = self._run_watched(step, env, while_waiting)
-        else:
-            try:
-                proc = subprocess.run(
-                    step.argv,
-                    input=step.stdin,
-                    capture_output=True,
-                    text=True,
-                    cwd=step.cwd,
-                    env=env,
-                    timeout=step.timeout,
-                )
-            except subprocess.TimeoutExpired as err:
-                raise StepFailed(step, None, f"timed out after {step.timeout}s") from err
+        proc = self._run_watched(step, env, while_waiting)
         if check and proc.returncode != 0:
             raise StepFailed(step, proc)
         return proc
 
-    def _run_watched(self, step: Step, env: dict, while_waiting: Callable[[], None]) -> subprocess.CompletedProcess:
+    def _run_watched(self, step: Step, env: dict, while_waiting: Callable[[], None] | None
+                     ) -> subprocess.CompletedProcess:
+        """The command, looked at every ``CLOSING_EVERY`` seconds while it
+        runs: past its timeout it fails, once the tier is closing to this
+        thread it is stopped (``TierClosing``), and ``while_waiting`` is
+        called every ``watch_every`` seconds."""
         proc = subprocess.Popen(step.argv, stdin=subprocess.PIPE if step.stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=step.cwd, env=env)
         deadline = time.monotonic() + step.timeout if step.timeout else None
+        watch_at = time.monotonic() + self.watch_every
         given = step.stdin
         try:
             while True:
                 try:
-                    out, err = proc.communicate(input=given, timeout=self.watch_every)
+                    out, err = proc.communicate(input=given, timeout=min(CLOSING_EVERY, self.watch_every))
                     return subprocess.CompletedProcess(step.argv, proc.returncode, out, err)
                 except subprocess.TimeoutExpired:
                     given = None  # communicate sent it already
-                if deadline is not None and time.monotonic() > deadline:
+                self.refuse_after_close(step, running=True)
+                now = time.monotonic()
+                if deadline is not None and now > deadline:
                     raise StepFailed(step, None, f"timed out after {step.timeout}s")
-                while_waiting()
+                if while_waiting is not None and now >= watch_at:
+                    while_waiting()
+                    watch_at = time.monotonic() + self.watch_every
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -219,20 +220,22 @@ class LiveRunner(Recorder):
 
     def _finish(self, process, step: Step, while_waiting) -> None:
         deadline = time.monotonic() + step.timeout if step.timeout else None
+        watch_at = time.monotonic() + self.watch_every
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                code = process.proc.wait(timeout=left if while_waiting is None else min(left or self.watch_every,
-                                                                                           self.watch_every))
+                code = process.proc.wait(timeout=min(left if left is not None else CLOSING_EVERY, CLOSING_EVERY,
+                                                     self.watch_every))
                 break
             except subprocess.TimeoutExpired as err:
                 if deadline is not None and time.monotonic() >= deadline:
                     process.stop()
                     raise StepFailed(step, None, f"timed out after {step.timeout}s:\n{process.tail(30)}") from err
-            if while_waiting is None:
-                continue
             try:
-                while_waiting()
+                self.refuse_after_close(step, running=True)
+                if while_waiting is not None and time.monotonic() >= watch_at:
+                    while_waiting()
+                    watch_at = time.monotonic() + self.watch_every
             except BaseException:
                 process.stop()
                 raise

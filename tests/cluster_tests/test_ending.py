@@ -84,3 +84,50 @@ def test_background_work_stops_at_its_next_step_once_the_teardown_begins() -> No
     live.run(step)  # the teardown's own thread
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=runner.TEARDOWN_THREADS) as pool:
         assert pool.submit(live.run, step).result().returncode == 0
+
+
+def test_a_step_running_in_the_background_is_stopped_once_the_teardown_begins() -> None:
+    """A command of background work that is still running when the run ends
+    (a script waiting on a cluster the teardown deletes) is stopped within
+    a beat, instead of holding the teardown until its own timeout."""
+    import tempfile
+    import threading
+    import time
+    from pathlib import Path
+
+    from cluster.guard import ContextGuard
+    from cluster.plan import Step
+
+    live = runner.LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None)
+    outcome: list[object] = []
+    started = threading.Event()
+
+    def background(step: Step, starts: bool) -> None:
+        try:
+            started.set()
+            if starts:
+                process = live.start(step, log)
+                live.finish(process, step)
+            else:
+                live.run(step)
+            outcome.append("ran to its end")
+        except runner.TierClosing as stopped:
+            outcome.append(stopped)
+
+    log = Path(tempfile.mkdtemp()) / "step.log"
+    for starts in (False, True):
+        outcome.clear()
+        started.clear()
+        live._closing_thread = None
+        step = Step(["sleep", "30"], note="a script waiting on a deleted cluster", timeout=60)
+        thread = threading.Thread(target=background, args=(step, starts), name="gwp-proof-x")
+        thread.start()
+        started.wait()
+        time.sleep(0.3)
+        began = time.monotonic()
+        live.close_to_others()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "the step kept its thread past the teardown's start"
+        assert time.monotonic() - began < 3
+        assert isinstance(outcome[-1], runner.TierClosing) and "stopped, the cluster tier is being taken down" \
+            in str(outcome[-1])

@@ -95,11 +95,12 @@ def test_a_proof_waiting_for_a_stage_the_run_never_reaches_ends_with_the_tier() 
     env = stub_env()
     ran = []
     env.ahead_proof("receiver", lambda: ran.append("receiver"), after=(env.stage(doc_blocks.done_with("development")),))
-    # What the teardown does first: close, then every stage reached.
-    env.closed = True
-    env.reach(*env._stages)
+    # The teardown, with nothing else to take down.
+    env.runner.live = False
+    env.keep, env.git, env.clusters, env.registry, env._stops = True, None, {}, None, []
+    env.close()
     with pytest.raises(RuntimeError, match="being taken down"):
-        env.proof_result("receiver", lambda: None)
+        env._proofs["receiver"].result(timeout=10)  # a wait that never ends fails here
     assert ran == []
 
 
@@ -155,3 +156,24 @@ def test_a_yielding_proof_and_what_it_starts_run_at_a_lower_priority() -> None:
     env.ahead_proof("promotion", lambda: seen.update(other=os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
     env.proof_result("promotion", lambda: None)
     assert seen["other"] == os.getpriority(os.PRIO_PROCESS, 0), "a proof that is not yielding runs as the test does"
+
+
+@pytest.mark.parametrize("ending", [AssertionError("a block failed"), pytest.skip.Exception("no block"), None])
+def test_the_proofs_after_the_pages_go_on_however_the_pages_ended(ending) -> None:
+    env = stub_env()
+    try:
+        with doc_blocks.then_done(env):
+            if ending is not None:
+                raise ending
+    except BaseException as error:  # noqa: BLE001
+        assert error is ending
+    assert all(env.stage(key).done() for key in doc_blocks.stages())
+
+
+@pytest.mark.parametrize("ending", [KeyboardInterrupt("signal 2"), SystemExit(1)])
+def test_an_ending_run_starts_no_proof_that_waits_for_the_pages(ending) -> None:
+    env = stub_env()
+    with pytest.raises(type(ending)):
+        with doc_blocks.then_done(env):
+            raise ending
+    assert not any(env.stage(key).done() for key in doc_blocks.stages())

@@ -14,6 +14,7 @@ reach no cluster but the harness's own.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections import OrderedDict
@@ -90,6 +91,22 @@ def done(env) -> None:
     """The page blocks are over (run, failed, or not run at all): every
     proof that waits for them goes on."""
     env.reach(*stages())
+
+
+@contextlib.contextmanager
+def then_done(env):
+    """``done(env)`` once the block inside is over, however it ended (a
+    failure, a skip), except when the run itself is ending (Ctrl-C, a
+    signal): then the proofs that wait must not start, and the teardown
+    ends them."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        done(env)
+        raise
+    done(env)
 
 
 def reader_context(target: str) -> str:
@@ -405,10 +422,8 @@ def run(env, blocks, test: str = "") -> list:
     def after(block) -> None:
         env.reach(*points.get((block.page, block.index), []))
 
-    try:
+    with then_done(env):
         fetch_now(env, made_for(env, blocks))
         for page, page_blocks in by_page(blocks).items():
             findings.extend(run_page(env, page, page_blocks, blocks, test, after))
-    finally:
-        done(env)
     return findings
