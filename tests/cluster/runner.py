@@ -222,10 +222,11 @@ class LiveRunner(Recorder):
         deadline = time.monotonic() + step.timeout if step.timeout else None
         watch_at = time.monotonic() + self.watch_every
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            beat = min(CLOSING_EVERY, self.watch_every)
+            if deadline is not None:
+                beat = min(beat, max(0.0, deadline - time.monotonic()))
             try:
-                code = process.proc.wait(timeout=min(left if left is not None else CLOSING_EVERY, CLOSING_EVERY,
-                                                     self.watch_every))
+                code = process.proc.wait(timeout=beat)
                 break
             except subprocess.TimeoutExpired as err:
                 if deadline is not None and time.monotonic() >= deadline:

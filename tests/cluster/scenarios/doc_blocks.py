@@ -52,10 +52,10 @@ def stages() -> list[str]:
     return [*(done_with(t) for t in names.ALL_CLUSTERS), DONE_PUSHING]
 
 
-def pushes(block, root: Path, seen: set[str] | None = None) -> bool:
+def pushes(block, root: Path) -> bool:
     """Whether the block (or a procedure of snippets/ it runs, or one that
     runs) may push to the served snapshot: `git push`, `flux bootstrap`."""
-    return _pushes_in(block.text, root, set() if seen is None else seen)
+    return _pushes_in(block.text, root, set())
 
 
 def _pushes_in(text: str, root: Path, seen: set[str]) -> bool:
