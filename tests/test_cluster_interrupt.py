@@ -22,7 +22,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +53,12 @@ def names_of(pids: list[int]) -> list[str]:
         except OSError:
             pass
     return out
+
+
+def temporary() -> set[str]:
+    """The folders and files of runs in the temporary directory (``gwp-*``:
+    a tier's work directory, the offline tier's API server, a bench's)."""
+    return {path.name for path in Path(tempfile.gettempdir()).glob("gwp-*")}
 
 
 def child_run(provider: str, env: dict) -> subprocess.Popen:
@@ -110,6 +118,7 @@ def test_a_run_ended_midway_leaves_nothing_behind(request, ending: str):
 
 def interrupted_kwok(ending: str) -> None:
     before = set(processes.processes_with_marker(MARKER))
+    temporary_before = temporary()
     child = child_run("kwok", {"GWP_KWOK_BASE_PORT": str(CHILD_BASE_PORT)})
 
     def ready() -> bool:
@@ -127,6 +136,8 @@ def interrupted_kwok(ending: str) -> None:
     ports = range(CHILD_BASE_PORT, CHILD_BASE_PORT + PORTS_PER_CLUSTER * len(ORDER))
     bound = [p for p in ports if processes.port_is_bound(p)]
     assert not bound, f"ports still bound after {ending}: {bound}"
+    assert not temporary() - temporary_before, \
+        f"temporary folders left after {ending}: {sorted(temporary() - temporary_before)}"
 
 
 def interrupted_kind(docker: str, ending: str) -> None:
@@ -134,6 +145,7 @@ def interrupted_kind(docker: str, ending: str) -> None:
 
     engine_before = docker_engine.own_pid() is not None or docker_engine.answers(docker, None, timeout=10) is None
     firewall_before = docker_engine.docker_rules()
+    temporary_before = temporary()
     child = child_run("kind", {"GWP_RUN_INFIX": CHILD_INFIX})
     prefix = f"gwp-{CHILD_INFIX}"
 
@@ -152,6 +164,8 @@ def interrupted_kind(docker: str, ending: str) -> None:
     output = interrupt(child, ready, "flux bootstrap on a running node", ending)
     left = containers()
     assert not left, f"containers of the interrupted run left: {left}\n{output[-2000:]}"
+    assert not temporary() - temporary_before, \
+        f"temporary folders left after {ending}: {sorted(temporary() - temporary_before)}"
     if not engine_before:
         assert docker_engine.own_pid() is None, f"the tier's dockerd still runs after {ending}\n{output[-2000:]}"
         assert not docker_engine.leftover_processes(), \

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -157,7 +158,15 @@ class Sampler(threading.Thread):
                     self.at_peak[name] += sizes[pid]
 
 
+def _as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str]) -> int:
+    # Ended from outside (a termination, a closed terminal) as by Ctrl-C: the
+    # tier's run is ended and waited for, and the bench's folder goes.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _as_interrupt)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cluster", default="kwok", help="the provider (kwok or kind)")
     parser.add_argument("-k", dest="select", default=None, help="pytest -k expression")

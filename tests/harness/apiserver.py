@@ -334,6 +334,9 @@ class Owner:
         sweep_stale()
         self.root = root
         self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+        # Also when the run ends without reaching its own teardown (a run
+        # whose console went away fails while it reports, and exits).
+        atexit.register(self.stop)
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -436,7 +439,6 @@ def shared_folder(root: Path = PROJECT_ROOT) -> Path:
         return _folder
     if _own is None:
         _own = Owner(root)
-        atexit.register(_own.stop)
     return _own.folder
 
 
