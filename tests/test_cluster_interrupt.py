@@ -61,6 +61,17 @@ def temporary() -> set[str]:
     return {path.name for path in Path(tempfile.gettempdir()).glob("gwp-*")}
 
 
+def written_since(folder: Path, moment: float) -> list[str]:
+    """Files under ``folder`` changed after ``moment`` (a run's kubectl and
+    flux keep their cache in its own folder, never in the user's)."""
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime > moment)
+
+
+USER_KUBE_CACHE = Path.home() / ".kube" / "cache"
+
+
 def child_run(provider: str, env: dict) -> subprocess.Popen:
     _SEEN.clear()  # what the previous child printed
     return subprocess.Popen(
@@ -118,7 +129,7 @@ def test_a_run_ended_midway_leaves_nothing_behind(request, ending: str):
 
 def interrupted_kwok(ending: str) -> None:
     before = set(processes.processes_with_marker(MARKER))
-    temporary_before = temporary()
+    temporary_before, started = temporary(), time.time()
     child = child_run("kwok", {"GWP_KWOK_BASE_PORT": str(CHILD_BASE_PORT)})
 
     def ready() -> bool:
@@ -138,6 +149,8 @@ def interrupted_kwok(ending: str) -> None:
     assert not bound, f"ports still bound after {ending}: {bound}"
     assert not temporary() - temporary_before, \
         f"temporary folders left after {ending}: {sorted(temporary() - temporary_before)}"
+    assert not written_since(USER_KUBE_CACHE, started), \
+        f"the run wrote to the user's kube cache: {written_since(USER_KUBE_CACHE, started)[:5]}"
 
 
 def interrupted_kind(docker: str, ending: str) -> None:
@@ -145,7 +158,7 @@ def interrupted_kind(docker: str, ending: str) -> None:
 
     engine_before = docker_engine.own_pid() is not None or docker_engine.answers(docker, None, timeout=10) is None
     firewall_before = docker_engine.docker_rules()
-    temporary_before = temporary()
+    temporary_before, started = temporary(), time.time()
     child = child_run("kind", {"GWP_RUN_INFIX": CHILD_INFIX})
     prefix = f"gwp-{CHILD_INFIX}"
 
@@ -166,6 +179,8 @@ def interrupted_kind(docker: str, ending: str) -> None:
     assert not left, f"containers of the interrupted run left: {left}\n{output[-2000:]}"
     assert not temporary() - temporary_before, \
         f"temporary folders left after {ending}: {sorted(temporary() - temporary_before)}"
+    assert not written_since(USER_KUBE_CACHE, started), \
+        f"the run wrote to the user's kube cache: {written_since(USER_KUBE_CACHE, started)[:5]}"
     if not engine_before:
         assert docker_engine.own_pid() is None, f"the tier's dockerd still runs after {ending}\n{output[-2000:]}"
         assert not docker_engine.leftover_processes(), \

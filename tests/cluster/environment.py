@@ -64,6 +64,7 @@ class TierEnvironment:
         if live:
             atexit.register(self.close)
             self._previous = {sig: signal.signal(sig, _ended_as_interrupt) for sig in ENDING_SIGNALS}
+            self._kube_cache = kube_cache_in(self.work)
 
     @property
     def live(self) -> bool:
@@ -474,10 +475,32 @@ class TierEnvironment:
             except Exception as error:  # noqa: BLE001
                 errors.append(error)
             finally:
+                kube_cache_back(self._kube_cache)
                 shutil.rmtree(self.work, ignore_errors=True)
         if errors:
             raise errors[0]
         return kept
+
+
+# Where kubectl and flux (client-go's command-line options) keep their cache.
+KUBE_CACHE = "KUBECACHEDIR"
+
+
+def kube_cache_in(work: str) -> str | None:
+    """kubectl and flux keep what they learn of a server (discovery, HTTP
+    answers) under ~/.kube/cache by default: for the run's clusters, in the
+    run's own folder, which goes with it. Returns the setting before."""
+    before = os.environ.get(KUBE_CACHE)
+    os.environ[KUBE_CACHE] = str(Path(work) / "kube-cache")
+    return before
+
+
+def kube_cache_back(before: str | None) -> None:
+    """The setting as it was before ``kube_cache_in``."""
+    if before is None:
+        os.environ.pop(KUBE_CACHE, None)
+    else:
+        os.environ[KUBE_CACHE] = before
 
 
 # How much nicer than the tests a yielding proof's thread, and every process

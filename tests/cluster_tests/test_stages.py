@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -177,3 +178,22 @@ def test_an_ending_run_starts_no_proof_that_waits_for_the_pages(ending) -> None:
         with doc_blocks.then_done(env):
             raise ending
     assert not any(env.stage(key).done() for key in doc_blocks.stages())
+
+
+@pytest.mark.parametrize("chosen", [None, "/somewhere/the/user/chose"])
+def test_kubectl_and_flux_cache_in_the_runs_folder_while_it_runs(monkeypatch, tmp_path, chosen) -> None:
+    """kubectl and flux keep discovery and HTTP answers under ~/.kube/cache
+    unless KUBECACHEDIR says otherwise: while a live tier runs, it points
+    into the run's folder (which goes with the run); afterwards it is as
+    the user had it."""
+    from cluster import environment
+
+    if chosen is None:
+        monkeypatch.delenv(environment.KUBE_CACHE, raising=False)
+    else:
+        monkeypatch.setenv(environment.KUBE_CACHE, chosen)
+    before = environment.kube_cache_in(str(tmp_path))
+    assert before == chosen
+    assert os.environ[environment.KUBE_CACHE] == str(tmp_path / "kube-cache")
+    environment.kube_cache_back(before)
+    assert os.environ.get(environment.KUBE_CACHE) == chosen
