@@ -334,12 +334,12 @@ class Owner:
         sweep_stale()
         self.root = root
         self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
-        # Also when the run ends without reaching its own teardown (a run
-        # whose console went away fails while it reports, and exits).
-        atexit.register(self.stop)
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Also when the run ends without reaching its own teardown (a run
+        # whose console went away fails while it reports, and exits).
+        atexit.register(self.stop)
         watcher = threading.Thread(target=self._watch, name="apiserver-watch", daemon=True)
         watcher.start()
         self._threads.append(watcher)
