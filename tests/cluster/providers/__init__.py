@@ -94,9 +94,11 @@ class Provider:
     simulated = ""
     # Whether pods really run (containers, probes, Services carrying traffic).
     runs_pods = False
-    # Whether the proofs on clusters of their own (``pytest.mark.ahead``) run
-    # in the background beside the others: where the machine holds their
-    # clusters beside the run's (kwok, kind on the project's machine).
+    # Whether the proofs marked ``pytest.mark.ahead`` run in the background,
+    # each from the stage it must follow (``TierEnvironment.ahead_proof``):
+    # where the machine holds the proofs' own clusters beside the run's (kwok,
+    # kind on the project's machine). Elsewhere every proof runs in the
+    # foreground, in the test order.
     proofs_ahead = False
 
     def create(self, target: str, runner: Recorder) -> Cluster:
