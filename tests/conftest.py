@@ -71,9 +71,17 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(session, config, items) -> None:
     """The checks of the pages and the tree (the tests that use ``context``)
     run first, so that their findings come before anything else a mistake
-    may break; tests marked ``last_check`` run last, after everything else."""
-    items.sort(key=lambda item: (item.get_closest_marker("last_check") is not None,
-                                 "context" not in getattr(item, "fixturenames", ())))
+    may break. The tests that read the site build (``shared_site_build``)
+    come after the rest: the build runs beside the tests from the end of the
+    collection, and a test that asked for it early would wait for it with
+    its worker idle. Tests marked ``last_check`` run last, after everything
+    else."""
+    def order(item) -> tuple:
+        fixtures = getattr(item, "fixturenames", ())
+        return (item.get_closest_marker("last_check") is not None, "shared_site_build" in fixtures,
+                "context" not in fixtures)
+
+    items.sort(key=order)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -113,6 +121,15 @@ def selected_page(config: pytest.Config) -> str | None:
 @pytest.fixture(scope="session")
 def report(request: pytest.FixtureRequest) -> Report:
     return request.config.stash[REPORT_KEY]
+
+
+@pytest.fixture(scope="session")
+def shared_site_build(request: pytest.FixtureRequest):
+    """The run's one ``mkdocs build --strict`` (``test_site.shared_build``),
+    possibly still running: a test calls its ``result()``."""
+    import test_site
+
+    return test_site.shared_build(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -134,14 +134,12 @@ def kind_and_checks(mark: selection.Mark) -> tuple[str, str]:
     return kind, " ".join(mark.checks)
 
 
-def test_every_block_on_the_site_carries_its_mark(request, context):
+def test_every_block_on_the_site_carries_its_mark(shared_site_build, context):
     """The built site shows under every block of every page the mark the
     harness's selection gives it (the site build reads the pages with the
     build's own configuration; this holds it to the harness's reading), and
     under the blocks of every view of a tree file the marks of that file."""
-    import test_site
-
-    build = test_site.shared_build(request.config)
+    build = shared_site_build
     code, _ = build.result()
     if code != 0:
         pytest.skip("the site did not build; test_site_builds_strict says why")

@@ -89,12 +89,11 @@ def hook(name: str):
     return module
 
 
-def test_site_builds_strict(request, context, report):
+def test_site_builds_strict(shared_site_build, context, report):
     """``mkdocs build --strict`` into a temporary folder: a broken include,
     link or macro fails here as it fails the site. Every warning the build
     prints is a finding at the page (and line) it names."""
-    build = shared_build(request.config)
-    code, output = build.result()
+    code, output = shared_site_build.result()
     if code is None:
         pytest.fail(f"mkdocs build --strict did not finish in {site_build.TIMEOUT}s:\n"
                     + "\n".join(output.strip().splitlines()[-5:]), pytrace=False)
@@ -113,16 +112,16 @@ def test_site_builds_strict(request, context, report):
     fail_on(found + located)
 
 
-def test_site_loads_nothing_from_another_host(request):
+def test_site_loads_nothing_from_another_host(shared_site_build):
     """The built pages load every script, stylesheet and image from the site
     itself, and every page with a diagram loads the site's own mermaid at the
     pinned version (else Material fetches one from a CDN)."""
-    code, _ = shared_build(request.config).result()
+    code, _ = shared_site_build.result()
     if code != 0:
         pytest.skip("the site did not build; test_site_builds_strict says why")
     mermaid = hook("mermaid")
     script = mermaid.script_path(mermaid.pinned_version(PROJECT_ROOT))
-    found = site_html.problems(shared_build(request.config).site_dir, script)
+    found = site_html.problems(shared_site_build.site_dir, script)
     if found:
         pytest.fail(f"{len(found)} problems in the built HTML:\n" + "\n".join(found), pytrace=False)
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.model import PROJECT_ROOT, Finding, Origin, Outcome
-from test_site import hook, shared_build
+from test_site import hook
 
 tree_views = hook("tree_views")
 CODE_CELL = re.compile(r'<td class="code">(.*?)</td>', re.S)
@@ -27,11 +27,11 @@ def text_of(markup: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(request) -> Path:
-    code, _ = shared_build(request.config).result()
+def site(shared_site_build) -> Path:
+    code, _ = shared_site_build.result()
     if code != 0:
         pytest.skip("the site did not build; test_site_builds_strict says why")
-    return shared_build(request.config).site_dir
+    return shared_site_build.site_dir
 
 
 def test_every_tree_file_has_a_view_that_shows_it_as_it_is(site):
