@@ -125,12 +125,16 @@ def test_a_block_whose_include_fails_reports_that_failure_alone(fixture_tree):
 
 
 def test_block_that_hangs(fixture_tree):
-    fixture.edit(fixture_tree, P, "<!-- test: local timeout=20 -->", "<!-- test: local timeout=1 -->")
+    """A block still running at its limit is killed with everything it
+    started. The mark's own limit is left out, so that the check's default
+    applies: a fraction of a second here, where a mark can only give whole
+    seconds."""
+    fixture.edit(fixture_tree, P, "<!-- test: local timeout=20 -->", "<!-- test: local -->")
     fixture.edit(fixture_tree, P, 'test -z "${KUBECONFIG:-}"', "sleep 600 &\nsleep 600")
     started = time.monotonic()
-    findings = run_local.run(fixture.context(fixture_tree))
+    findings = run_local.run(fixture.context(fixture_tree), default_timeout=0.3)
     assert time.monotonic() - started < 15, "the timeout did not stop the block"
-    assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "killed")
+    assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "still running after 0.3s and was killed")
 
 
 def test_a_whole_tree_finding_names_the_page_that_shows_its_line(fixture_tree):

@@ -56,7 +56,7 @@ def environment(root: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def execute(script: str, cwd: Path, env: dict[str, str], timeout: int, script_path: Path):
+def execute(script: str, cwd: Path, env: dict[str, str], timeout: float, script_path: Path):
     """Run ``script`` with bash -euo pipefail; returns (exit code or None on
     timeout, combined output)."""
     # The first line reports the line of a failing command (set -e exits
@@ -76,7 +76,10 @@ def execute(script: str, cwd: Path, env: dict[str, str], timeout: int, script_pa
         return None, out.decode("utf-8", "replace")
 
 
-def run(ctx: Context, default_timeout: int = DEFAULT_TIMEOUT) -> list[Finding]:
+def run(ctx: Context, default_timeout: float = DEFAULT_TIMEOUT) -> list[Finding]:
+    """Every local block, each with its mark's ``timeout=SECONDS`` or else
+    ``default_timeout`` (a fraction of a second too, for the harness's own
+    tests)."""
     # The local blocks (harness.selection: not one whose include did not
     # resolve, whose snippets failure is its only finding, nor one whose
     # metadata comment is invalid, which the metadata check fails), by page.
@@ -92,7 +95,7 @@ def run(ctx: Context, default_timeout: int = DEFAULT_TIMEOUT) -> list[Finding]:
     return [finding for page in results for finding in page]
 
 
-def run_page(ctx: Context, blocks: list[Block], default_timeout: int) -> list[Finding]:
+def run_page(ctx: Context, blocks: list[Block], default_timeout: float) -> list[Finding]:
     findings: list[Finding] = []
     with tempfile.TemporaryDirectory(prefix="docs-test-local-") as tmp:
         tree = scratch.snapshot(ctx.root, Path(tmp) / "tree")
@@ -105,19 +108,19 @@ def run_page(ctx: Context, blocks: list[Block], default_timeout: int) -> list[Fi
     return findings
 
 
-def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path, default_timeout: int):
+def run_block(block: Block, page_blocks: list[Block], tree: Path, env, tmp: Path, default_timeout: float):
     """Run one local block, and compare the output block after it, when
     there is one (``harness.selection``: an ``output`` block right after)."""
     expected = next((b for b in page_blocks if b.index == block.index + 1 and selection.applies("output", b, block)),
                     None)
-    timeout = int(block.options.get("timeout", default_timeout))
+    timeout = int(block.options["timeout"]) if "timeout" in block.options else default_timeout
     script_path = tmp / f"block-{block.index}.sh"
     code, output = execute(block.text, tree, env, timeout, script_path)
     findings: list[Finding] = []
     if code is None:
         findings.append(Finding(
             "local", Outcome.FAILED, block.location(0),
-            f"still running after {timeout}s and was killed (with its process group): make the block finish "
+            f"still running after {timeout:g}s and was killed (with its process group): make the block finish "
             f"without input or a cluster, or raise its limit with 'timeout=SECONDS' in the metadata comment."
             + tail(output),
             block,
