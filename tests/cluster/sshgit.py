@@ -251,5 +251,5 @@ def _wait_listening(host: str, port: int, process: processes.HostProcess) -> Non
                 return
         if not process.alive():
             raise RuntimeError(f"sshd exited before listening on {host}:{port}: {process.tail()}")
-        time.sleep(0.2)
+        time.sleep(0.02)  # sshd listens within a few hundredths of a second
     raise TimeoutError(f"sshd did not listen on {host}:{port} within {START_BOUND}s: {process.tail()}")

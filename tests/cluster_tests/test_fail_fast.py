@@ -236,7 +236,7 @@ def test_the_wait_knows_the_objects_the_tree_gives_the_cluster() -> None:
 
 
 def test_a_long_step_is_stopped_by_its_watcher(tmp_path) -> None:
-    runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None, watch_every=0.2)
+    runner = LiveRunner(ContextGuard(), "kubectl", echo=lambda line: None, watch_every=0.05)
     calls = []
 
     def watcher():
@@ -349,7 +349,7 @@ def test_a_proof_run_ahead_waits_for_the_clusters_and_keeps_its_own_error() -> N
         raise AssertionError("the fork's sources read another URL")
 
     TierEnvironment.ahead_proof(env, "fork", proof, after=("staging", "production"))
-    time.sleep(0.2)
+    time.sleep(0.05)
     assert order == [], "the proof started before the cluster it waits for was made"
     made.set_result("staging")
     with pytest.raises(AssertionError, match="another URL"):  # as raised, not wrapped as a setup failure

@@ -85,7 +85,7 @@ def test_a_proof_that_waits_for_a_stage_starts_once_the_run_reaches_it() -> None
     env.ahead_proof("promotion", lambda: order.append("promotion") or "promoted",
                     after=(env.stage(doc_blocks.done_with("staging")), env.stage(doc_blocks.DONE_PUSHING)))
     env.reach(doc_blocks.done_with("staging"))
-    time.sleep(0.2)
+    time.sleep(0.05)
     assert order == [], "the proof started before every stage it waits for was reached"
     env.reach(doc_blocks.DONE_PUSHING, doc_blocks.DONE_PUSHING)  # reaching twice is harmless
     assert env.proof_result("promotion", lambda: None) == "promoted"
