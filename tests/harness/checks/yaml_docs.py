@@ -175,27 +175,36 @@ class TreeFile:
 
 def yaml_files(root: Path) -> list[str]:
     """The tree's YAML files, relative to ``root``, sorted."""
+    return [rel for rel, _mtime, _size in stamp(root)]
+
+
+def _stamps(root: str) -> tuple:
+    """(path relative to ``root``, mtime, size) of every tree YAML file, sorted
+    by path. Every check asks for the tree many times a run, and this walk is
+    what tells a cached parse from a stale one: one ``scandir`` per folder,
+    plain strings, one ``stat`` per YAML file (symbolic links to folders are
+    not followed, as ``os.walk`` does not)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        if rel_dir == ".":
-            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")]
-        else:
-            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-        for name in filenames:
-            if name.endswith((".yaml", ".yml")):
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                if rel not in SKIP_FILES:
-                    found.append(rel)
-    return sorted(found)
-
-
-def _stamp(root: Path, files: list[str]) -> tuple:
-    stamps = []
-    for rel in files:
-        st = os.stat(root / rel)
-        stamps.append((rel, st.st_mtime_ns, st.st_size))
-    return tuple(stamps)
+    pending = [("", root)]
+    while pending:
+        rel_dir, path = pending.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue  # unreadable, or gone since its parent was read
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name not in SKIP_DIRS and (rel_dir or not name.startswith(".")) and not entry.is_symlink():
+                    pending.append((f"{rel_dir}{name}/", entry.path))
+            elif name.endswith((".yaml", ".yml")) and f"{rel_dir}{name}" not in SKIP_FILES:
+                st = entry.stat()
+                found.append((f"{rel_dir}{name}", st.st_mtime_ns, st.st_size))
+    return tuple(sorted(found))
 
 
 @functools.lru_cache(maxsize=8)
@@ -203,10 +212,20 @@ def _load(root: Path, stamp: tuple) -> dict[str, TreeFile]:
     files: dict[str, TreeFile] = {}
     for rel, _mtime, _size in stamp:
         raw = (root / rel).read_text(encoding="utf-8", errors="replace")
-        text, problems = flux_substitute.substitute(raw)
-        docs, error = parse(text)
-        files[rel] = TreeFile(rel, raw, text, docs, error, problems)
+        text, problems, docs, error = _parsed(raw)
+        files[rel] = TreeFile(rel, raw, text, list(docs), error, list(problems))
     return files
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(raw: str) -> tuple:
+    """A file's text substituted and parsed, once per content: a changed tree
+    (or a copy of it, as the harness's own tests make) parses again only the
+    files whose text changed. The documents are shared, as they are between
+    the checks of one tree: nothing may change them."""
+    text, problems = flux_substitute.substitute(raw)
+    docs, error = parse(text)
+    return text, tuple(problems), tuple(docs), error
 
 
 def tree(root: Path) -> dict[str, TreeFile]:
@@ -218,8 +237,7 @@ def tree(root: Path) -> dict[str, TreeFile]:
 
 def stamp(root: Path) -> tuple:
     """What identifies the tree's current content (paths, mtimes, sizes)."""
-    root = Path(root).resolve()
-    return _stamp(root, yaml_files(root))
+    return _stamps(os.path.realpath(root))
 
 
 def by_ident(root: Path) -> dict[tuple[str, str], list[tuple[TreeFile, Doc]]]:
