@@ -36,9 +36,15 @@ TIERS = ("offline", "kind", "kwok")
 
 @functools.lru_cache(maxsize=None)
 def versions(root: Path = PROJECT_ROOT) -> dict:
-    # libyaml when present: every tree a test makes reads this file again.
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yamlload.load(handle) or {}
+        return _parsed_versions(handle.read())
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_versions(text: str) -> dict:
+    # Parsed once per content (with libyaml when present): every tree the
+    # harness's own tests make has a versions.yaml, nearly always the same.
+    return yamlload.load(text) or {}
 
 
 def flux_version(root: Path = PROJECT_ROOT) -> str:
