@@ -75,12 +75,12 @@ def repo(tmp_path: Path) -> Path:
         (root / name).write_text(text, encoding="utf-8")
     (root / "README.md").write_text("not part of a release\n", encoding="utf-8")
     (root / ".gitignore").write_text("*.local\n", encoding="utf-8")
-    git("init", "--quiet", "--initial-branch", "main", cwd=root)
+    git("init", "--quiet", "--template=", "--initial-branch", "main", cwd=root)
     git("add", ".", cwd=root)
     git("commit", "--quiet", "-m", "platform", cwd=root)
     (root / "platform/notes.local").write_text("an ignored file: must not ship\n", encoding="utf-8")
     remote = tmp_path / "remote.git"
-    git("init", "--quiet", "--bare", str(remote), cwd=tmp_path)
+    git("init", "--quiet", "--template=", "--bare", str(remote), cwd=tmp_path)
     git("remote", "add", "origin", str(remote), cwd=root)
     git("push", "--quiet", "origin", "main", cwd=root)
     return root

@@ -30,7 +30,7 @@ def fingerprint(root: Path) -> dict[str, str]:
 def work_tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
     root.mkdir()
-    git("init", "--quiet", "--initial-branch=main", cwd=root)
+    git("init", "--quiet", "--template=", "--initial-branch=main", cwd=root)
     (root / ".gitignore").write_text("ignored.txt\n")
     (root / "committed.yaml").write_text("kind: Committed\n")
     (root / "script.sh").write_text("#!/bin/sh\necho hi\n")
