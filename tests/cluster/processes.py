@@ -125,7 +125,7 @@ def wait_pids_gone(pids: list[int], bound: float) -> list[int]:
     deadline = time.monotonic() + bound
     alive = [p for p in pids if pid_alive(p)]
     while alive and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)  # a process that was sent a signal is usually gone within this
         alive = [p for p in alive if pid_alive(p)]
     return alive
 

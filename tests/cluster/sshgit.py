@@ -114,6 +114,14 @@ def sshd_config(folder: Path, bind: str, port: int, user: str) -> str:
         "PermitUserEnvironment no",
         "PrintMotd no",
         "LogLevel VERBOSE",
+        # The key exchange Go's SSH client (Flux's source-controller) offers; OpenSSH's
+        # post-quantum default would cost both ends more CPU on every connection.
+        "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org",
+        # sshd runs the forced command through the user's shell, and bash reads the user's
+        # ~/.bashrc when sshd starts it as a top-level shell. This machine's (pyenv) started
+        # about a hundred processes per connection, and one that prints anything would
+        # break git's protocol. Started as a second-level shell, bash skips it.
+        "SetEnv SHLVL=1",
         "",
     ])
 
