@@ -8,6 +8,7 @@ registry, and signing there needs the cosign CLI."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -63,11 +64,12 @@ def git(*args: str, cwd: Path) -> str:
                           timeout=60).stdout.strip()
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
+@pytest.fixture(scope="module")
+def made_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A platform/ committed, with an ignored file beside it, and a bare
-    remote that has main."""
-    root = tmp_path / "repo"
+    remote that has main: made once, copied for each test (``repo``)."""
+    tmp = tmp_path_factory.mktemp("release-repo")
+    root = tmp / "repo"
     # platform/ of the tree's shape, written here: the script is tested, not
     # the tree's platform (whose checks are the harness's).
     for name, text in PLATFORM.items():
@@ -79,10 +81,21 @@ def repo(tmp_path: Path) -> Path:
     git("add", ".", cwd=root)
     git("commit", "--quiet", "-m", "platform", cwd=root)
     (root / "platform/notes.local").write_text("an ignored file: must not ship\n", encoding="utf-8")
-    remote = tmp_path / "remote.git"
-    git("init", "--quiet", "--template=", "--bare", str(remote), cwd=tmp_path)
+    remote = tmp / "remote.git"
+    git("init", "--quiet", "--template=", "--bare", str(remote), cwd=tmp)
     git("remote", "add", "origin", str(remote), cwd=root)
     git("push", "--quiet", "origin", "main", cwd=root)
+    return root
+
+
+@pytest.fixture
+def repo(made_repo: Path, tmp_path: Path) -> Path:
+    """This test's own copy of ``made_repo`` and of its remote (a copy costs
+    less than the seven git commands that make one)."""
+    root = tmp_path / "repo"
+    shutil.copytree(made_repo, root, symlinks=True)
+    shutil.copytree(made_repo.parent / "remote.git", tmp_path / "remote.git", symlinks=True)
+    git("remote", "set-url", "origin", str(tmp_path / "remote.git"), cwd=root)
     return root
 
 
