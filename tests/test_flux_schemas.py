@@ -16,13 +16,13 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
-import os
 import shutil
 import stat
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -240,11 +240,13 @@ def fake_flux(tmp_path: Path, version: str, crds: list[Path]) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT / "tests"), PYTHONDONTWRITEBYTECODE="1")
-    return subprocess.run(
-        [sys.executable, "-m", "harness.flux_schemas", *args],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
+    """What ``python -m harness.flux_schemas ARGS`` runs (its ``main``), in
+    this process: a new interpreter would spend most of the test importing."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = flux_schemas.main(list(args))
+    return subprocess.CompletedProcess(["python", "-m", "harness.flux_schemas", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 # -- the conversion ------------------------------------------------------------------------
