@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     api_server_run.configure(config)
     test_site.pytest_configure_status(config)
-    workers.register(config, config.stash[REPORT_KEY])
+    workers.register(config, config.stash[REPORT_KEY], collect_pages)
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
@@ -132,17 +132,25 @@ def shared_site_build(request: pytest.FixtureRequest):
     return test_site.shared_build(request.config)
 
 
+def collect_pages(config: pytest.Config) -> tuple[list, list]:
+    """The blocks of every page (or of ``--page``), and what their
+    extraction found wrong."""
+    problems: list = []
+    blocks = extract.collect(PROJECT_ROOT, problems=problems, page=selected_page(config))
+    return blocks, problems
+
+
 @pytest.fixture(scope="session")
 def context(request: pytest.FixtureRequest, report: Report) -> Context:
-    page = selected_page(request.config)
-    problems: list = []
-    blocks = extract.collect(PROJECT_ROOT, problems=problems, page=page)
+    import workers
+
+    blocks, problems = workers.pages(request.config, collect_pages)
     report.blocks = blocks
     return Context(
         root=PROJECT_ROOT,
         blocks=blocks,
         flux_schemas=flux_schemas(request.config),
-        only_page=page,
+        only_page=selected_page(request.config),
         problems=problems,
     )
 

@@ -14,6 +14,11 @@ report, one site build, and the tree compared after every worker finished.
   more; a change there fails the run as an error of
   ``test_working_tree_unchanged`` with the test's message, since it may come
   from a test that ran on another worker after the check.
+- Pages: every worker's checks read the blocks of every page
+  (``harness.extract.collect``, a quarter of a second). The controller
+  collects them once, beside the workers' start-up, and hands them over
+  through a file; a worker that finds none there (the collection failed)
+  collects them itself, and reports what failed as a run in one process does.
 - Checked-by marks: a worker sees only its own findings, so the controller
   holds the marks to every worker's findings once all finished, and a
   mismatch fails the run as an error of
@@ -25,8 +30,12 @@ run is serial, as before.
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -38,16 +47,50 @@ from harness.model import PROJECT_ROOT
 from harness.report import Report
 
 FINDINGS_OUTPUT = "docs_test_findings"
+PAGES_INPUT = "docs_test_pages"
 MARKS_CHECK = "test_every_mark_names_only_checks_that_ran"
+# How long a worker waits for the controller's collection of the pages
+# before it collects them itself.
+PAGES_WAIT = 60.0
 
 
-def register(config: pytest.Config, report: Report) -> None:
+def register(config: pytest.Config, report: Report, collect_pages) -> None:
     """Register the controller's or the worker's half, when the run is
-    distributed; nothing otherwise."""
+    distributed; nothing otherwise. ``collect_pages(config)`` returns the
+    run's (blocks, extraction problems)."""
     if hasattr(config, "workerinput"):
         config.pluginmanager.register(Worker(report), "docs-test-worker")
     elif distributed(config):
-        config.pluginmanager.register(Controller(config, report), "docs-test-controller")
+        config.pluginmanager.register(Controller(config, report, collect_pages), "docs-test-controller")
+
+
+def pages(config: pytest.Config, collect_pages) -> tuple[list, list]:
+    """The run's (blocks, extraction problems): on a worker, what the
+    controller collected; else (or when that failed) collected here."""
+    path = getattr(config, "workerinput", {}).get(PAGES_INPUT)
+    if path:
+        deadline = time.monotonic() + PAGES_WAIT
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            data = b""
+        if data:
+            return pickle.loads(data)
+    return collect_pages(config)
+
+
+def _collect_pages_into(path: Path, config: pytest.Config, collect_pages) -> None:
+    """The controller's collection, written whole (an empty file when it
+    failed: each worker then collects, and fails, as a run in one process)."""
+    try:
+        data = pickle.dumps(collect_pages(config))
+    except BaseException:  # noqa: BLE001 - reported by the workers' own attempt
+        data = b""
+    part = path.with_suffix(".part")
+    part.write_bytes(data)
+    os.replace(part, path)
 
 
 def distributed(config: pytest.Config) -> bool:
@@ -85,12 +128,16 @@ class Worker:
 
 
 class Controller:
-    def __init__(self, config: pytest.Config, report: Report) -> None:
+    def __init__(self, config: pytest.Config, report: Report, collect_pages) -> None:
         self.config = config
         self.report = report
         self.added: list[tuple[int, list]] = []
         self.site_folder = tempfile.TemporaryDirectory(prefix="docs-test-site-")
         self.site_build_started = False
+        self.pages_folder = tempfile.TemporaryDirectory(prefix="docs-test-pages-")
+        self.pages_file = Path(self.pages_folder.name) / "pages.pickle"
+        self.pages_thread = threading.Thread(target=_collect_pages_into, name="docs-test-pages", daemon=True,
+                                             args=(self.pages_file, config, collect_pages))
         self.tree_check: pytest.TestReport | None = None  # its call phase, when it ran
         self.marks_check: pytest.TestReport | None = None  # the same for the marks' proof
 
@@ -98,6 +145,9 @@ class Controller:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
+        if not self.pages_thread.is_alive() and not self.pages_file.exists():
+            self.pages_thread.start()  # beside the workers' start-up
+        node.workerinput[PAGES_INPUT] = str(self.pages_file)
         node.workerinput[test_site.TREE_STATUS_INPUT] = self.config._docs_test_status
         node.workerinput[test_site.SITE_BUILD_INPUT] = self.site_folder.name
         node.workerinput[api_server_run.INPUT] = api_server_run.worker_input(self.config)
@@ -176,3 +226,6 @@ class Controller:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if not self.site_build_started:
             self.site_folder.cleanup()
+        if self.pages_thread.is_alive():
+            self.pages_thread.join(PAGES_WAIT)
+        self.pages_folder.cleanup()
