@@ -132,9 +132,9 @@ def test_block_that_hangs(fixture_tree):
     fixture.edit(fixture_tree, P, "<!-- test: local timeout=20 -->", "<!-- test: local -->")
     fixture.edit(fixture_tree, P, 'test -z "${KUBECONFIG:-}"', "sleep 600 &\nsleep 600")
     started = time.monotonic()
-    findings = run_local.run(fixture.context(fixture_tree), default_timeout=0.3)
+    findings = run_local.run(fixture.context(fixture_tree), default_timeout=0.2)
     assert time.monotonic() - started < 15, "the timeout did not stop the block"
-    assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "still running after 0.3s and was killed")
+    assert_failure(findings, f"{P}:{fixture.LOCAL_FENCE_LINE + 1}", "still running after 0.2s and was killed")
 
 
 def test_a_whole_tree_finding_names_the_page_that_shows_its_line(fixture_tree):
