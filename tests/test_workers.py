@@ -70,3 +70,22 @@ def test_a_worker_waits_for_the_collection_in_progress(tmp_path, monkeypatch) ->
 def test_without_workers_the_pages_are_collected_here() -> None:
     own, calls = collector(([block("echo alone")], []))
     assert [b.text for b in workers.pages(SimpleNamespace(), own)[0]] == ["echo alone"] and len(calls) == 1
+
+
+def test_a_group_that_loadgroup_would_not_keep_together_is_named() -> None:
+    """pytest-xdist keeps an ``xdist_group`` on one worker by a ``@group``
+    suffix on the test's node id; a pytest that drops it spreads the group
+    (each worker then starts the group's module fixtures), and the workers
+    warn with the first such test."""
+    class Item:
+        def __init__(self, nodeid: str, group: str | None) -> None:
+            self.nodeid, self.group = nodeid, group
+
+        def get_closest_marker(self, name: str):
+            return self.group if name == "xdist_group" else None
+
+    config = SimpleNamespace(getvalue=lambda name: name == "loadgroup")
+    items = [Item("tests/test_a.py::test_x@sshgit", "sshgit"), Item("tests/test_a.py::test_y", "sshgit"),
+             Item("tests/test_b.py::test_z", None)]
+    assert workers.ungrouped_tests(config, items) == ["tests/test_a.py::test_y"]
+    assert workers.ungrouped_tests(SimpleNamespace(getvalue=lambda name: False), items) == []

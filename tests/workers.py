@@ -35,6 +35,7 @@ import pickle
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,16 @@ def pages(config: pytest.Config, collect_pages) -> tuple[list, list]:
     return collect_pages(config)
 
 
+def ungrouped_tests(config, items: list) -> list[str]:
+    """The tests marked ``xdist_group`` that ``--dist loadgroup`` will not
+    keep together: pytest-xdist groups a test by a ``@group`` suffix it adds
+    to the test's node id on the worker, which a pytest whose node ids are
+    built otherwise drops."""
+    if not config.getvalue("loadgroup"):
+        return []
+    return [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+
+
 def _collect_pages_into(path: Path, config: pytest.Config, collect_pages) -> None:
     """The controller's collection, written whole (an empty file when it
     failed: each worker then collects, and fails, as a run in one process)."""
@@ -109,6 +120,12 @@ class Worker:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.position = {item.nodeid: n for n, item in enumerate(session.items)}
+        ungrouped = ungrouped_tests(session.config, session.items)
+        if ungrouped:
+            warnings.warn(pytest.PytestWarning(
+                f"--dist loadgroup does not group {len(ungrouped)} tests marked xdist_group (the first: "
+                f"{ungrouped[0]}): this pytest and pytest-xdist do not work together on it, so each group's "
+                "module fixtures start on every worker; pin the pytest requirements.txt names"))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem):
