@@ -74,7 +74,6 @@ def proof_failure(result: proof.Proof) -> str | None:
 def ci_script(tmp_path: Path, text: str) -> Path:
     (tmp_path / ".ci").mkdir(parents=True)
     (tmp_path / ".ci" / "run").write_text(text, encoding="utf-8")
-    selection.ci_providers.cache_clear()
     return tmp_path
 
 

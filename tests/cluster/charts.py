@@ -15,7 +15,6 @@ tree's ref admits.
 
 from __future__ import annotations
 
-import functools
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import yamlload
 
 from harness.checks import yaml_docs
 from harness.model import PROJECT_ROOT
+from toolchain import pins
 
 from .plan import Step
 from .runner import Recorder
@@ -69,9 +69,8 @@ class ChartBuild:
     path: str
 
 
-@functools.lru_cache(maxsize=None)
 def builds(root: Path = PROJECT_ROOT) -> dict[str, ChartBuild]:
-    data = yamlload.load((Path(root) / "versions.yaml").read_text(encoding="utf-8")) or {}
+    data = pins.versions(root)
     out = {}
     for upstream, spec in (data.get("charts") or {}).items():
         out[upstream] = ChartBuild(upstream, spec["module"], spec.get("module_version"), spec["path"])

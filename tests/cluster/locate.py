@@ -126,7 +126,7 @@ def _doc_lines(root: Path, path: str | None, doc) -> range | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _by_name_cached(root: Path, kind: str, name: str):
+def _by_name_cached(root: Path, kind: str, name: str, _stamp: tuple):
     from harness.checks import yaml_docs
 
     found = yaml_docs.by_ident(root).get((kind, name))
@@ -139,4 +139,7 @@ def _by_name_cached(root: Path, kind: str, name: str):
 def _by_name(root: Path, ref: ObjectRef):
     """Any tree document of that kind and name (where the render does not
     know the object, e.g. without kustomize)."""
-    return _by_name_cached(Path(root).resolve(), ref.kind, ref.name)
+    from harness.checks import yaml_docs
+
+    root = Path(root).resolve()
+    return _by_name_cached(root, ref.kind, ref.name, yaml_docs.stamp(root))

@@ -282,19 +282,23 @@ def shell_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
-@functools.lru_cache(maxsize=8)
 def ci_providers(root: Path) -> tuple[str, ...]:
     """The cluster providers the project's CI runs the cluster tier with: the
     ``--cluster NAME`` of every ``nox -s e2e`` line of ``.ci/run``, in order.
     Empty when CI does not run the tier. Adding a provider to CI is adding
     its line there; the marks follow."""
-    from cluster.preflight import REQUIRED_BY_PROVIDER
-
     path = Path(root) / CI_SCRIPT
     if not path.is_file():
         return ()
+    return _ci_providers(path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=8)
+def _ci_providers(text: str) -> tuple[str, ...]:  # per content: a folder may hold another tree later
+    from cluster.preflight import REQUIRED_BY_PROVIDER
+
     found: list[str] = []
-    for number, line in shell_lines(path.read_text(encoding="utf-8")):
+    for number, line in shell_lines(text):
         if line.lstrip().startswith("#") or not E2E.search(line):
             continue
         try:

@@ -8,6 +8,7 @@ real tree's content nor touch it.
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -285,7 +286,10 @@ for top in ("clusters", "platform", "apps", "create", "snippets"):
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "tree"
+    return write_tree(tmp_path / "tree")
+
+
+def write_tree(root: Path) -> Path:
     for rel, text in FILES.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,11 +335,14 @@ needs_flux = pytest.mark.skipif(tools.find("flux") is None, reason=tools.missing
 needs_flux_schemas = pytest.mark.skipif(not FLUX_SCHEMAS.is_dir(), reason=flux_schemas.missing_reason(PROJECT_ROOT))
 
 
+ALL_CHECKS = (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, references,
+              applied_twice, cluster_vars, version_ranges, version_claims, tree_policy)
+
+
 @needs_kustomize
 @needs_flux_schemas
 def test_the_unmutated_tree_passes(tree):
-    for check in (yaml_parse, schemas, kustomize_build, kustomize_patches, substitution, flux_refs, references,
-                  applied_twice, cluster_vars, version_ranges, version_claims, tree_policy):
+    for check in ALL_CHECKS:
         assert failed(check.run(ctx(tree))) == [], check.__name__
 
 
@@ -437,6 +444,35 @@ def test_mutation_fails_at_its_line(tree, rel, old, new, check, line, words):
     if isinstance(line, str):
         line = line_of(tree, rel, line)
     assert_fails_at(check.run(ctx(tree)), rel, line, words)
+
+
+@needs_kustomize
+@needs_flux_schemas
+def test_a_folder_that_held_another_tree_is_checked_for_the_tree_it_holds(tree):
+    """Nothing the checks work out is kept by the folder alone: a tree
+    written where another was (pytest gives a removed test folder's name to
+    the next test) gets its own findings. Each edit keeps the file's size,
+    and the folder holds the unmutated tree again at the end."""
+    def found():
+        return sorted(f for check in ALL_CHECKS for f in failed(check.run(ctx(tree))))
+
+    def rewrite(rel: str | None = None, old: str = "", new: str = "") -> None:
+        shutil.rmtree(tree)
+        write_tree(tree)
+        if rel is not None:
+            assert len(old) == len(new), "a same-size edit: a stamp of sizes alone would not see it"
+            edit(tree, rel, old, new)
+
+    assert found() == []
+    for rel, old, new, line, words in (("versions.yaml", 'minimum: "1.35"', 'minimum: "1.33"', 1,
+                                        "is not one of kubernetes.supported"),
+                                       (LAYERS_FILE, "  prune: true\n", "  prune: fals\n", "prune:",
+                                        "prune")):
+        rewrite(rel, old, new)
+        line = line_of(tree, rel, line) if isinstance(line, str) else line
+        assert any(f.startswith(f"{rel}:{line}:") and words in f for f in found()), (rel, found())
+    rewrite()
+    assert found() == [], "a finding of a tree the folder no longer holds"
 
 
 @needs_flux_schemas

@@ -34,17 +34,24 @@ PREBUILT_ENV = "GITOPS_WHITEPAPER_PREBUILT"
 TIERS = ("offline", "kind", "kwok")
 
 
-@functools.lru_cache(maxsize=None)
-def versions(root: Path = PROJECT_ROOT) -> dict:
+def versions_text(root: Path = PROJECT_ROOT) -> str:
     with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return _parsed_versions(handle.read())
+        return handle.read()
+
+
+def versions(root: Path = PROJECT_ROOT) -> dict:
+    """versions.yaml of ``root``: read each time, parsed once per content.
+    What is worked out from it is cached by its content too, never by the
+    folder alone: the harness's own tests make trees in temporary folders,
+    and a later test's tree may get the folder of an earlier one (pytest
+    reuses the name of a folder it removed). Every module reads the file
+    through here. The result is shared: nothing may change it."""
+    return _parsed_versions(versions_text(root))
 
 
 @functools.lru_cache(maxsize=16)
 def _parsed_versions(text: str) -> dict:
-    # Parsed once per content (with libyaml when present): every tree the
-    # harness's own tests make has a versions.yaml, nearly always the same.
-    return yamlload.load(text) or {}
+    return yamlload.load(text) or {}  # libyaml when present
 
 
 def flux_version(root: Path = PROJECT_ROOT) -> str:
@@ -64,9 +71,13 @@ def replace_refused(root: Path = PROJECT_ROOT) -> dict[str, dict]:
     return dict(versions(root)["flux"].get("replace_refused") or {})
 
 
-@functools.lru_cache(maxsize=None)
 def tools(root: Path = PROJECT_ROOT) -> dict[str, Tool]:
     """name -> Tool, in versions.yaml order."""
+    return _tools(Path(root), versions_text(root))
+
+
+@functools.lru_cache(maxsize=16)
+def _tools(root: Path, _versions_text: str) -> dict[str, Tool]:
     out: dict[str, Tool] = {}
     for name, spec in (versions(root).get("tools") or {}).items():
         spec = dict(spec)

@@ -231,7 +231,6 @@ def _for_cluster(root: Path, cluster: str, _stamp: tuple, flux: str | None, kust
     return boot
 
 
-@functools.lru_cache(maxsize=16)
 def _tool(name: str, root: Path) -> str | None:
     return tools.find(name, root)
 

@@ -48,6 +48,7 @@ from harness import build_cache, tools
 from harness.checks import flux_render, yaml_docs
 from harness.checks.cluster_inventory import Source
 from harness.model import PROJECT_ROOT, Origin
+from toolchain import pins
 
 HELM_GROUP = "helm.toolkit.fluxcd.io"
 # `helm template` errors that say nothing about the release: the sources here
@@ -107,10 +108,8 @@ class ChartSources:
     path: str
 
 
-@functools.lru_cache(maxsize=4)
 def _versions(root: Path) -> dict:
-    with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        return yamlload.load(handle) or {}
+    return pins.versions(root)
 
 
 def chart_sources(root: Path) -> dict[str, ChartSources]:
@@ -398,7 +397,6 @@ def _render(root: Path, render: flux_render.ClusterRender, helm: str | None) -> 
     return result
 
 
-@functools.lru_cache(maxsize=4)
 def _helm(root: Path) -> str | None:
     return tools.find("helm", root)
 

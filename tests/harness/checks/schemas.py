@@ -29,13 +29,13 @@ from typing import Any
 import jsonschema
 import kubernetes_validate.utils as kv_utils
 import referencing
-import yamlload
 
 from harness.checks import yaml_docs
 from harness.flux_schemas import missing_reason as flux_schemas_missing
 from harness.model import PROJECT_ROOT, Context, Finding, Location, Origin, Outcome
 from harness.no_schema import NO_SCHEMA_FILE
 from harness.no_schema import reason as no_schema_reason
+from toolchain import pins
 
 CHECK = "schema"
 FLUX_GROUP_SUFFIX = ".toolkit.fluxcd.io"
@@ -59,13 +59,14 @@ class Skip:
 # -- Kubernetes schemas ----------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
 def kubernetes_version(root: Path = PROJECT_ROOT) -> str:
     """The schema set to use: versions.yaml kubernetes.minimum, or the newest
     minor the package ships that is not newer."""
-    with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        wanted = str((yamlload.load(handle) or {}).get("kubernetes", {}).get("minimum", ""))
+    return _kubernetes_version(str(pins.versions(root).get("kubernetes", {}).get("minimum", "")))
 
+
+@functools.lru_cache(maxsize=None)
+def _kubernetes_version(wanted: str) -> str:
     def minor(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version.split(".")[:2])
 

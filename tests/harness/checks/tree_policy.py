@@ -43,6 +43,7 @@ import yamlload
 
 from harness.checks import flux_policy, yaml_docs
 from harness.model import Context, Finding, Origin, Outcome
+from toolchain import pins
 
 ALLOWED_SECRETS_FILE = Path(__file__).resolve().parents[1] / "schemas" / "allowed-secrets.yaml"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
@@ -59,10 +60,8 @@ SCANNED_DIRS = yaml_docs.TREE_DIRS + ("docs",)
 PLACEHOLDER = "FILLED-IN-BY-TREE"
 
 
-@functools.lru_cache(maxsize=4)
 def _versions(root: Path) -> dict:
-    with open(root / "versions.yaml", encoding="utf-8") as handle:
-        return yamlload.load(handle) or {}
+    return pins.versions(root)
 
 
 @functools.lru_cache(maxsize=4)
