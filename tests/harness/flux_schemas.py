@@ -38,6 +38,7 @@ import yamlload
 
 from harness import tools
 from harness.model import PROJECT_ROOT
+from toolchain import pins
 
 GENERATED_DIR = "<tool cache>/flux-schemas"
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
@@ -58,9 +59,7 @@ class SchemaError(Exception):
 
 def pinned_version(root: Path = PROJECT_ROOT) -> str:
     """versions.yaml ``flux.version`` (without a leading ``v``)."""
-    with open(Path(root) / "versions.yaml", encoding="utf-8") as handle:
-        data = yamlload.load(handle) or {}
-    version = str((data.get("flux") or {}).get("version") or "").lstrip("v")
+    version = str((pins.versions(root).get("flux") or {}).get("version") or "").lstrip("v")
     if not version:
         raise SchemaError(f"{Path(root) / 'versions.yaml'}: no flux.version; pin the Flux version there")
     return version

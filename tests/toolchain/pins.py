@@ -44,8 +44,9 @@ def versions(root: Path = PROJECT_ROOT) -> dict:
     What is worked out from it is cached by its content too, never by the
     folder alone: the harness's own tests make trees in temporary folders,
     and a later test's tree may get the folder of an earlier one (pytest
-    reuses the name of a folder it removed). Every module reads the file
-    through here. The result is shared: nothing may change it."""
+    reuses the name of a folder it removed). Every module that reads its
+    values reads them through here. The result is shared: nothing may
+    change it."""
     return _parsed_versions(versions_text(root))
 
 

@@ -25,12 +25,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import yamlload
-
 from harness import build_cache, scratch, selection, tools
 from harness.checks import shellcheck as shellcheck_check
 from harness.checks import yaml_docs
 from harness.model import PROJECT_ROOT, Block, Context, Finding, Location, Origin, Outcome
+from toolchain import pins as toolchain_pins
 
 CHECK = "actionlint"
 PINS = "workflow-pins"
@@ -124,8 +123,7 @@ def actionlint(binary: str, texts: dict[str, str]) -> dict[str, list[dict]]:
 
 
 def _pinned(path: tuple[str, ...]) -> str:
-    with open(PROJECT_ROOT / "versions.yaml", encoding="utf-8") as handle:
-        value = yamlload.load(handle)
+    value = toolchain_pins.versions(PROJECT_ROOT)
     for key in path:
         value = (value or {}).get(key)
     return str(value or "")
