@@ -78,9 +78,9 @@ def tools(root: Path = PROJECT_ROOT) -> dict[str, Tool]:
 
 
 @functools.lru_cache(maxsize=16)
-def _tools(root: Path, _versions_text: str) -> dict[str, Tool]:
+def _tools(root: Path, text: str) -> dict[str, Tool]:
     out: dict[str, Tool] = {}
-    for name, spec in (versions(root).get("tools") or {}).items():
+    for name, spec in (_parsed_versions(text).get("tools") or {}).items():
         spec = dict(spec)
         build = spec.pop("build", "go-install")
         version = spec.pop("version", None)
